@@ -1,0 +1,77 @@
+"""Typed configs loaded from YAML, with `a.b=c` overrides and one-line errors on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from distill.errors import DistillError
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class Config(BaseModel):
+    """Base of every config: unknown keys are errors, so a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def load_yaml(path: Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise DistillError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise DistillError(f"{path}{at}: invalid YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DistillError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise DistillError(f"override '{dotted}': '{k}' is not a mapping")
+    node[keys[-1]] = value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `key.sub=value` strings; values are parsed as YAML scalars (so `3`, `true`, `[a, b]` work)."""
+    for item in overrides or []:
+        if "=" not in item:
+            raise DistillError(f"override '{item}': expected key=value")
+        key, raw = item.split("=", 1)
+        set_dotted(data, key.strip(), yaml.safe_load(raw))
+    return data
+
+
+def parse(cls: type[C], data: dict, source: str | Path) -> C:
+    """Validate `data` as `cls`; the first problem becomes `source: field 'a.b': message`."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise DistillError(f"{source}: field '{loc}': {err['msg']}{more}") from None
+
+
+def load(cls: type[C], path: Path | None, overrides: list[str] | None = None, base: dict | None = None) -> C:
+    """Config from an optional YAML file, then `base` defaults beneath it, then overrides on top."""
+    data = dict(base or {})
+    if path is not None:
+        data.update(load_yaml(path))
+    apply_overrides(data, overrides or [])
+    return parse(cls, data, path or "config")

@@ -1,0 +1,50 @@
+"""What every generation backend (teacher traces and eval samples alike) takes and returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters. Defaults are the DeepSeek-R1 protocol: no greedy decoding."""
+
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_tokens: int = 32768
+    n: int = 1  # samples per prompt
+    seed: int | None = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt to sample `Sampling.n` completions for. `messages` is the chat, no system turn by default."""
+
+    id: str
+    messages: list[dict]
+    # Text the response is forced to start with ("<think>\n" in the R1 protocol); returned in the completion.
+    prefix: str = ""
+
+
+@dataclass
+class Completion:
+    text: str  # the full completion, starting with the forced prefix
+    finish_reason: str  # "stop" | "length" | "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    extra: dict = field(default_factory=dict)  # backend-specific, e.g. a separate reasoning field
+
+
+class Backend(Protocol):
+    name: str  # "toy" | "transformers" | "vllm" | "openai"
+    version: str  # library version, recorded in each row's lineage
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
+        """Return, for each request in order, `sampling.n` completions."""
+        ...
+
+    def close(self) -> None: ...

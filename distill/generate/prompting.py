@@ -1,0 +1,38 @@
+"""R1 prompts and the split of a completion into reasoning and response.
+
+Usage advice from the DeepSeek-R1 card: no system prompt; for math append the boxed-answer
+instruction; force the response to start with "<think>\\n".
+"""
+
+from __future__ import annotations
+
+import re
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+THINK_PREFIX = "<think>\n"
+MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+# name -> per-domain suffix appended to the problem text; "plain" sends the problem as it is.
+TEMPLATES: dict[str, dict[str, str]] = {
+    "r1": {"math": "\n" + MATH_INSTRUCTION, "science": "\n" + MATH_INSTRUCTION},
+    "plain": {},
+}
+
+
+def user_prompt(problem: str, domain: str, template: str = "r1") -> str:
+    return problem + TEMPLATES[template].get(domain, "")
+
+
+def messages_for(problem: str, domain: str, template: str = "r1") -> list[dict]:
+    return [{"role": "user", "content": user_prompt(problem, domain, template)}]
+
+
+_THINK = re.compile(r"^\s*<think>(.*?)</think>(.*)$", re.DOTALL)
+
+
+def split_think(completion: str) -> tuple[str | None, str | None]:
+    """(reasoning, response) of a `<think>...</think>answer` completion; (None, None) if the tags are broken."""
+    m = _THINK.match(completion)
+    if not m:
+        return None, None
+    return m.group(1).strip("\n"), m.group(2).strip()

@@ -1,0 +1,244 @@
+"""Sharded stage directories and the runner that fills them.
+
+A stage maps input shard i to output shard i. Each shard is written in this order: the Parquet part
+(atomically), then `stats/i.json`, then `done/i`; so a `done/` marker proves the shard is complete and
+a killed stage reruns only the shards without one. Workers claim a shard with an exclusive lock file,
+so any number of concurrent processes (a pool, a Slurm array, several nodes on a shared filesystem)
+never write the same shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from distill.errors import DistillError
+from distill.io import write_json, write_text
+
+log = logging.getLogger(__name__)
+
+# A claim on another host counts as abandoned once its heartbeat is this old.
+CLAIM_STALE_S = 600.0
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _diff_keys(a, b, f"{prefix}{k}.")
+        elif a != b:
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class StageDir:
+    """One stage's output directory: config.json, part-*.parquet, rejected/, stats/, done/, claims/."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    def part(self, i: int) -> Path:
+        return self.path / f"part-{i:05d}.parquet"
+
+    def rejected(self, i: int) -> Path:
+        return self.path / "rejected" / f"part-{i:05d}.parquet"
+
+    def chunks(self, i: int) -> Path:
+        """Where a long shard checkpoints its finished chunks before they are merged into the part."""
+        return self.path / "chunks" / f"{i:05d}"
+
+    def stats_file(self, i: int) -> Path:
+        return self.path / "stats" / f"{i:05d}.json"
+
+    def done_file(self, i: int) -> Path:
+        return self.path / "done" / f"{i:05d}"
+
+    def is_done(self, i: int) -> bool:
+        return self.done_file(i).exists()
+
+    def prepare(self, config: dict) -> None:
+        """Record the stage config; refuse to resume into a directory made with a different one."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        cfg_file = self.path / "config.json"
+        new_hash = config_hash(config)
+        if cfg_file.exists():
+            old = json.loads(cfg_file.read_text())
+            if old.get("hash") != new_hash:
+                changed = ", ".join(_diff_keys(old.get("config", {}), json.loads(json.dumps(config, default=str))))
+                raise DistillError(
+                    f"{cfg_file}: this stage was started with another config (changed: {changed or '?'}); "
+                    "use a new output directory or delete this one"
+                )
+            return
+        write_json(cfg_file, {"hash": new_hash, "config": config})
+
+    def config(self) -> dict:
+        return json.loads((self.path / "config.json").read_text())["config"]
+
+    def finish(self, i: int, stats: dict) -> None:
+        write_json(self.stats_file(i), stats)
+        write_text(self.done_file(i), "")
+
+    def done_shards(self) -> list[int]:
+        d = self.path / "done"
+        return sorted(int(p.name) for p in d.iterdir()) if d.exists() else []
+
+    def parts(self) -> list[Path]:
+        """The output parts of the finished shards, in shard order."""
+        return [self.part(i) for i in self.done_shards() if self.part(i).exists()]
+
+    def rejected_parts(self) -> list[Path]:
+        return [self.rejected(i) for i in self.done_shards() if self.rejected(i).exists()]
+
+    def stats(self) -> list[dict]:
+        return [json.loads(self.stats_file(i).read_text()) for i in self.done_shards()]
+
+    def is_complete(self) -> bool:
+        """True once every planned shard (recorded in plan.json) has its done marker."""
+        plan = self.path / "plan.json"
+        if not plan.exists():
+            return False
+        n = json.loads(plan.read_text())["n_shards"]
+        return all(self.is_done(i) for i in range(n))
+
+    def plan(self, n_shards: int) -> None:
+        write_json(self.path / "plan.json", {"n_shards": n_shards})
+
+    @contextmanager
+    def claim(self, i: int) -> Iterator[bool]:
+        """Yield True if this process now owns shard i, False if a live worker holds it."""
+        lock = self.path / "claims" / f"{i:05d}"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if not self._claim_is_stale(lock):
+                    yield False
+                    return
+                log.warning("shard %d: taking over an abandoned claim %s", i, lock)
+                lock.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            try:
+                yield True
+            finally:
+                lock.unlink(missing_ok=True)
+            return
+        yield False
+
+    @staticmethod
+    def _claim_is_stale(lock: Path) -> bool:
+        try:
+            holder = json.loads(lock.read_text())
+            age = time.time() - lock.stat().st_mtime
+        except (FileNotFoundError, json.JSONDecodeError):
+            return True  # released meanwhile, or a writer died between create and write
+        if holder.get("host") == socket.gethostname():
+            return not _pid_alive(int(holder.get("pid", -1)))
+        return age > CLAIM_STALE_S
+
+
+ShardTask = Callable[[int], dict]
+
+
+def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | None:
+    """Run shard i if it is neither done nor claimed; return its stats, or None when skipped."""
+    with stage.claim(i) as mine:
+        if not mine or stage.is_done(i):
+            return None
+        start = time.time()
+        stats = task(i)
+        stats = {"shard": i, **stats, "seconds": round(time.time() - start, 3)}
+        stage.finish(i, stats)
+        return stats
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+
+
+def run_shards(
+    stage: StageDir,
+    n_shards: int,
+    task: ShardTask,
+    *,
+    workers: int = 1,
+    rank: int = 0,
+    world_size: int = 1,
+    desc: str = "",
+) -> list[dict]:
+    """Run every unfinished shard of this rank (`shards[rank::world_size]`) in-process or in a pool.
+
+    `task(i)` writes shard i's outputs and returns its counters; the runner then writes stats and the
+    done marker. `task` must be picklable when workers > 1 (a module-level function or a partial).
+    """
+    if not 0 <= rank < world_size:
+        raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
+    stage.plan(n_shards)
+    todo = [i for i in range(n_shards)[rank::world_size] if not stage.is_done(i)]
+    if len(todo) < len(range(n_shards)[rank::world_size]):
+        log.info("%s: %d shard(s) already done, %d to run", stage.path, n_shards - len(todo), len(todo))
+    results: list[dict] = []
+    with _progress() as bar:
+        t = bar.add_task(desc or stage.path.name, total=len(todo), rows=0)
+        rows = 0
+
+        def record(stats: dict | None) -> None:
+            nonlocal rows
+            if stats is not None:
+                results.append(stats)
+                rows += int(stats.get("rows_out", 0))
+            bar.update(t, advance=1, rows=rows)
+
+        if workers <= 1 or len(todo) <= 1:
+            for i in todo:
+                record(_run_one(stage, task, i))
+        else:
+            # spawn, not fork: the parent may hold torch or tokenizer threads that fork would copy.
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(_run_one, stage, task, i) for i in todo]
+                for fut in as_completed(futures):
+                    record(fut.result())
+    return sorted(results, key=lambda s: s["shard"])
