@@ -1,0 +1,157 @@
+"""A procedural teacher that writes DeepSeek-R1-style traces for toy arithmetic, mistakes included.
+
+A clean trace works column by column inside `<think>`, checks itself, then boxes the answer:
+
+    <think>
+    We need 47 + 38.
+    Ones: 7 + 8 = 15. Write 5, carry 1.
+    Tens: 4 + 3 + 1 = 8. Write 8.
+    So 47 + 38 = 85.
+    Check: 85 - 38 = 47. It matches.
+    </think>
+    47 + 38 = \\boxed{85}
+
+At configured rates it also makes the mistakes a real teacher makes, so the filter has work to do:
+a silent arithmetic slip (wrong answer), a slip caught with "Wait" (still correct: R1 does this), a
+missing `</think>`, a runaway repetition loop, a switch into Chinese, and a trace cut off at the limit.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from pydantic import Field
+
+from distill.config import Config
+from distill.toy.tasks import parse_prompt, solve
+
+PLACES = ("Ones", "Tens", "Hundreds", "Thousands", "Ten-thousands")
+PLACES_ZH = ("个位", "十位", "百位", "千位", "万位")
+
+_TOKEN = re.compile(r"\d|[^\W\d]+|\S|\n")
+
+
+class ToyTeacherConfig(Config):
+    """Rates of each mistake, per trace; at most one mistake per trace."""
+
+    wrong_answer: float = Field(0.12, ge=0, le=1, description="silent slip in one column: wrong final answer")
+    self_correction: float = Field(0.15, ge=0, le=1, description="slip caught with 'Wait', then fixed (still correct)")
+    missing_think_close: float = Field(0.04, ge=0, le=1, description="the </think> tag is never written")
+    repetition: float = Field(0.04, ge=0, le=1, description="a line repeats until the token limit")
+    language_switch: float = Field(0.04, ge=0, le=1, description="the column steps are written in Chinese")
+    truncation: float = Field(0.03, ge=0, le=1, description="the trace stops mid-way at the token limit")
+
+
+def count_tokens(text: str) -> int:
+    """Token count as a digit-splitting tokenizer sees it (one per digit, word, symbol or newline)."""
+    return len(_TOKEN.findall(text))
+
+
+def _truncate(text: str, max_tokens: int) -> str:
+    ends = [m.end() for m in _TOKEN.finditer(text)]
+    return text if len(ends) <= max_tokens else text[: ends[max_tokens - 1]]
+
+
+def _columns(a: int, op: str, b: int) -> list[tuple[str, int]]:
+    """(equation, digit written) per column, least significant first; the last may write several digits."""
+    steps = []
+    if op == "*":
+        carry, digits = 0, str(a)[::-1]
+        for i, d in enumerate(digits):
+            v = int(d) * b + carry
+            last = i == len(digits) - 1
+            eq = f"{d} * {b}" + (f" + {carry}" if carry else "") + f" = {v}."
+            steps.append((eq + (f" Write {v}." if last else f" Write {v % 10}" + (f", carry {v // 10}." if v >= 10 else ".")), v))
+            carry = v // 10
+        return steps
+    da, db = str(a)[::-1], str(b)[::-1].ljust(len(str(a)), "0")
+    carry = 0
+    for i, (x, y) in enumerate(zip(da, db)):
+        x, y = int(x), int(y)
+        last = i == len(da) - 1
+        if op == "+":
+            v = x + y + carry
+            eq = f"{x} + {y}" + (f" + {carry}" if carry else "") + f" = {v}."
+            if last:
+                steps.append((eq + f" Write {v}.", v))
+            else:
+                steps.append((eq + f" Write {v % 10}" + (", carry 1." if v >= 10 else "."), v % 10))
+            carry = v // 10
+        else:
+            top = x - carry
+            if top < y:
+                eq = f"{x}" + (" - 1" if carry else "") + f" < {y}, borrow 1. {top + 10} - {y} = {top + 10 - y}."
+                v, carry = top + 10 - y, 1
+            else:
+                eq = f"{x}" + (" - 1" if carry else "") + f" - {y} = {top - y}."
+                v, carry = top - y, 0
+            steps.append((eq + f" Write {v}.", v))
+    return steps
+
+
+def _check_line(a: int, op: str, b: int, result: int) -> str:
+    inverse = {"+": f"{result} - {b} = {result - b}", "-": f"{result} + {b} = {result + b}", "*": f"{result} / {b} = {result / b:g}"}[op]
+    return f"Check: {inverse}. It matches."
+
+
+def write_trace(prompt: str, rng: random.Random, cfg: ToyTeacherConfig, max_tokens: int) -> tuple[str, str]:
+    """(completion, finish_reason) for one sample; the completion starts with "<think>\\n"."""
+    a, op, b = parse_prompt(prompt)
+    truth = solve(a, op, b)
+    mistakes = [
+        ("wrong_answer", cfg.wrong_answer),
+        ("self_correction", cfg.self_correction),
+        ("missing_think_close", cfg.missing_think_close),
+        ("repetition", cfg.repetition),
+        ("language_switch", cfg.language_switch),
+        ("truncation", cfg.truncation),
+    ]
+    roll, mistake = rng.random(), None
+    for name, rate in mistakes:
+        if roll < rate:
+            mistake = name
+            break
+        roll -= rate
+
+    steps = _columns(a, op, b)
+    places = PLACES_ZH if mistake == "language_switch" else PLACES
+    lines = [f"We need {a} {op} {b}."]
+    slip_at = rng.randrange(len(steps))
+    answer = truth
+    for i, (eq, _) in enumerate(steps):
+        if mistake in ("wrong_answer", "self_correction") and i == slip_at:
+            slipped, delta = _slip(eq, rng)
+            if mistake == "self_correction":
+                lines.append(f"{places[i]}: {slipped}")
+                lines.append(f"Wait, that is not right. Let me redo the {places[i].lower()}.")
+            else:
+                eq, answer = slipped, truth + delta * 10**i
+        line = f"{places[i]}: {eq}"
+        if mistake == "language_switch":
+            line = line.replace("Write", "写").replace("carry", "进").replace("borrow", "借")
+        lines.append(line)
+    lines.append(f"So {a} {op} {b} = {answer}.")
+    if mistake == "repetition":
+        lines += [f"Let me check {a} {op} {b} again."] * (max_tokens // 4 + 1)
+    lines.append(_check_line(a, op, b, answer) if answer == truth else "Check: the columns add up. It matches.")
+    think = "<think>\n" + "\n".join(lines) + "\n"
+    completion = think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
+
+    if mistake == "truncation":
+        return _truncate(completion, max(1, rng.randrange(count_tokens(completion) // 2, count_tokens(completion)))), "length"
+    if count_tokens(completion) > max_tokens:
+        return _truncate(completion, max_tokens), "length"
+    return completion, "stop"
+
+
+def _slip(eq: str, rng: random.Random) -> tuple[str, int]:
+    """The column equation with its result and written digit off by one, and that offset.
+
+    The offset keeps a written single digit in 0..9, so the slipped trace stays self-consistent and
+    its final answer is off by exactly offset * 10**column.
+    """
+    m = re.search(r"= (\d+)\.(.*) Write (\d+)", eq)
+    written = int(m.group(3))
+    delta = -1 if written == 9 else 1 if written == 0 else rng.choice([-1, 1])
+    return eq[: m.start()] + f"= {int(m.group(1)) + delta}.{m.group(2)} Write {written + delta}" + eq[m.end():], delta
