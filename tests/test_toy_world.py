@@ -1,0 +1,83 @@
+import random
+import re
+from collections import Counter
+
+import pytest
+
+from distill.errors import DistillError
+from distill.generate.prompting import split_think
+from distill.toy.tasks import make_problems, parse_prompt, solve
+from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
+
+NO_MISTAKES = dict(wrong_answer=0, self_correction=0, missing_think_close=0, repetition=0, language_switch=0, truncation=0)
+
+
+def boxed(text):
+    m = re.search(r"\\boxed\{(-?\d+)\}", text)
+    return int(m.group(1)) if m else None
+
+
+@pytest.mark.parametrize("ops", [("+",), ("-",), ("*",), ("+", "-", "*")])
+def test_problems_have_exact_answers_and_held_out_split_is_disjoint(ops):
+    train = make_problems(400, seed=0, ops=ops, digits=3)
+    test = make_problems(100, seed=0, split="test", ops=ops, digits=3)
+    assert {p["id"] for p in train}.isdisjoint({p["id"] for p in test})
+    assert len({p["id"] for p in train}) == 400
+    for p in train + test:
+        assert int(p["answer"]) == solve(*parse_prompt(p["prompt"]))
+    assert make_problems(50, seed=1, ops=ops) == make_problems(50, seed=1, ops=ops)
+    assert make_problems(50, seed=1, ops=ops) != make_problems(50, seed=2, ops=ops)
+
+
+def test_asking_for_more_problems_than_exist_is_an_error():
+    with pytest.raises(DistillError, match="only .* exist"):
+        make_problems(10_000, split="test", digits=2)
+
+
+@pytest.mark.parametrize("ops", [("+",), ("-",), ("*",)])
+def test_clean_traces_are_correct_and_well_formed(ops):
+    for p in make_problems(200, seed=3, ops=ops, digits=3):
+        text, finish = write_trace(p["prompt"], random.Random(p["id"]), ToyTeacherConfig(**NO_MISTAKES), 1024)
+        reasoning, response = split_think(text)
+        assert finish == "stop" and text.startswith("<think>\n")
+        assert reasoning and "Check:" in reasoning
+        assert boxed(response) == int(p["answer"])
+
+
+def test_each_mistake_leaves_its_mark():
+    prompt, truth = "What is 478 + 365?", 843
+
+    def trace(mistake, max_tokens=1024, seed=0):
+        return write_trace(prompt, random.Random(seed), ToyTeacherConfig(**{**NO_MISTAKES, mistake: 1.0}), max_tokens)
+
+    for seed in range(20):
+        assert boxed(trace("wrong_answer", seed=seed)[0]) != truth
+        text, _ = trace("self_correction", seed=seed)
+        assert "Wait" in text and boxed(text) == truth
+    text, finish = trace("missing_think_close")
+    assert "</think>" not in text and split_think(text) == (None, None) and finish == "stop"
+    text, finish = trace("repetition", max_tokens=200)
+    assert finish == "length" and count_tokens(text) == 200 and text.count("Let me check") > 5
+    text, _ = trace("language_switch")
+    assert re.search(r"[\u4e00-\u9fff]", text) and boxed(text) == truth
+    text, finish = trace("truncation")
+    assert finish == "length" and "\\boxed" not in text
+
+
+def test_mistake_rates_match_the_config():
+    cfg = ToyTeacherConfig()
+    counts = Counter()
+    problems = make_problems(2000, seed=5)
+    for p in problems:
+        text, finish = write_trace(p["prompt"], random.Random(p["id"]), cfg, 1024)
+        reasoning, response = split_think(text)
+        if finish == "length":
+            counts["cut"] += 1
+        elif reasoning is None:
+            counts["no_close"] += 1
+        elif boxed(response) != int(p["answer"]):
+            counts["wrong"] += 1
+    n = len(problems)
+    assert abs(counts["wrong"] / n - cfg.wrong_answer) < 0.03
+    assert abs(counts["no_close"] / n - cfg.missing_think_close) < 0.02
+    assert abs(counts["cut"] / n - (cfg.repetition + cfg.truncation)) < 0.02
