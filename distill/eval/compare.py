@@ -1,0 +1,54 @@
+"""Distilled vs baseline: the paired difference per benchmark with a bootstrap 95% CI, and a protocol
+check that warns when the two were not sampled under the same settings."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from distill.eval.metrics import paired_bootstrap
+from distill.eval.scores import per_problem
+from distill.eval.stage import SCORE_COLUMNS, load_samples
+
+log = logging.getLogger(__name__)
+
+def protocol_mismatches(a: dict, b: dict, names: tuple[str, str] = ("a", "b")) -> list[str]:
+    """Human-readable differences between two scores.json files' protocols, per shared benchmark.
+
+    Different temperature, k, token limit, prefix, template, scorer or problem set make two numbers
+    incomparable; a benchmark present in only one of them is reported too.
+    """
+    out = []
+    ba, bb = a.get("benchmarks", {}), b.get("benchmarks", {})
+    for name in sorted(set(ba) ^ set(bb)):
+        out.append(f"{name}: evaluated for {names[0] if name in ba else names[1]} only")
+    for name in sorted(set(ba) & set(bb)):
+        pa_, pb = ba[name].get("protocol", {}), bb[name].get("protocol", {})
+        for key in sorted(set(pa_) | set(pb)):
+            if pa_.get(key) != pb.get(key):
+                out.append(f"{name}: {key} differs ({names[0]}={pa_.get(key)!r}, {names[1]}={pb.get(key)!r})")
+    return out
+
+
+def compare(distilled_dir: Path, baseline_dir: Path, *, resamples: int = 10_000, seed: int = 0) -> dict:
+    """Per shared benchmark: pass@1 and cons@k differences (distilled - baseline) on the problems both
+    models answered, with paired bootstrap CIs; plus the protocol mismatches found."""
+    da, db = Path(distilled_dir), Path(baseline_dir)
+    sa, sb = (json.loads((d / "scores.json").read_text()) for d in (da, db))
+    mismatches = protocol_mismatches(sa, sb, (da.name, db.name))
+    for m in mismatches:
+        log.warning("protocol mismatch between %s and %s: %s", da.name, db.name, m)
+    rows_a, rows_b = load_samples(da, SCORE_COLUMNS), load_samples(db, SCORE_COLUMNS)
+    result = {}
+    for name in sorted(set(sa["benchmarks"]) & set(sb["benchmarks"])):
+        pa_ = per_problem([r for r in rows_a if r["benchmark"] == name])
+        pb = per_problem([r for r in rows_b if r["benchmark"] == name])
+        shared = sorted(set(pa_) & set(pb))
+        result[name] = {
+            "pass@1": paired_bootstrap([pa_[p]["pass@1"] for p in shared], [pb[p]["pass@1"] for p in shared], n_resamples=resamples, seed=seed),
+            "cons@k": paired_bootstrap([float(pa_[p]["cons"]) for p in shared], [float(pb[p]["cons"]) for p in shared], n_resamples=resamples, seed=seed),
+            "only_distilled": len(set(pa_) - set(pb)),
+            "only_baseline": len(set(pb) - set(pa_)),
+        }
+    return {"distilled": da.name, "baseline": db.name, "benchmarks": result, "protocol_mismatches": mismatches}

@@ -1,0 +1,201 @@
+"""`distill report`: one self-contained HTML page (plots inlined as base64 PNG) and a Markdown file
+(plots beside it as PNG files) from a run directory.
+
+Sections: results with 95% CIs and termination metrics, distilled - baseline with paired bootstrap
+CIs, the R1 paper's rows for the same models, the curation funnel, the training loss, and notes
+(protocol mismatches, missing pieces).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+from pathlib import Path
+
+from distill.errors import DistillError
+from distill.io import write_text
+from distill.report import plots
+from distill.report.collect import collect
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}"
+
+
+def _ci(lo: float, hi: float) -> str:
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _signed(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def results_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "benchmark", "problems", "k", "pass@1 (%)", "95% CI", "cons@k (%)", "pass@k (%)",
+            "unfinished (%)", "repetition (%)", "tokens to answer"]
+    rows = []
+    for name, m in data["models"].items():
+        for bench, s in sorted(m["scores"]["benchmarks"].items()):
+            t = s["termination"]
+            kmax = str(s["k"])
+            tta = t.get("mean_tokens_to_answer")
+            rows.append([name, bench, str(s["n_problems"]), kmax, _pct(s["pass@1"]), _ci(*s["pass@1_ci95"]),
+                         _pct(s["cons@k"]), _pct(s["pass@k"].get(kmax)), _pct(t["unfinished"]), _pct(t["repetition"]),
+                         "" if tta is None else f"{tta:.0f}"])
+    return head, rows
+
+
+def comparison_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["distilled", "baseline", "benchmark", "problems", "Δ pass@1 (pts)", "95% CI", "Δ cons@k (pts)", "95% CI", "P(Δ pass@1 ≤ 0)"]
+    rows = []
+    for c in data["comparisons"]:
+        for bench, r in sorted(c["benchmarks"].items()):
+            p, v = r["pass@1"], r["cons@k"]
+            rows.append([c["distilled"], c["baseline"], bench, str(p["n_problems"]), _signed(p["diff"]), _ci(p["ci_low"], p["ci_high"]),
+                         _signed(v["diff"]), _ci(v["ci_low"], v["ci_high"]), f"{p['p_not_better']:.3f}"])
+    return head, rows
+
+
+def reference_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    """For each model with a paper row: the paper's numbers and ours on the same benchmark and metric."""
+    cols = data["reference"]["columns"]
+    head = ["model", "source"] + list(cols.values())
+    rows = []
+    for name, ref in data["reference_rows"].items():
+        rows.append([name, f"R1 paper: {ref['model']}"] + [str(ref["scores"].get(c, "")) for c in cols])
+        ours = data["models"][name]["scores"]["benchmarks"]
+        cells = []
+        for c in cols:
+            bench, metric = c.split("/")
+            cells.append(_pct(ours[bench][metric]) if bench in ours and metric in ours[bench] else "")
+        rows.append([name, "this run"] + cells)
+    return head, rows
+
+
+def funnel_table(f: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["step", "traces", "share of input (%)"]
+    n = max(f["rows_in"], 1)
+    rows = [["traces in", str(f["rows_in"]), "100.0"]]
+    rows += [[f"rejected: {r}", str(c), f"{100 * c / n:.1f}"] for r, c in f["rejected"].items()]
+    rows.append(["kept", str(f["rows_out"]), f"{100 * f['rows_out'] / n:.1f}"])
+    return head, rows
+
+
+def figures(data: dict) -> dict[str, bytes]:
+    figs = {}
+    if data["models"]:
+        order = list(data["models"])
+        figs["accuracy"] = plots.accuracy(data["models"], order)
+        figs["lengths"] = plots.lengths(data["samples"])
+    if data["funnel"]:
+        figs["funnel"] = plots.funnel(data["funnel"])
+    if data["losses"]:
+        figs["loss"] = plots.loss(data["losses"])
+    return figs
+
+
+def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
+    """(id, title, table, figure name) in page order."""
+    out = []
+    if data["models"]:
+        out.append(("results", "Results", results_table(data), "accuracy"))
+    if data["comparisons"]:
+        out.append(("comparison", "Distilled vs baseline (paired bootstrap over problems)", comparison_table(data), None))
+    out.append(("reference", "DeepSeek-R1 paper, Table 5 (same models)", reference_table(data) if data["reference_rows"] else None, None))
+    if data["models"]:
+        out.append(("lengths", "Response lengths", None, "lengths"))
+    if data["funnel"]:
+        out.append(("funnel", "Curation funnel", funnel_table(data["funnel"]), "funnel"))
+    if data["losses"]:
+        final = [[s, str(p[-1]["step"]), f"{p[-1]['loss']:.4f}"] for s, p in sorted(data["losses"].items())]
+        out.append(("loss", "Training loss", (["student", "last step", "last loss"], final), "loss"))
+    return out
+
+
+LEGEND = (
+    "pass@1: mean correctness over the k samples per problem, averaged over problems (R1 protocol: T=0.6, "
+    "top-p 0.95, response forced to start with `<think>\\n`). cons@k: majority vote over the k answers. "
+    "pass@k: unbiased estimator. 95% CI: percentile bootstrap over problems. Unfinished: samples cut at the "
+    "token limit; repetition: samples ending in a repeated block; tokens to answer: mean completion tokens "
+    "of samples that stopped with an answer."
+)
+
+
+def markdown(data: dict, figs: dict[str, str]) -> str:
+    lines = [f"# distill report: {data['name']}", "", LEGEND, ""]
+    for sid, title, table, fig in _sections(data):
+        lines += [f"## {title}", ""]
+        if sid == "reference":
+            lines += [f"Source: {data['reference']['citation']}", ""]
+            if table is None:
+                lines += ["No model of this run matches a distilled model of the paper.", ""]
+        if table is not None:
+            head, rows = table
+            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+            lines.append("")
+        if fig:
+            lines += [f"![{title}]({figs[fig]})", ""]
+    if data["notes"]:
+        lines += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
+    return "\n".join(lines)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f0f0f0}td:first-child,th:first-child,td:nth-child(2){text-align:left}
+img{max-width:100%;display:block;margin:8px 0}.legend,.note{color:#555;font-size:13px}.warn{color:#a40}
+"""
+
+
+def _html_table(sid: str, table: tuple) -> str:
+    head, rows = table
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table id="table-{sid}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>'
+
+
+def html_page(data: dict, figs: dict[str, bytes]) -> str:
+    made = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = [f"<h1>distill report: {html.escape(data['name'])}</h1>", f'<p class="legend">{html.escape(LEGEND)} Generated {made}.</p>']
+    for sid, title, table, fig in _sections(data):
+        body.append(f'<section id="{sid}"><h2>{html.escape(title)}</h2>')
+        if sid == "reference":
+            body.append(f'<p class="note">Source: {html.escape(data["reference"]["citation"])}</p>')
+            if table is None:
+                body.append('<p class="note">No model of this run matches a distilled model of the paper.</p>')
+        if table is not None:
+            body.append(_html_table(sid, table))
+        if fig:
+            b64 = base64.b64encode(figs[fig]).decode()
+            body.append(f'<img id="plot-{fig}" alt="{html.escape(title)}" src="data:image/png;base64,{b64}">')
+        body.append("</section>")
+    if data["notes"]:
+        body.append('<section id="notes"><h2>Notes</h2><ul>' + "".join(f'<li class="warn">{html.escape(n)}</li>' for n in data["notes"]) + "</ul></section>")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>distill report: {html.escape(data['name'])}</title><style>{CSS}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )
+
+
+def run(run_dir: Path, out: Path) -> Path:
+    """Write out/index.html, out/report.md and out/plots/*.png; return the HTML page's path."""
+    run_dir, out = Path(run_dir), Path(out)
+    if not run_dir.is_dir():
+        raise DistillError(f"{run_dir}: run directory not found")
+    data = collect(run_dir)
+    if not data["models"] and not data["funnel"] and not data["losses"]:
+        raise DistillError(f"{run_dir}: nothing to report (no 03_curated/stats, 04_sft/*/metrics.jsonl or 05_eval/*/scores.json)")
+    figs = figures(data)
+    for name, png in figs.items():
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+        path = out / "plots" / f"{name}.png"
+        path.with_suffix(".tmp").write_bytes(png)
+        path.with_suffix(".tmp").replace(path)
+    write_text(out / "report.md", markdown(data, {n: f"plots/{n}.png" for n in figs}))
+    write_text(out / "index.html", html_page(data, figs))
+    return out / "index.html"

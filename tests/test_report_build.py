@@ -1,0 +1,171 @@
+"""The report from a run directory: tables with CIs, R1 reference rows, funnel, loss, plots; and the
+HTML page rendered by headless Chromium, its screenshot checked where the DOM says the table and plots are."""
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from distill.errors import DistillError
+from distill.eval.config import EvalConfig, ModelSpec
+from distill.eval.stage import run as run_eval
+from distill.report.build import run as build_report
+from distill.report.collect import paper_protocol_gaps, reference, reference_rows
+
+FUNNEL = [
+    {"shard": 0, "rows_in": 100, "rows_out": 70, "rejected": {"wrong_answer": 18, "repetition": 7, "missing_think_close": 5}},
+    {"shard": 1, "rows_in": 50, "rows_out": 36, "rejected": {"wrong_answer": 9, "language_mixing": 5}},
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory as the stages leave it: filter stats, a student's loss log, two evaluated models."""
+    d = tmp_path_factory.mktemp("run") / "toyrun"
+    for s in FUNNEL:
+        (d / "03_curated" / "stats").mkdir(parents=True, exist_ok=True)
+        (d / "03_curated" / "stats" / f"{s['shard']:05d}.json").write_text(json.dumps(s))
+    (d / "04_sft" / "qwen-tiny").mkdir(parents=True)
+    lines = [json.dumps({"step": s, "loss": 3.0 / s, "tokens_seen": 1000 * s}) for s in range(1, 21)]
+    (d / "04_sft" / "qwen-tiny" / "metrics.jsonl").write_text("\n".join(lines[:10] + ["{broken"] + lines[10:]) + "\n")
+    cfg = EvalConfig.model_validate({"benchmarks": ["toy_arith"], "overrides": {"toy_arith": {"toy": {"n": 30}}}, "bootstrap_resamples": 1000})
+    models = [
+        ModelSpec(name="distilled", backend="toy", model="toy-teacher", baseline="baseline", r1_reference="DeepSeek-R1-Distill-Qwen-1.5B"),
+        ModelSpec(name="baseline", backend="toy", model="toy-teacher", toy={"wrong_answer": 0.6, "repetition": 0.2}),
+    ]
+    for m in models:
+        run_eval(cfg, m, d / "05_eval" / m.name)
+    (d / "pipeline.yaml").write_text(yaml.safe_dump({"name": "toyrun", "eval": {"models": [m.model_dump(mode="json") for m in models]}}))
+    build_report(d, d / "report")
+    return d
+
+
+def table(md: str, header_start: str) -> list[list[str]]:
+    lines = md.splitlines()
+    i = next(i for i, l in enumerate(lines) if l.startswith("| " + header_start))
+    rows = []
+    for l in lines[i + 2 :]:
+        if not l.startswith("|"):
+            break
+        rows.append([c.strip() for c in l.strip("|").split("|")])
+    return rows
+
+
+def test_markdown_has_results_with_cis_comparison_reference_funnel_and_loss(run_dir):
+    md = (run_dir / "report" / "report.md").read_text()
+    scores = {m: json.loads((run_dir / "05_eval" / m / "scores.json").read_text())["benchmarks"]["toy_arith"] for m in ("distilled", "baseline")}
+    results = {r[0]: r for r in table(md, "model | benchmark")}
+    for m, s in scores.items():
+        assert results[m][4] == f"{100 * s['pass@1']:.1f}"
+        assert results[m][5] == f"[{100 * s['pass@1_ci95'][0]:.1f}, {100 * s['pass@1_ci95'][1]:.1f}]"
+        assert results[m][8] == f"{100 * s['termination']['unfinished']:.1f}"
+    (cmp_row,) = table(md, "distilled | baseline")
+    assert cmp_row[:3] == ["distilled", "baseline", "toy_arith"]
+    assert float(cmp_row[4]) == pytest.approx(100 * (scores["distilled"]["pass@1"] - scores["baseline"]["pass@1"]), abs=0.051)
+    lo, hi = (float(x) for x in cmp_row[5].strip("[]").split(","))
+    assert 0 < lo <= float(cmp_row[4]) <= hi
+    ref = table(md, "model | source")
+    assert ref[0][:3] == ["distilled", "R1 paper: DeepSeek-R1-Distill-Qwen-1.5B", "28.9"] and ref[0][4] == "83.9"
+    assert "arXiv:2501.12948" in md and "Table 5" in md
+    funnel = {r[0]: int(r[1]) for r in table(md, "step | traces")}
+    assert funnel == {"traces in": 150, "rejected: wrong_answer": 27, "rejected: repetition": 7, "rejected: missing_think_close": 5,
+                      "rejected: language_mixing": 5, "kept": 106}
+    assert table(md, "student | last step") == [["qwen-tiny", "20", "0.1500"]]
+    assert "metrics.jsonl:11: unreadable line skipped" in md  # named, not silently dropped
+    for name in ("accuracy", "lengths", "funnel", "loss"):
+        assert f"(plots/{name}.png)" in md
+        assert (run_dir / "report" / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_html_is_self_contained(run_dir):
+    page = (run_dir / "report" / "index.html").read_text()
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    for s in srcs:
+        assert base64.b64decode(s.split(",", 1)[1])[:4] == b"\x89PNG"
+    assert not re.search(r'(href|src)="(https?:|file:|/)', page) and "<link" not in page and "<script" not in page
+    for sid in ("table-results", "table-comparison", "table-reference", "table-funnel", "plot-accuracy", "plot-funnel"):
+        assert f'id="{sid}"' in page
+
+
+def test_reference_row_follows_the_baseline_base_model():
+    models = {
+        "student": {"spec": {"model": "runs/x/04_sft/s/model"}},
+        "base": {"spec": {"model": "/models/Qwen/Qwen2.5-Math-7B/"}},
+        "released": {"spec": {"model": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"}},
+    }
+    rows = reference_rows(models, [("student", "base")])
+    assert rows["student"]["model"] == "DeepSeek-R1-Distill-Qwen-7B" and rows["student"]["scores"]["aime24/pass@1"] == 55.5
+    assert rows["released"]["scores"]["math500/pass@1"] == 89.1
+    assert "base" not in rows  # the undistilled base has no row in the distillation table
+
+
+def test_departures_from_the_paper_protocol_are_named():
+    proto = {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32768, "prefix": "<think>\n", "system_prompt": None, "n_problems": 30}
+    same = {"benchmarks": {"aime24": {"protocol": proto}, "toy_arith": {"protocol": {**proto, "max_tokens": 512}}}}
+    assert paper_protocol_gaps("m", same, reference()) == []  # toy_arith is not a paper benchmark
+    quick = {"benchmarks": {"aime24": {"protocol": {**proto, "max_tokens": 4096}}, "math500": {"protocol": {**proto, "n_problems": 50}}}}
+    assert paper_protocol_gaps("m", quick, reference()) == [
+        "m / aime24: max_tokens=4096, the paper used 32768",
+        "m / math500: 50 problems, the paper used 500",
+    ]
+
+
+def test_nothing_to_report_is_an_error(tmp_path):
+    with pytest.raises(DistillError, match="nothing to report"):
+        build_report(tmp_path, tmp_path / "report")
+
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--force-device-scale-factor=1", "--hide-scrollbars"]
+WIDTH, HEIGHT = 1200, 3600
+
+# Appended to a copy of the page: writes each element's box into the DOM, which --dump-dom returns.
+BOXES_JS = """<script>window.addEventListener('load', () => {
+  const out = {};
+  for (const id of ['table-results', 'table-comparison', 'plot-accuracy', 'plot-funnel', 'plot-loss']) {
+    const r = document.getElementById(id).getBoundingClientRect();
+    out[id] = [r.left, r.top, r.width, r.height];
+  }
+  const pre = document.createElement('pre'); pre.id = 'boxes'; pre.textContent = JSON.stringify(out);
+  pre.style.position = 'absolute'; pre.style.left = '-9999px'; document.body.appendChild(pre);
+});</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/install_system_deps.sh installs it)")
+def test_html_renders_in_headless_chromium_with_table_and_plots(run_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    page = tmp_path / "page.html"
+    page.write_text((run_dir / "report" / "index.html").read_text().replace("</body>", BOXES_JS + "</body>"))
+    common = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WIDTH},{HEIGHT}"]
+    dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60, check=True).stdout
+    boxes = json.loads(re.search(r'<pre id="boxes"[^>]*>(.*?)</pre>', dom).group(1).replace("&quot;", '"'))
+    shot = tmp_path / "shot.png"
+    subprocess.run([*common, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=60, check=True)
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert img.shape == (HEIGHT, WIDTH, 3)
+
+    def region(box):
+        x, y, w, h = (int(round(v)) for v in box)
+        assert w > 100 and h > 30 and y + h <= HEIGHT, box  # laid out, with real size, inside the shot
+        return img[y : y + h, x : x + w]
+
+    for tid in ("table-results", "table-comparison"):
+        dark = (region(boxes[tid]).max(axis=2) < 110).mean()  # glyphs and borders
+        assert dark > 0.02, (tid, dark)
+    for pid in ("plot-accuracy", "plot-funnel", "plot-loss"):
+        px = region(boxes[pid])
+        colored = (px.max(axis=2) - px.min(axis=2) > 80).mean()  # bars and curves, not grey text
+        assert colored > 0.002, (pid, colored)
+    # Well below the last section the page is blank: the checks above do not pass on noise.
+    x, y, w, h = boxes["plot-loss"]
+    assert y + h + 300 < HEIGHT
+    assert (img[int(y + h) + 200 :] == 255).all()
