@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -30,8 +31,10 @@ from distill.io import write_json, write_text
 
 log = logging.getLogger(__name__)
 
-# A claim on another host counts as abandoned once its heartbeat is this old.
+# A claim on another host counts as abandoned once its heartbeat is this old; a live holder touches
+# its claim every CLAIM_HEARTBEAT_S, so a shard that runs for hours (R1 traces) is never taken over.
 CLAIM_STALE_S = 600.0
+CLAIM_HEARTBEAT_S = 60.0
 
 
 def config_hash(config: dict) -> str:
@@ -112,7 +115,8 @@ class StageDir:
 
     def done_shards(self) -> list[int]:
         d = self.path / "done"
-        return sorted(int(p.name) for p in d.iterdir()) if d.exists() else []
+        # Only finished markers: a concurrent writer's `.00011.tmp-PID` may sit beside them.
+        return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
 
     def parts(self) -> list[Path]:
         """The output parts of the finished shards, in shard order."""
@@ -153,9 +157,14 @@ class StageDir:
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
+            stop = threading.Event()
+            beat = threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True)
+            beat.start()
             try:
                 yield True
             finally:
+                stop.set()
+                beat.join()
                 lock.unlink(missing_ok=True)
             return
         yield False
@@ -170,6 +179,14 @@ class StageDir:
         if holder.get("host") == socket.gethostname():
             return not _pid_alive(int(holder.get("pid", -1)))
         return age > CLAIM_STALE_S
+
+
+def _heartbeat(lock: Path, stop: threading.Event) -> None:
+    while not stop.wait(CLAIM_HEARTBEAT_S):
+        try:
+            os.utime(lock)
+        except FileNotFoundError:
+            return
 
 
 ShardTask = Callable[[int], dict]
@@ -208,11 +225,16 @@ def run_shards(
     rank: int = 0,
     world_size: int = 1,
     desc: str = "",
+    executor: str = "local",
+    ray_options: dict | None = None,
 ) -> list[dict]:
     """Run every unfinished shard of this rank (`shards[rank::world_size]`) in-process or in a pool.
 
     `task(i)` writes shard i's outputs and returns its counters; the runner then writes stats and the
     done marker. `task` must be picklable when workers > 1 (a module-level function or a partial).
+    With `executor="ray"` each shard is a task of the Ray cluster at $RAY_ADDRESS (a local one if
+    unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`); claims still apply, so Ray
+    and plain workers can share an output directory.
     """
     if not 0 <= rank < world_size:
         raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
@@ -232,7 +254,10 @@ def run_shards(
                 rows += int(stats.get("rows_out", 0))
             bar.update(t, advance=1, rows=rows)
 
-        if workers <= 1 or len(todo) <= 1:
+        if executor == "ray":
+            for stats in _run_ray(stage, task, todo, ray_options or {}):
+                record(stats)
+        elif workers <= 1 or len(todo) <= 1:
             for i in todo:
                 record(_run_one(stage, task, i))
         else:
@@ -242,3 +267,16 @@ def run_shards(
                 for fut in as_completed(futures):
                     record(fut.result())
     return sorted(results, key=lambda s: s["shard"])
+
+
+def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -> Iterator[dict | None]:
+    """Yield each shard's stats as its Ray task finishes."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+    remote = ray.remote(**options)(_run_one) if options else ray.remote(_run_one)
+    pending = [remote.remote(stage, task, i) for i in todo]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(ready[0])

@@ -36,3 +36,15 @@ def split_think(completion: str) -> tuple[str | None, str | None]:
     if not m:
         return None, None
     return m.group(1).strip("\n"), m.group(2).strip()
+
+
+def render_chat(tokenizer, messages: list[dict], prefix: str = "") -> str:
+    """The model's chat template with the assistant turn opened, then the forced `prefix`.
+
+    Some templates (DeepSeek-R1's own, since 2025-05) already open the turn with "<think>\\n"; the prefix
+    is then not written twice.
+    """
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if prefix and text.rstrip().endswith(prefix.rstrip()):
+        return text[: len(text.rstrip()) - len(prefix.rstrip())] + prefix
+    return text + prefix

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -48,3 +49,10 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def derive_seed(seed: int | None, *parts: object) -> int:
+    """A 31-bit seed from a base seed and e.g. (request id, sample index): the same inputs give the same
+    samples whatever the batching, the chunking or the machine."""
+    h = hashlib.sha256(repr((seed, *parts)).encode()).hexdigest()
+    return int(h[:8], 16) & 0x7FFFFFFF

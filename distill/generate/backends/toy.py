@@ -1,0 +1,35 @@
+"""The toy world's procedural teacher as a backend: instant, deterministic, CPU-free."""
+
+from __future__ import annotations
+
+import random
+
+import distill
+from distill.generate.backends.base import Completion, Request, Sampling, derive_seed
+from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
+
+
+class ToyBackend:
+    name = "toy"
+
+    def __init__(self, cfg: ToyTeacherConfig):
+        self.cfg = cfg
+        self.version = getattr(distill, "__version__", "0")
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
+        out = []
+        for req in requests:
+            prompt = req.messages[-1]["content"]
+            samples = []
+            for j in range(sampling.n):
+                # One RNG per (seed, request, sample): reruns and any chunking give the same traces.
+                rng = random.Random(derive_seed(sampling.seed, req.id, j))
+                text, finish = write_trace(prompt, rng, self.cfg, sampling.max_tokens)
+                # The teacher always opens with "<think>\n"; without a forced prefix the row still keeps it,
+                # as R1 does most of the time on its own.
+                samples.append(Completion(text, finish, count_tokens(prompt), count_tokens(text)))
+            out.append(samples)
+        return out
+
+    def close(self) -> None:
+        pass

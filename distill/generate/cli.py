@@ -1,0 +1,32 @@
+"""`distill generate`: teacher traces for every problem of a prompts stage directory."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.config import load
+from distill.generate.config import GenerateConfig
+from distill.generate.stage import run
+
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process or a pool) | ray (tasks of $RAY_ADDRESS).")]
+
+
+def generate_cmd(
+    input: InputOpt,
+    output: OutputOpt,
+    config: ConfigOpt = None,
+    set: SetOpt = None,
+    workers: WorkersOpt = 1,
+    rank: RankOpt = 0,
+    world_size: WorldSizeOpt = 1,
+    executor: ExecutorOpt = "local",
+) -> None:
+    """Sample teacher traces (toy | transformers | vllm | openai backend); rerun to resume, run many to share work."""
+    cfg = load(GenerateConfig, config, set)
+    summary = run(cfg, input, output, workers=workers, rank=rank, world_size=world_size, executor=executor)
+    typer.echo(json.dumps(summary, sort_keys=True), err=True)
+

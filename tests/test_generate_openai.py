@@ -1,0 +1,89 @@
+"""The openai backend against a local fault-injecting endpoint: every row completes once, keys stay secret."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from distill.errors import DistillError
+from distill.generate.backends import Request, Sampling, make_backend
+from distill.generate.config import BackendConfig, GenerateConfig
+from distill.generate.stage import read_traces, run
+from distill.stage import StageDir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from generate_fake_openai import FAULTS, FakeOpenAI  # noqa: E402
+from generate_fixtures import make_prompts_stage  # noqa: E402
+
+KEY = "sk-test-5f3a9c1e-never-log-me"
+
+
+def _cfg(base_url: str, **openai) -> dict:
+    opts = {"base_url": base_url, "api_key_env": "DISTILL_TEST_KEY", "max_concurrency": 8, "timeout_s": 1.0, "backoff_s": 0.01, "max_backoff_s": 0.05}
+    return {"backend": "openai", "model": "fake-r1", "openai": {**opts, **openai}}
+
+
+def test_faults_are_retried_and_every_row_written_once(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("DISTILL_TEST_KEY", KEY)
+    inp = make_prompts_stage(tmp_path / "p", 12, 6)
+    caplog.set_level(logging.DEBUG)
+    with FakeOpenAI(faults_per_sample=2, key=KEY, hang_s=1.5) as fake:
+        cfg = GenerateConfig(**_cfg(fake.base_url), samples_per_prompt=3, chunk_size=4)
+        summary = run(cfg, inp, tmp_path / "t")
+    rows = read_traces(tmp_path / "t").to_pylist()
+    assert summary["rows"] == len(rows) == 12 * 3
+    assert len({(r["id"], r["sample_idx"]) for r in rows}) == len(rows)
+    assert set(fake.faults) == set(FAULTS)  # every kind of fault was served...
+    assert sum(fake.attempts.values()) == 36 * 3  # ...and each sample took exactly 2 faults + 1 success
+    seeds = Counter()
+    for r in rows:
+        assert r["completion"].startswith("<think>\nthinking\n</think>\n")
+        assert r["response"].endswith(r["prompt"]) and r["reasoning"] == "thinking"
+        assert r["backend"] == "openai" and r["backend_version"].startswith("httpx-")
+        seeds[r["completion"].split()[4]] += 1
+    assert len(seeds) == 36  # one distinct seed per (problem, sample)
+    # The key went in the header only: not in any file of the stage, not in the logs.
+    for f in (tmp_path / "t").rglob("*"):
+        if f.is_file():
+            assert KEY.encode() not in f.read_bytes(), f
+    assert KEY not in caplog.text and "retry" in caplog.text
+
+
+def test_reasoning_field_becomes_the_think_block(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_TEST_KEY", KEY)
+    with FakeOpenAI(faults_per_sample=0, key=KEY) as fake:
+        backend = make_backend(BackendConfig(**_cfg(fake.base_url, prefix_mode="none")))
+        [[c]] = backend.generate([Request("q", [{"role": "user", "content": "What is 1 + 1?"}], "<think>\n")], Sampling(seed=7))
+    assert c.text == "<think>\nthinking\n</think>\n\nseed " + c.text.split("seed ")[1]
+    assert c.finish_reason == "stop" and c.completion_tokens > 0
+
+
+def test_retries_exhausted_fail_the_chunk_then_a_rerun_resumes(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_TEST_KEY", KEY)
+    inp = make_prompts_stage(tmp_path / "p", 6, 6)
+    with FakeOpenAI(faults_per_sample=0, key=KEY, fail_after_ok=2) as fake:  # the first chunk succeeds, then 500s
+        cfg = GenerateConfig(**_cfg(fake.base_url, max_retries=2, max_concurrency=1), chunk_size=2)
+        with pytest.raises(DistillError, match="failed after 2 retries: HTTP 500"):
+            run(cfg, inp, tmp_path / "t")
+    chunks = StageDir(tmp_path / "t").chunks(0)
+    assert not StageDir(tmp_path / "t").is_done(0) and [p.name for p in chunks.glob("*.parquet")] == ["00000.parquet"]
+    with FakeOpenAI(faults_per_sample=0, key=KEY) as fake:
+        summary = run(GenerateConfig(**_cfg(fake.base_url), chunk_size=2), inp, tmp_path / "t")
+        assert sum(fake.attempts.values()) == 4  # only the two unfinished chunks were asked for
+    assert summary["rows"] == 6 and StageDir(tmp_path / "t").stats()[0]["chunks_resumed"] == 1
+
+
+def test_missing_key_and_bad_key_are_one_line_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv("DISTILL_TEST_KEY", raising=False)
+    with pytest.raises(DistillError, match="DISTILL_TEST_KEY is not set"):
+        make_backend(BackendConfig(**_cfg("http://127.0.0.1:9/v1")))
+    monkeypatch.setenv("DISTILL_TEST_KEY", "wrong")
+    with FakeOpenAI(key=KEY) as fake:
+        backend = make_backend(BackendConfig(**_cfg(fake.base_url)))
+        with pytest.raises(DistillError, match="HTTP 401") as e:
+            backend.generate([Request("q", [{"role": "user", "content": "hi"}])], Sampling())
+    assert "wrong" not in str(e.value)
