@@ -109,6 +109,11 @@ class StageDir:
     def config(self) -> dict:
         return json.loads((self.path / "config.json").read_text())["config"]
 
+    def config_hash(self) -> str | None:
+        """Hash of the config this stage was made with: the identity of its data, wherever it is moved."""
+        cfg_file = self.path / "config.json"
+        return json.loads(cfg_file.read_text())["hash"] if cfg_file.exists() else None
+
     def finish(self, i: int, stats: dict) -> None:
         write_json(self.stats_file(i), stats)
         write_text(self.done_file(i), "")

@@ -272,7 +272,7 @@ def run(
         raise DistillError(f"--executor must be 'local' or 'ray', got {executor!r}")
     src, stage = StageDir(inp), StageDir(out)
     n_shards = _input_shards(src)
-    stage.prepare({**cfg.identity(), "input": str(Path(inp).resolve())})
+    stage.prepare({**cfg.identity(), "input_config": src.config_hash() or str(Path(inp).resolve())})
     _clean_chunks(stage)
     if backend is not None:
         _ENGINES[_engine_key(cfg)] = backend
