@@ -1,0 +1,1 @@
+"""Rejection sampling and curation of teacher traces (`distill filter`)."""

@@ -1,0 +1,215 @@
+"""`distill filter`: rejection sampling and curation of teacher traces, one traces shard at a time.
+
+Each sample gets a verdict from its domain's verifier and the R1 format/readability checks; the
+selection policy then picks, per problem, which passing samples become SFT data. Kept rows carry the
+SFT `messages`; rejected rows go to `rejected/part-*.parquet` with their `reject_reason`; per-shard
+counts per reason go to `stats/`, which the report reads to draw the funnel.
+
+Memory is bounded by one shard (the generate stage's rows_per_shard), whatever the input size.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+from distill.errors import DistillError
+from distill.filter import checks
+from distill.filter.config import FilterConfig
+from distill.filter.select import Sample, select
+from distill.generate.prompting import messages_for
+from distill.io import read_parquet, write_parquet
+from distill.records import CURATED, TRACE, conform, to_table
+from distill.stage import StageDir, run_shards
+from distill.verify import UNVERIFIABLE, Verdict
+from distill.verify.choice import is_choice_reference, verify_choice
+from distill.verify.math import parse_reference, verify_math
+
+log = logging.getLogger(__name__)
+
+# Order in which reasons are checked (the first one that applies is recorded) and drawn in the funnel.
+REASONS = (
+    "truncated",
+    "no_think_open",
+    "no_think_close",
+    "duplicate_think",
+    "repetition",
+    "language_mixing",
+    "long_paragraph",
+    "code_in_reasoning",
+    "no_answer",
+    "wrong_answer",
+    "runtime_error",
+    "timeout",
+    "memory_limit",
+    "output_limit",
+    "judge_incorrect",
+    "unverifiable",
+    "duplicate",
+    "too_hard",
+    "too_easy",
+    "not_selected",
+)
+
+
+def format_reason(row: dict, cfg: FilterConfig, prompt_script: str) -> str | None:
+    """The first format/readability check this trace fails, or None."""
+    c = cfg.checks
+    text, reasoning = row["completion"], row.get("reasoning")
+    if c.truncation and (r := checks.truncated(row.get("finish_reason"))):
+        return r
+    if c.think_format and (r := checks.think_format(text)):
+        return r
+    if c.repetition_min_ratio is not None and (r := checks.repetition(text, min_ratio=c.repetition_min_ratio)):
+        return r
+    if c.language_max_share is not None and (
+        r := checks.language_mixing(text, prompt_script, max_share=c.language_max_share)
+    ):
+        return r
+    if c.max_paragraph_chars is not None and (r := checks.long_paragraph(text, max_chars=c.max_paragraph_chars)):
+        return r
+    if c.code_in_reasoning and (r := checks.code_in_reasoning(reasoning, row["domain"])):
+        return r
+    return None
+
+
+NEEDS_JUDGE = "needs_judge"
+_judges: dict[str, object] = {}  # one judge backend per worker process, built on first use
+
+
+def judge_pending(rows: list[dict], verdicts: list[Verdict], judge_cfg) -> None:
+    """Replace the verdicts waiting for the LLM judge with its verdicts, in one batched call."""
+    todo = [i for i, v in enumerate(verdicts) if v.reason == NEEDS_JUDGE]
+    if not todo:
+        return
+    from distill.verify.judge import judge_many, make_judge
+
+    key = judge_cfg.model_dump_json()
+    if key not in _judges:
+        _judges[key] = make_judge(judge_cfg)
+    items = [(rows[i]["prompt"], rows[i]["completion"], rows[i].get("answer")) for i in todo]
+    for i, v in zip(todo, judge_many(items, _judges[key])):
+        verdicts[i] = v
+
+
+class Verifier:
+    """Verdicts for the samples of one shard; caches the parsed reference of each problem."""
+
+    def __init__(self, cfg: FilterConfig):
+        self.cfg = cfg.verify
+        self._gold: dict[str, list] = {}
+
+    def __call__(self, row: dict) -> Verdict:
+        domain, ref, text = row["domain"], row.get("answer"), row["completion"]
+        if domain == "code" and row.get("tests"):
+            from distill.verify.code_sandbox import verify_code
+
+            return verify_code(text, row["tests"], timeout_s=self.cfg.code_timeout_s, memory_mb=self.cfg.code_memory_mb)
+        if ref is not None and is_choice_reference(ref):
+            return verify_choice(text, ref)
+        if ref is not None and domain in ("math", "science"):
+            if row["id"] not in self._gold:
+                self._gold[row["id"]] = parse_reference(ref, self.cfg.math_timeout_s)
+            return verify_math(text, ref, timeout_s=self.cfg.math_timeout_s, gold=self._gold[row["id"]])
+        if self.cfg.judge is not None:
+            return Verdict(UNVERIFIABLE, None, NEEDS_JUDGE)  # judged in one batch per shard, see `judge_pending`
+        return Verdict(UNVERIFIABLE, None, "no_verifier" if ref is None else "no_verifier_for_domain")
+
+
+def curate_rows(rows: list[dict], cfg: FilterConfig) -> tuple[list[dict], list[dict], Counter]:
+    """(kept rows, rejected rows, counts) for the trace rows of whole problems."""
+    verifier = Verifier(cfg)
+    verdicts = [verifier(row) for row in rows]
+    if cfg.verify.judge is not None:
+        judge_pending(rows, verdicts, cfg.verify.judge)
+    scripts: dict[str, str] = {}
+    by_problem: dict[str, list[Sample]] = {}
+    for i, (row, v) in enumerate(zip(rows, verdicts)):
+        if row["id"] not in scripts:
+            scripts[row["id"]] = checks.main_script(row["prompt"])
+        reason = format_reason(row, cfg, scripts[row["id"]])
+        if reason is None and v.verdict != "correct":
+            if v.verdict == UNVERIFIABLE:
+                reason = None if cfg.verify.keep_unverifiable else "unverifiable"
+            else:
+                reason = v.reason or "wrong_answer"
+        sample = Sample(i, row["sample_idx"], row["completion"], row.get("completion_tokens") or 0, v.correct, reason)
+        by_problem.setdefault(row["id"], []).append(sample)
+    for samples in by_problem.values():
+        select(samples, cfg.select)
+
+    kept, rejected, counts = [], [], Counter()
+    for samples in by_problem.values():
+        for s in samples:
+            row, v = rows[s.index], verdicts[s.index]
+            out = {**row, "verdict": v.verdict, "extracted": v.extracted, "reject_reason": s.reason}
+            if s.reason is None:
+                out["messages"] = messages_for(row["prompt"], row["domain"], cfg.template) + [
+                    {"role": "assistant", "content": row["completion"]}
+                ]
+                kept.append(out)
+            else:
+                rejected.append(out)
+                counts[s.reason] += 1
+    kept.sort(key=lambda r: (r["id"], r["sample_idx"]))
+    rejected.sort(key=lambda r: (r["id"], r["sample_idx"]))
+    return kept, rejected, counts
+
+
+def filter_shard(i: int, *, src: list[str], out: str, cfg: dict) -> dict:
+    """Curate input part `src[i]` into output shard i; return its funnel counters."""
+    cpu = time.process_time()
+    config = FilterConfig.model_validate(cfg)
+    stage = StageDir(Path(out))
+    table = conform(read_parquet(Path(src[i])), TRACE)
+    rows = table.to_pylist()
+    kept, rejected, counts = curate_rows(rows, config)
+    write_parquet(to_table(kept, CURATED), stage.part(i))
+    write_parquet(to_table(rejected, CURATED), stage.rejected(i))
+    log.info("filter shard %d: kept %d of %d; top reasons %s", i, len(kept), len(rows), dict(counts.most_common(3)))
+    verdicts = Counter(r["verdict"] for r in kept + rejected)
+    return {
+        "rows_in": len(rows),
+        "rows_out": len(kept),
+        "rejected": {r: counts[r] for r in REASONS if counts[r]} | {r: n for r, n in counts.items() if r not in REASONS},
+        "verdicts": dict(sorted(verdicts.items())),
+        "problems_in": len({r["id"] for r in rows}),
+        "problems_out": len({r["id"] for r in kept}),
+        "completion_tokens_in": sum(r.get("completion_tokens") or 0 for r in rows),
+        "completion_tokens_out": sum(r.get("completion_tokens") or 0 for r in kept),
+        "cpu_seconds": round(time.process_time() - cpu, 3),  # beside the runner's wall `seconds`
+    }
+
+
+def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int = 0, world_size: int = 1) -> dict:
+    """Curate every shard of the traces stage `inp` into `out`; returns the totals over all done shards."""
+    src = StageDir(Path(inp))
+    if (src.path / "plan.json").exists() and not src.is_complete():
+        raise DistillError(f"{src.path}: the traces stage is not finished (missing done/ markers); run generate first")
+    parts = src.parts()
+    if not parts:
+        raise DistillError(f"{src.path}: no finished trace shards (part-*.parquet with a done/ marker)")
+    stage = StageDir(Path(out))
+    stage.prepare({**cfg.model_dump(), "input_config": src.config_hash()})
+    task = partial(filter_shard, src=[str(p) for p in parts], out=str(stage.path), cfg=cfg.model_dump())
+    run_shards(stage, len(parts), task, workers=workers, rank=rank, world_size=world_size, desc="filter")
+    return totals(stage.stats())
+
+
+def totals(stats: list[dict]) -> dict:
+    """Sum of the per-shard counters: the funnel of the whole stage."""
+    out: dict = {"shards": len(stats)}
+    for s in stats:
+        for k, v in s.items():
+            if k in ("shard", "seconds"):
+                continue
+            if isinstance(v, dict):
+                acc = out.setdefault(k, {})
+                for kk, vv in v.items():
+                    acc[kk] = acc.get(kk, 0) + vv
+            elif isinstance(v, (int, float)):
+                out[k] = out.get(k, 0) + v
+    return out

@@ -1,0 +1,1 @@
+"""Problem import, normalisation, dedup and decontamination (`distill prompts`)."""

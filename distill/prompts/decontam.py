@@ -1,0 +1,76 @@
+"""Decontamination: drop training problems that share a word n-gram (8 by default) with an
+evaluation benchmark problem.
+
+Texts are compared as lower-cased alphanumeric words, so copies that differ in whitespace, casing
+or punctuation still match. A benchmark problem shorter than n words is matched as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from distill.errors import DistillError
+from distill.generate.prompting import MATH_INSTRUCTION
+from distill.io import iter_jsonl
+from distill.prompts.dedup import words
+
+
+def _h(gram: list[str]) -> bytes:
+    return hashlib.blake2b(" ".join(gram).encode(), digest_size=8).digest()
+
+
+def ngrams(text: str, n: int) -> set[bytes]:
+    w = words(text)
+    if len(w) < n:
+        return {_h(w)} if w else set()
+    return {_h(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+class Decontaminator:
+    """An index of benchmark n-grams; `match(text)` names the first benchmark problem it overlaps."""
+
+    def __init__(self, problems: list[tuple[str, str]], n: int = 8):
+        """`problems`: (benchmark problem id like "math500/17", text)."""
+        self.n = n
+        self._index: dict[bytes, str] = {}
+        self._short: dict[bytes, str] = {}  # whole-text keys of problems shorter than n words
+        for pid, text in problems:
+            text = text.replace(MATH_INSTRUCTION, "")  # some files ship the prompt with the R1 instruction
+            w = words(text)
+            if len(w) < n:
+                self._short.setdefault(_h(w), pid)
+            for g in ngrams(text, n):
+                self._index.setdefault(g, pid)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def match(self, text: str) -> str | None:
+        if self._short and _h(words(text)) in self._short:
+            return self._short[_h(words(text))]
+        for g in ngrams(text, self.n):
+            if g in self._index:
+                return self._index[g]
+        return None
+
+
+def benchmark_problems(names: list[str], files: list[Path]) -> list[tuple[str, str]]:
+    """(id, text) of the named benchmarks (via distill.eval.benchmarks) and of extra JSONL files."""
+    from distill.prompts.sources import problem_text
+
+    out: list[tuple[str, str]] = []
+    if names:
+        try:
+            from distill.eval.benchmarks import load_benchmark
+        except ImportError:
+            raise DistillError(
+                "decontaminate.benchmarks needs distill.eval.benchmarks, which is not installed; use decontaminate.files"
+            ) from None
+        for name in names:
+            for i, rec in enumerate(load_benchmark(name)):
+                out.append((f"{name}/{rec.get('id', i)}", problem_text(rec)))
+    for path in files:
+        for lineno, rec in iter_jsonl(Path(path)):
+            out.append((f"{Path(path).stem}/{rec.get('id', lineno)}", problem_text(rec)))
+    return out

@@ -1,0 +1,59 @@
+"""Exact and near-duplicate problem removal.
+
+Exact: the hash of the problem text lower-cased with punctuation and whitespace runs collapsed, so
+"What is 2+2?" and "what is 2 + 2 ?" are one problem. Near: MinHash LSH (datasketch) over word
+3-grams; memory grows with the number of kept problems (~1 kB each at 128 permutations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased alphanumeric words: whitespace, casing and punctuation do not matter."""
+    return [w for w in _NON_WORD.sub(" ", text.lower()).split() if w != "_"]
+
+
+def exact_key(text: str) -> bytes:
+    return hashlib.blake2b(" ".join(words(text)).encode(), digest_size=16).digest()
+
+
+def minhash(text: str, num_perm: int, n: int = 3) -> LeanMinHash:
+    """MinHash of the word n-grams; lean (seed + hash values) so it pickles small between processes."""
+    w = words(text)
+    shingles = {" ".join(w[i : i + n]) for i in range(max(1, len(w) - n + 1))}
+    m = MinHash(num_perm=num_perm)
+    m.update_batch([s.encode() for s in shingles])
+    return LeanMinHash(m)
+
+
+class Deduplicator:
+    """Remembers kept problems; `check` returns (reason, id of the earlier copy) or None.
+
+    The fingerprints (`exact_key`, `minhash`) are computed by the caller, possibly in worker
+    processes; only the lookups, which need everything seen before, run here in order.
+    """
+
+    def __init__(self, exact: bool = True, near: bool = False, threshold: float = 0.8, num_perm: int = 128):
+        self.exact = exact
+        self._seen: dict[bytes, str] = {}
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm) if near else None
+
+    def check(self, pid: str, key: bytes, mh: LeanMinHash | None) -> tuple[str, str] | None:
+        if self.exact:
+            if key in self._seen:
+                return "duplicate", self._seen[key]
+            self._seen[key] = pid
+        if self._lsh is not None and mh is not None:
+            hits = self._lsh.query(mh)
+            if hits:
+                return "near_duplicate", sorted(hits)[0]
+            if pid not in self._lsh:
+                self._lsh.insert(pid, mh)
+        return None

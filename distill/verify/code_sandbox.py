@@ -1,0 +1,250 @@
+"""Run untrusted programs against a problem's tests, in a sandbox: the code is the teacher's, and
+the teacher can write `os.system("rm -rf ~")` or a fork bomb as easily as a solution.
+
+What contains the program (checked once per process by `isolation()`):
+- kernel: fresh PID, network and mount namespaces via util-linux `unshare` (no network: the new
+  namespace has only a down loopback; /proc shows only the program's own processes; killing the
+  namespace's first process kills every process it started, even ones that called setsid); the
+  host's /tmp, /var/tmp, /dev/shm and /run/lock hidden under small private tmpfs mounts (the
+  program's only writable places, so it cannot fill the host's disk); a fresh unprivileged uid
+  per run when the parent is root; rlimits on address space, file size, process count, CPU
+  seconds and open files; a wall-clock timeout that SIGKILLs the whole namespace.
+- environment: the program gets a fixed 4-variable environment, never the parent's.
+- when namespaces are not available (unprivileged without user namespaces): rlimits, new session
+  and timeout still apply, and network is blocked only by a Python-level guard (bypassable by
+  determined code: `isolation()` reports "rlimits" so callers and logs can tell).
+
+Tests are a JSON list of {"input": stdin text, "output": expected stdout}; outputs are compared
+line by line with trailing whitespace ignored.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from distill.verify import CORRECT, INCORRECT, UNVERIFIABLE, Verdict, answer_text
+
+log = logging.getLogger(__name__)
+
+LAUNCHER = Path(__file__).with_name("_sandbox_launch.py")
+UNSHARE = ["unshare", "--fork", "--pid", "--kill-child", "--net", "--mount-proc"]
+SANDBOX_UID_BASE, SANDBOX_UID_SPAN = 200_000, 100_000  # uids with no account, one per run
+MAX_OUTPUT_BYTES = 1 << 20  # stdout/stderr kept per run; the file-size rlimit stops a program past file_mb
+
+_NET_GUARD = (
+    "import socket as _s\n"
+    "def _no_network(*a, **k):\n"
+    "    raise OSError('network disabled by the distill sandbox')\n"
+    "_s.socket = _s.create_connection = _s.socketpair = _no_network\n"
+    "del _s\n"
+)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # ok | error | timeout | memory | output_limit | setup_failed
+    returncode: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@functools.lru_cache(maxsize=1)
+def isolation() -> tuple[str, tuple[str, ...]]:
+    """("namespaces", unshare prefix) when the kernel isolates us, else ("rlimits", ())."""
+    prefixes = [UNSHARE] if os.geteuid() == 0 else [UNSHARE[:1] + ["--user", "--map-root-user"] + UNSHARE[1:]]
+    for prefix in prefixes:
+        try:
+            ok = subprocess.run([*prefix, "--", "true"], capture_output=True, timeout=10).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok:
+            return "namespaces", tuple(prefix)
+    log.warning("code sandbox: no namespaces available; network is blocked only by a Python-level guard")
+    return "rlimits", ()
+
+
+def _sandbox_user() -> tuple[int, int] | None:
+    """A fresh unprivileged (uid, gid) for one run when we are root; None otherwise.
+
+    One uid per run, not the shared `nobody`: RLIMIT_NPROC counts processes per uid, so a fork
+    bomb in one sandbox cannot starve another running beside it of processes.
+    """
+    if os.geteuid() != 0:
+        return None
+    uid = SANDBOX_UID_BASE + random.randrange(SANDBOX_UID_SPAN)
+    return uid, uid
+
+
+def _world_executable(path: str) -> bool:
+    real = Path(os.path.realpath(path))
+    return all(p.stat().st_mode & stat.S_IXOTH for p in [real, *real.parents])
+
+
+@functools.lru_cache(maxsize=1)
+def program_python() -> str:
+    """The interpreter of the program: ours if an unprivileged user can run it, else the system's
+    (a pyenv or venv under /root is out of reach). Programs get the standard library only."""
+    if os.geteuid() != 0 or _world_executable(sys.executable):
+        return sys.executable
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(candidate) and _world_executable(candidate):
+            return candidate
+    raise RuntimeError("code sandbox: no Python interpreter that an unprivileged user can execute")
+
+
+def _read(path: Path) -> str:
+    with open(path, "rb") as f:
+        return f.read(MAX_OUTPUT_BYTES).decode("utf-8", "replace")
+
+
+def run_program(
+    source: str,
+    stdin: str = "",
+    *,
+    timeout_s: float = 10.0,
+    memory_mb: int = 512,
+    file_mb: int = 16,
+    tmp_mb: int = 64,
+    nproc: int = 32,
+) -> RunResult:
+    """Run a Python program in the sandbox with `stdin`; returns its status and (bounded) output."""
+    level, prefix = isolation()
+    user = _sandbox_user()
+    work = Path(tempfile.mkdtemp(prefix="distill-sandbox-"))
+    try:
+        (work / "prog.py").write_text(source if level == "namespaces" else _NET_GUARD + source, encoding="utf-8")
+        (work / "stdin.txt").write_text(stdin, encoding="utf-8")
+        if user is not None:
+            os.chown(work, *user)
+            os.chown(work / "prog.py", *user)
+        os.chmod(work, 0o700)
+        limits = {
+            "workdir": str(work),
+            "python": program_python(),
+            "memory_mb": memory_mb,
+            "file_mb": file_mb,
+            "tmp_mb": tmp_mb,
+            # the run's own uid has no other process; an unprivileged caller's processes count against it
+            "nproc": nproc if user is not None else nproc + _own_process_count(),
+            "cpu_s": int(timeout_s) + 1,
+            "uid": user[0] if user else None,
+            "gid": user[1] if user else None,
+            "mount_ns": level == "namespaces",
+        }
+        cmd = [*prefix, "--", sys.executable, "-I", str(LAUNCHER), json.dumps(limits)] if prefix else [
+            sys.executable, "-I", str(LAUNCHER), json.dumps(limits)
+        ]
+        start = time.monotonic()
+        with open(work / "stdin.txt", "rb") as fin, open(work / "stdout", "wb") as fout, open(work / "stderr", "wb") as ferr:
+            proc = subprocess.Popen(cmd, stdin=fin, stdout=fout, stderr=ferr, start_new_session=True, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+            try:
+                rc = proc.wait(timeout=timeout_s)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                _kill_group(proc, bool(prefix))
+        seconds = time.monotonic() - start
+        out, err = _read(work / "stdout"), _read(work / "stderr")
+        if timed_out:
+            return RunResult("timeout", None, out, err, seconds)
+        return RunResult(_status(rc, err), rc, out, err, seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _own_process_count() -> int:
+    me = os.getuid()
+    return sum(1 for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == me)
+
+
+def _kill_group(proc: subprocess.Popen, namespaced: bool) -> None:
+    """SIGKILL the program and everything it started.
+
+    In a PID namespace the program is the namespace's first process: killing it makes the kernel
+    kill every other process of the namespace, and `unshare` reaps it and exits. `unshare` must not
+    be killed first: its child would be left a zombie of the host's init.
+    """
+    if namespaced:
+        try:
+            for child in psutil.Process(proc.pid).children():
+                child.kill()
+            proc.wait(timeout=10)
+        except (psutil.NoSuchProcess, subprocess.TimeoutExpired):
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _status(rc: int, stderr: str) -> str:
+    if rc == 0:
+        return "ok"
+    if rc == 125 and "sandbox setup failed" in stderr:
+        return "setup_failed"
+    if "MemoryError" in stderr or rc == -signal.SIGSEGV:
+        return "memory"
+    if rc in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ) or "File too large" in stderr:
+        return "output_limit"
+    if rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGKILL):
+        return "timeout"
+    return "error"
+
+
+_FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL)
+
+
+def extract_program(completion: str) -> str | None:
+    """The last fenced code block of the answer (after `</think>`), or None."""
+    blocks = _FENCE.findall(answer_text(completion))
+    return blocks[-1] if blocks else None
+
+
+# run status -> verdict reason, so the funnel counts why code failed
+_REASON = {"error": "runtime_error", "timeout": "timeout", "memory": "memory_limit", "output_limit": "output_limit"}
+
+
+def verify_code(completion: str, tests: str | list | None, *, timeout_s: float = 10.0, memory_mb: int = 512) -> Verdict:
+    """Correct when the extracted program passes every test; the first failing test gives the reason."""
+    try:
+        cases = json.loads(tests) if isinstance(tests, str) else tests
+        cases = [(str(c["input"]), str(c["output"])) for c in cases]
+    except (TypeError, KeyError, ValueError):
+        return Verdict(UNVERIFIABLE, None, "bad_tests")
+    if not cases:
+        return Verdict(UNVERIFIABLE, None, "no_tests")
+    program = extract_program(completion)
+    if program is None:
+        return Verdict(INCORRECT, None, "no_answer")
+    for stdin, expected in cases:
+        res = run_program(program, stdin, timeout_s=timeout_s, memory_mb=memory_mb)
+        if res.status == "setup_failed":
+            raise RuntimeError(f"code sandbox could not start: {res.stderr.strip()[-300:]}")
+        if res.status != "ok":
+            return Verdict(INCORRECT, program, _REASON[res.status])
+        if _lines(res.stdout) != _lines(expected):
+            return Verdict(INCORRECT, program, "wrong_answer")
+    return Verdict(CORRECT, program, None)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.strip().splitlines()]
