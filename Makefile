@@ -29,6 +29,7 @@ demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill run pipelines/toy.yaml
 
 test: venv-test
+	bash scripts/install_system_deps.sh
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
 clean:

@@ -1,0 +1,93 @@
+"""The `distill` command line: one command per stage, `run` for a whole pipeline, `status` for a run."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from distill.cli_options import SetOpt, WorkersOpt
+from distill.errors import DistillError
+
+app = typer.Typer(
+    help="Distil a large reasoning teacher into small reasoning students, the DeepSeek-R1 way.\n\n"
+    "Stages: prompts -> generate -> filter -> sft -> eval -> report. `distill run pipelines/toy.yaml` runs them all.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+def _register() -> None:
+    from distill.eval.cli import eval_cmd
+    from distill.filter.cli import filter_cmd
+    from distill.generate.cli import generate_cmd
+    from distill.prompts.cli import prompts_cmd
+    from distill.report.cli import report_cmd
+    from distill.sft.cli import sft_cmd
+
+    for name, fn in [
+        ("prompts", prompts_cmd),
+        ("generate", generate_cmd),
+        ("filter", filter_cmd),
+        ("sft", sft_cmd),
+        ("eval", eval_cmd),
+        ("report", report_cmd),
+    ]:
+        app.command(name)(fn)
+
+
+_register()
+
+
+@app.command("run")
+def run_cmd(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML (default: the embedded toy world).")] = Path("pipelines/toy.yaml"),
+    overrides: SetOpt = None,
+    workers: WorkersOpt = 2,
+    only: Annotated[
+        Optional[list[str]], typer.Option("--only", help="Run only these stages (repeatable): prompts generate filter sft eval report.")
+    ] = None,
+) -> None:
+    """Run every stage of a pipeline in order; a rerun resumes where the last one stopped."""
+    from distill.pipeline import load_pipeline, run_pipeline
+
+    cfg = load_pipeline(pipeline, overrides or [])
+    report = run_pipeline(cfg, workers=workers, only=only)
+    if report is not None:
+        typer.echo(f"report: {report}")
+
+
+@app.command("status")
+def status_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/toy.")]) -> None:
+    """Show each stage's progress in a run directory."""
+    from distill.pipeline import print_status
+
+    print_status(run_dir)
+
+
+
+
+def main() -> None:
+    try:
+        app()
+    except DistillError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""`distill run`: chain the stages of one pipeline YAML in a run directory, resuming what is done.
+
+Each stage's own `run()` is idempotent (done markers, config hashes), so the pipeline is just the
+stages in order; a killed run is rerun with the same command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import yaml
+from pydantic import Field
+from rich.console import Console
+from rich.table import Table
+
+from distill.config import Config, apply_overrides, load_yaml, parse
+from distill.errors import DistillError
+from distill.eval.config import EvalConfig, ModelSpec
+from distill.filter.config import FilterConfig
+from distill.generate.config import GenerateConfig
+from distill.io import write_text
+from distill.prompts.config import PromptsConfig
+from distill.sft.config import StudentConfig
+from distill.stage import StageDir
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prompts", "generate", "filter", "sft", "eval", "report")
+PROMPTS, TRACES, CURATED, SFT, EVAL, REPORT = "01_prompts", "02_traces", "03_curated", "04_sft", "05_eval", "report"
+
+
+class SFTSection(Config):
+    students: list[StudentConfig]
+    parallel: int = Field(1, ge=1, description="students trained at once, one process each (CPU: one per core)")
+
+
+class EvalSection(EvalConfig):
+    models: list[ModelSpec] = Field(description="models to evaluate; `sft:<student>` names a student of this run")
+
+
+class PipelineConfig(Config):
+    name: str
+    run_dir: Path | None = Field(None, description="default: runs/<name>")
+    prompts: PromptsConfig
+    generate: GenerateConfig
+    filter: FilterConfig
+    sft: SFTSection
+    eval: EvalSection
+
+    @property
+    def dir(self) -> Path:
+        return self.run_dir or Path("runs") / self.name
+
+
+def _inline(value, base: Path):
+    """A stage section (or a student) given as a YAML path is read from that file, relative to `base`."""
+    return load_yaml(base / value) if isinstance(value, str) else value
+
+
+def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a pipeline YAML; any stage section, or any entry of `sft.students`, may name a YAML file."""
+    path = Path(path)
+    data = load_yaml(path)
+    for key in ("prompts", "generate", "filter", "sft", "eval"):
+        if key in data:
+            data[key] = _inline(data[key], path.parent)
+    if isinstance(data.get("sft"), dict) and isinstance(data["sft"].get("students"), list):
+        data["sft"]["students"] = [_inline(s, path.parent) for s in data["sft"]["students"]]
+    return parse(PipelineConfig, apply_overrides(data, overrides or []), path)
+
+
+def _train(student: StudentConfig, inp: Path, out: Path, threads: int) -> dict:
+    """One student in its own process, pinned to `threads` cores so several can train side by side."""
+    import torch
+
+    from distill.sft.stage import run as run_sft
+
+    torch.set_num_threads(threads)
+    return run_sft(student, inp, out)
+
+
+def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
+    """`sft:<student>` -> the trained model directory of that student in this run."""
+    if spec.model.startswith("sft:"):
+        student = spec.model.removeprefix("sft:")
+        path = run_dir / SFT / student / "model"
+        if not (run_dir / SFT / student / "done").exists():
+            raise DistillError(f"eval model '{spec.name}': student '{student}' has not finished training in {run_dir / SFT}")
+        return spec.model_copy(update={"model": str(path)})
+    return spec
+
+
+def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | None = None) -> Path | None:
+    """Run the stages in order (or just `only`); return the report's path when the report stage ran."""
+    from distill.eval.stage import run as run_eval
+    from distill.filter.stage import run as run_filter
+    from distill.generate.stage import run as run_generate
+    from distill.prompts.stage import run as run_prompts
+    from distill.report.build import run as run_report
+
+    unknown = set(only or []) - set(STAGES)
+    if unknown:
+        raise DistillError(f"--only: unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
+    wanted = set(only or STAGES)
+    run_dir = cfg.dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "pipeline.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+    if "prompts" in wanted:
+        log.info("stage prompts -> %s", run_dir / PROMPTS)
+        run_prompts(cfg.prompts, run_dir / PROMPTS, workers=workers)
+    if "generate" in wanted:
+        log.info("stage generate -> %s", run_dir / TRACES)
+        run_generate(cfg.generate, run_dir / PROMPTS, run_dir / TRACES, workers=workers)
+    if "filter" in wanted:
+        log.info("stage filter -> %s", run_dir / CURATED)
+        run_filter(cfg.filter, run_dir / TRACES, run_dir / CURATED, workers=workers)
+    if "sft" in wanted:
+        students = cfg.sft.students
+        log.info("stage sft: %d student(s), %d at a time", len(students), cfg.sft.parallel)
+        if cfg.sft.parallel == 1:
+            for s in students:
+                _train(s, run_dir / CURATED, run_dir / SFT / s.name, max(1, os.cpu_count() or 1))
+        else:
+            threads = max(1, (os.cpu_count() or 1) // cfg.sft.parallel)
+            with ProcessPoolExecutor(cfg.sft.parallel, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(_train, s, run_dir / CURATED, run_dir / SFT / s.name, threads) for s in students]
+                for f in futures:
+                    f.result()
+    if "eval" in wanted:
+        for spec in cfg.eval.models:
+            log.info("stage eval: %s", spec.name)
+            run_eval(cfg.eval, _resolve_model(spec, run_dir), run_dir / EVAL / spec.name, workers=workers)
+    if "report" in wanted:
+        return run_report(run_dir, run_dir / REPORT)
+    return None
+
+
+def print_status(run_dir: Path) -> None:
+    """A table of each stage: shards done of planned, rows written."""
+    if not (run_dir / "pipeline.yaml").exists():
+        raise DistillError(f"{run_dir}: not a run directory (no pipeline.yaml)")
+    table = Table(title=str(run_dir))
+    for col in ("stage", "progress", "rows out"):
+        table.add_column(col)
+    for name in (PROMPTS, TRACES, CURATED):
+        stage = StageDir(run_dir / name)
+        plan = stage.path / "plan.json"
+        planned = yaml.safe_load(plan.read_text())["n_shards"] if plan.exists() else "?"
+        rows = sum(int(s.get("rows_out", 0)) for s in stage.stats()) if stage.path.exists() else 0
+        table.add_row(name, f"{len(stage.done_shards()) if stage.path.exists() else 0}/{planned} shards", str(rows))
+    for kind in (SFT, EVAL):
+        for d in sorted((run_dir / kind).glob("*")) if (run_dir / kind).exists() else []:
+            done = (d / "done").exists() or (d / "scores.json").exists()
+            table.add_row(f"{kind}/{d.name}", "done" if done else "in progress", "")
+    report = run_dir / REPORT / "index.html"
+    table.add_row(REPORT, "done" if report.exists() else "not yet", "")
+    Console().print(table)
