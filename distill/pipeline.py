@@ -13,7 +13,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 from rich.console import Console
 from rich.table import Table
 
@@ -40,6 +40,17 @@ class SFTSection(Config):
 
 class EvalSection(EvalConfig):
     models: list[ModelSpec] = Field(description="models to evaluate; `sft:<student>` names a student of this run")
+
+    @model_validator(mode="after")
+    def _pairs_name_listed_models(self) -> "EvalSection":
+        names = [m.name for m in self.models]
+        if len(set(names)) < len(names):
+            raise ValueError(f"model names must be unique, got {names}")
+        for m in self.models:
+            for other in (m.baseline, m.baseline_of):
+                if other is not None and other not in names:
+                    raise ValueError(f"model '{m.name}' is compared with '{other}', which is not in eval.models")
+        return self
 
 
 class PipelineConfig(Config):
