@@ -1,0 +1,99 @@
+"""The pre-training check: render samples through the student's template and find what would silently
+ruin a distillation run while the loss still looks healthy.
+
+- think tags lost: the trained tokens, decoded as eval decodes them, miss a <think>/</think> the trace
+  had (a template that strips reasoning from history, or think tags registered as special tokens);
+- assistant mask all zero: no token would be trained (no `{% generation %}` in the template);
+- end token missing from labels: the model never learns to stop;
+- truncated share: traces longer than max_length lose their answer and their end token.
+"""
+
+from __future__ import annotations
+
+import random
+
+from transformers import PreTrainedTokenizerBase
+
+from distill.errors import DistillError
+from distill.generate.prompting import THINK_CLOSE, THINK_OPEN
+
+
+def render(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> tuple[list[int], list[int]]:
+    """(input_ids, assistant mask) exactly as trl's SFTTrainer tokenizes a conversation."""
+    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    return list(out["input_ids"]), list(out["assistant_masks"])
+
+
+def check_conversations(
+    tokenizer: PreTrainedTokenizerBase, conversations: list[list[dict]], max_length: int, samples: int = 2000, seed: int = 0
+) -> dict:
+    """Counts of each failure over a seeded sample of conversations, with the first failing example of each."""
+    picked = conversations if len(conversations) <= samples else random.Random(seed).sample(conversations, samples)
+    eos_id = tokenizer.eos_token_id
+    counts = {"think_lost": 0, "mask_all_zero": 0, "eos_missing_from_labels": 0, "truncated": 0}
+    examples: dict[str, str] = {}
+    lengths = []
+    for messages in picked:
+        ids, mask = render(tokenizer, messages)
+        lengths.append(len(ids))
+        trained = [i for i, m in zip(ids, mask) if m]
+        assistant = "".join(m["content"] for m in messages if m["role"] == "assistant")
+        failures = []
+        if not trained:
+            failures.append("mask_all_zero")
+        elif eos_id not in trained:
+            failures.append("eos_missing_from_labels")
+        seen = tokenizer.decode(trained or ids, skip_special_tokens=True)
+        if any(tag in assistant and tag not in seen for tag in (THINK_OPEN, THINK_CLOSE)):
+            failures.append("think_lost")
+        if len(ids) > max_length:
+            failures.append("truncated")
+        for f in failures:
+            counts[f] += 1
+            examples.setdefault(f, tokenizer.decode(ids)[-300:])
+    n = len(picked)
+    think_ids = [tokenizer.convert_tokens_to_ids(t) for t in (THINK_OPEN, THINK_CLOSE)]
+    return {
+        "samples": n,
+        **counts,
+        "truncated_share": round(counts["truncated"] / n, 4) if n else 0.0,
+        "max_length": max_length,
+        "tokens_max": max(lengths, default=0),
+        "tokens_mean": round(sum(lengths) / n, 1) if n else 0.0,
+        "eos_token": tokenizer.eos_token,
+        "think_single_token": all(i is not None and i != tokenizer.unk_token_id for i in think_ids),
+        "examples": examples,
+    }
+
+
+def problems(report: dict, max_truncated_share: float) -> list[str]:
+    """Human-readable reasons to refuse training; empty when the setup is sound."""
+    n = report["samples"]
+    out = []
+    if report["think_lost"]:
+        out.append(
+            f"think tags lost in {report['think_lost']}/{n} samples: the template or tokenizer drops <think>/</think> "
+            "(keep the reasoning in the assistant turn; add the tags as non-special tokens)"
+        )
+    if report["mask_all_zero"]:
+        out.append(
+            f"assistant mask all zero in {report['mask_all_zero']}/{n} samples: wrap the assistant content in "
+            "{% generation %}...{% endgeneration %} in the chat template"
+        )
+    if report["eos_missing_from_labels"]:
+        out.append(
+            f"end token {report['eos_token']!r} missing from the labels in {report['eos_missing_from_labels']}/{n} samples: "
+            "put the end-of-turn token inside {% generation %}, or set training.eos_token to the template's end-of-turn token"
+        )
+    if report["truncated_share"] > max_truncated_share:
+        out.append(
+            f"{report['truncated_share']:.1%} of samples exceed max_length={report['max_length']} tokens "
+            f"(longest {report['tokens_max']}; allowed {max_truncated_share:.1%}): raise max_length or filter long traces"
+        )
+    return out
+
+
+def refuse_if_broken(report: dict, max_truncated_share: float, source: str) -> None:
+    found = problems(report, max_truncated_share)
+    if found:
+        raise DistillError(f"{source}: refusing to train: " + "; ".join(found))

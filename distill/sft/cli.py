@@ -1,0 +1,34 @@
+"""`distill sft`: train one student on a curated stage (also under `accelerate launch`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, SetOpt
+from distill.config import load
+from distill.sft.config import StudentConfig
+
+
+def sft_cmd(
+    input: InputOpt,
+    output: OutputOpt,
+    config: ConfigOpt = None,
+    set: SetOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Only run the pre-training check (template, masks, lengths) and print it.")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch (default: all).")] = None,
+) -> None:
+    """Fine-tune a student on the curated traces (full or LoRA); the check runs first and refuses a broken setup."""
+    from distill.sft.check import problems
+    from distill.sft.stage import run
+
+    cfg = load(StudentConfig, config, set)
+    result = run(cfg, input, output, check_only=check, threads=threads)
+    if check:
+        found = problems(result, cfg.max_truncated_share)
+        typer.echo(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2), err=True)
+        typer.echo("\n".join(["check failed:"] + [f"  - {p}" for p in found]) if found else "check passed", err=True)
+        raise typer.Exit(1 if found else 0)
+    typer.echo(json.dumps(result, sort_keys=True), err=True)

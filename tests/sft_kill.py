@@ -1,0 +1,24 @@
+"""Run `distill sft` and SIGKILL the process right after training step KILL_AT, as a crash would.
+
+python tests/sft_kill.py CONFIG_JSON INPUT OUTPUT KILL_AT
+"""
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import distill.sft.stage as stage
+from distill.sft.config import StudentConfig
+
+
+class KillingMetricsFile(stage.MetricsFile):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == int(sys.argv[4]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    stage.MetricsFile = KillingMetricsFile
+    stage.run(StudentConfig(**json.loads(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3]), threads=1)
