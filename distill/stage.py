@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -209,6 +210,15 @@ def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | None:
         return stats
 
 
+def _share_cores(threads: int) -> None:
+    """Pool-worker start-up: split the cores between the workers, so torch in each does not spin up a
+    thread per core and oversubscribe the machine."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -267,7 +277,9 @@ def run_shards(
                 record(_run_one(stage, task, i))
         else:
             # spawn, not fork: the parent may hold torch or tokenizer threads that fork would copy.
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            n = min(workers, len(todo))
+            threads = max(1, (os.cpu_count() or 1) // n)
+            with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_share_cores, initargs=(threads,)) as pool:
                 futures = [pool.submit(_run_one, stage, task, i) for i in todo]
                 for fut in as_completed(futures):
                     record(fut.result())

@@ -63,8 +63,8 @@ def test_toy_benchmark_is_the_held_out_split():
     from distill.toy.tasks import make_problems
 
     problems = load_benchmark("toy_arith")
-    assert problems == make_problems(200, seed=0, split="test")
-    train = {p["id"] for p in make_problems(2000, seed=0, split="train")}
+    assert problems == make_problems(200, seed=0, split="test", digits=3)
+    train = {p["id"] for p in make_problems(3000, seed=0, split="train", digits=3)}
     assert train.isdisjoint(p["id"] for p in problems)
 
 

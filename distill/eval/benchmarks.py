@@ -22,6 +22,7 @@ from distill.config import Config, load_yaml, parse
 from distill.errors import DistillError, where
 from distill.io import iter_jsonl
 from distill.records import content_id, to_json
+from distill.toy.tasks import ToyTasks
 
 EVALS_DIR = Path(__file__).resolve().parents[2] / "evals"
 
@@ -51,13 +52,6 @@ class ChoiceSpec(Config):
     )
 
 
-class ToySource(Config):
-    n: int = Field(200, ge=1, description="held-out problems")
-    seed: int = 0
-    ops: list[str] = Field(default_factory=lambda: ["+"])
-    digits: int = Field(2, ge=1)
-
-
 class BenchmarkSpec(Config):
     name: str = Field(description="benchmark name used in scores, sample rows and the report")
     description: str = ""
@@ -68,7 +62,7 @@ class BenchmarkSpec(Config):
     split: str = Field("test", description="hf: dataset split")
     fields: FieldMap = Field(default_factory=FieldMap)
     choices: ChoiceSpec | None = None
-    toy: ToySource | None = None
+    toy: ToyTasks | None = None
     answer_pattern: str | None = Field(
         None, description="regex with one group that pulls the final answer out of the answer column (GSM8K: '#### n')"
     )
@@ -120,10 +114,7 @@ def load_benchmark(name_or_spec: str | Path | BenchmarkSpec, *, source: str | No
     """The benchmark's problems as PROBLEM-shaped dicts, in file order (first `limit` if given)."""
     spec = name_or_spec if isinstance(name_or_spec, BenchmarkSpec) else load_spec(name_or_spec, source=source)
     if spec.source == "toy":
-        from distill.toy.tasks import make_problems
-
-        t = spec.toy
-        rows = make_problems(t.n, seed=t.seed, split="test", ops=tuple(t.ops), digits=t.digits)
+        rows = spec.toy.make("test")
         return rows[:limit] if limit else rows
     problems = []
     seen: dict[str, int] = {}

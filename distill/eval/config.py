@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from distill.config import Config
-from distill.eval.benchmarks import ToySource
 from distill.generate.config import BackendConfig
+from distill.toy.tasks import ToyTasks
 
 
 class BenchmarkOverride(Config):
@@ -18,7 +18,7 @@ class BenchmarkOverride(Config):
     max_tokens: int | None = Field(None, ge=1, description="token limit instead of the spec's")
     limit: int | None = Field(None, ge=1, description="only the first N problems (quick runs; not comparable to papers)")
     source: str | None = Field(None, description="local file or hf: dataset instead of the spec's source")
-    toy: ToySource | None = Field(None, description="toy benchmark: problem count, seed, ops, digits")
+    toy: ToyTasks | None = Field(None, description="toy benchmark: problem count, seed, ops, digits")
 
 
 class EvalConfig(Config):

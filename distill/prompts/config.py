@@ -8,14 +8,10 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator
 
 from distill.config import Config
+from distill.toy.tasks import ToyTasks
 
 
 MAPPABLE = ("id", "prompt", "answer", "tests", "domain", "metadata")  # problem fields a source column can fill
-
-
-class ToySource(Config):
-    n: int = Field(200, ge=1, description="number of toy training problems")
-    seed: int = Field(0, description="seed of the toy problem sampler")
 
 
 class DedupConfig(Config):
@@ -53,7 +49,7 @@ class PromptsConfig(Config):
         return columns
 
     domain: Literal["math", "code", "science", "general"] = Field("math", description="domain of rows without a mapped domain column")
-    toy: ToySource = Field(default_factory=ToySource)
+    toy: ToyTasks = Field(default_factory=ToyTasks, description="toy source: the train split of these problems")
     limit: Optional[int] = Field(None, ge=1, description="read at most this many source rows")
     rows_per_shard: int = Field(5000, ge=1, description="problems per output part")
     dedup: DedupConfig = Field(default_factory=DedupConfig)

@@ -71,9 +71,7 @@ def _records(cfg: PromptsConfig) -> Iterator[tuple[tuple, dict]]:
     """(location, raw record) in source order."""
     src = cfg.source
     if src == "toy":
-        from distill.toy.tasks import make_problems
-
-        for i, p in enumerate(make_problems(cfg.toy.n, cfg.toy.seed, split="train"), start=1):
+        for i, p in enumerate(cfg.toy.make("train"), start=1):
             yield ("toy", i), p
     elif src.startswith("hf:"):
         from datasets import load_dataset

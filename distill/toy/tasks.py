@@ -10,6 +10,9 @@ import hashlib
 import random
 import re
 
+from pydantic import Field
+
+from distill.config import Config
 from distill.errors import DistillError
 from distill.records import content_id, to_json
 
@@ -82,3 +85,15 @@ def make_problems(
             }
         )
     return rows
+
+
+class ToyTasks(Config):
+    """Which toy problems a stage draws: the prompt stage takes the train split, the eval the test split."""
+
+    n: int = Field(200, ge=1, description="number of problems")
+    seed: int = Field(0, description="seed of the problem sampler")
+    ops: list[str] = Field(default_factory=lambda: ["+"], description="operations among + - *")
+    digits: int = Field(2, ge=1, le=5, description="digits of the first operand")
+
+    def make(self, split: str) -> list[dict]:
+        return make_problems(self.n, seed=self.seed, split=split, ops=tuple(self.ops), digits=self.digits)
