@@ -160,10 +160,9 @@ def print_status(run_dir: Path) -> None:
         table.add_column(col)
     for name in (PROMPTS, TRACES, CURATED):
         stage = StageDir(run_dir / name)
-        plan = stage.path / "plan.json"
-        planned = yaml.safe_load(plan.read_text())["n_shards"] if plan.exists() else "?"
+        planned = stage.planned() if stage.path.exists() else None
         rows = sum(int(s.get("rows_out", 0)) for s in stage.stats()) if stage.path.exists() else 0
-        table.add_row(name, f"{len(stage.done_shards()) if stage.path.exists() else 0}/{planned} shards", str(rows))
+        table.add_row(name, f"{len(stage.done_shards()) if stage.path.exists() else 0}/{planned or '?'} shards", str(rows))
     for kind in (SFT, EVAL):
         for d in sorted((run_dir / kind).glob("*")) if (run_dir / kind).exists() else []:
             done = (d / "done").exists() or (d / "scores.json").exists()

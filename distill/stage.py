@@ -136,14 +136,16 @@ class StageDir:
 
     def is_complete(self) -> bool:
         """True once every planned shard (recorded in plan.json) has its done marker."""
-        plan = self.path / "plan.json"
-        if not plan.exists():
-            return False
-        n = json.loads(plan.read_text())["n_shards"]
-        return all(self.is_done(i) for i in range(n))
+        n = self.planned()
+        return n is not None and all(self.is_done(i) for i in range(n))
 
     def plan(self, n_shards: int) -> None:
         write_json(self.path / "plan.json", {"n_shards": n_shards})
+
+    def planned(self) -> int | None:
+        """The number of shards the runner planned, or None before it first ran."""
+        plan = self.path / "plan.json"
+        return json.loads(plan.read_text())["n_shards"] if plan.exists() else None
 
     @contextmanager
     def claim(self, i: int) -> Iterator[bool]:

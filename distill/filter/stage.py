@@ -187,7 +187,7 @@ def filter_shard(i: int, *, src: list[str], out: str, cfg: dict) -> dict:
 def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int = 0, world_size: int = 1) -> dict:
     """Curate every shard of the traces stage `inp` into `out`; returns the totals over all done shards."""
     src = StageDir(Path(inp))
-    if (src.path / "plan.json").exists() and not src.is_complete():
+    if src.planned() is not None and not src.is_complete():
         raise DistillError(f"{src.path}: the traces stage is not finished (missing done/ markers); run generate first")
     parts = src.parts()
     if not parts:

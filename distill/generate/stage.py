@@ -202,10 +202,7 @@ def _input_shards(src: StageDir) -> int:
     done = src.done_shards()
     if not done:
         raise DistillError(f"{src.path}: no finished prompt shards (need part-*.parquet with a done/ marker)")
-    n = max(done) + 1
-    plan = src.path / "plan.json"
-    if plan.exists():
-        n = json.loads(plan.read_text())["n_shards"]
+    n = src.planned() or max(done) + 1
     missing = [i for i in range(n) if not src.is_done(i)]
     if missing:
         raise DistillError(f"{src.path}: input stage is incomplete (shards {missing[:5]} not done); finish it first")
@@ -225,7 +222,7 @@ def summarize(stage: StageDir, seconds: float, tokens_this_run: int) -> dict:
         total.update({k: v for k, v in s.items() if isinstance(v, (int, float)) and k not in ("shard", "pid")})
     summary = {
         "shards_done": len(stage.done_shards()),
-        "shards_total": _planned(stage),
+        "shards_total": stage.planned() or 0,
         "problems": int(total["rows_in"]),
         "rows": int(total["rows_out"]),
         "prompt_tokens": int(total["prompt_tokens"]),
@@ -243,11 +240,6 @@ def summarize(stage: StageDir, seconds: float, tokens_this_run: int) -> dict:
             "tokens_per_accepted": round(total["completion_tokens"] / acc, 1) if acc else None,
         }
     return summary
-
-
-def _planned(stage: StageDir) -> int:
-    plan = stage.path / "plan.json"
-    return json.loads(plan.read_text())["n_shards"] if plan.exists() else 0
 
 
 def run(
