@@ -68,7 +68,7 @@ def test_cli_runs_the_whole_pipeline_and_a_rerun_does_nothing(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "run"
     report = run / "report" / "index.html"
-    assert f"report: {report}" in result.stdout
+    assert result.stdout.strip().splitlines() == [f"report: {report}"], "logs and progress go to stderr"
     html = report.read_text()
     assert "<table" in html and "data:image/png;base64," in html
     assert (run / "report" / "report.md").exists()

@@ -19,7 +19,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
+from contextlib import redirect_stdout
 from pathlib import Path
 
 from distill.generate.prompting import THINK_CLOSE, THINK_OPEN
@@ -60,7 +62,8 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         return report
     refuse_if_broken(report, cfg.max_truncated_share, str(out / "check.json"))
 
-    summary = train(cfg, conversations, model_path, tokenizer, added, out)
+    with redirect_stdout(sys.stderr):  # the Trainer's progress bar writes its log lines to stdout
+        summary = train(cfg, conversations, model_path, tokenizer, added, out)
     summary = {"student": cfg.name, "data_format": cfg.data_format, **counts, **summary}
     if state.is_main_process:
         write_text(out / "model" / "README.md", model_card(cfg, inp, model_path, summary, report))
