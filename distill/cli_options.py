@@ -9,7 +9,7 @@ import typer
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config of this stage.")]
 SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", "-s", help="Override a config key, e.g. --set sampling.n=4 (repeatable).")
+    Optional[list[str]], typer.Option("--set", "-s", help="Override a config key, e.g. --set sampling.temperature=0.7 (repeatable).")
 ]
 InputOpt = Annotated[Path, typer.Option("--input", "-i", help="Input stage directory.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output stage directory (resumes if it exists).")]
