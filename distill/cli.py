@@ -79,8 +79,6 @@ def status_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.
     print_status(run_dir)
 
 
-
-
 def main() -> None:
     try:
         app()

@@ -154,39 +154,76 @@ class StageDir:
         lock.parent.mkdir(parents=True, exist_ok=True)
         me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
         for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if not self._claim_is_stale(lock):
-                    yield False
-                    return
-                log.warning("shard %d: taking over an abandoned claim %s", i, lock)
-                lock.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            stop = threading.Event()
-            beat = threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True)
-            beat.start()
-            try:
-                yield True
-            finally:
-                stop.set()
-                beat.join()
-                lock.unlink(missing_ok=True)
+            if _create_with(lock, me):
+                break
+            holder = self._stale_holder(lock)
+            if holder is None or not _take_over(lock, holder):
+                yield False
+                return
+            if holder:
+                log.warning("shard %d: took over an abandoned claim of %s", i, holder)
+        else:
+            yield False
             return
-        yield False
+        stop = threading.Event()
+        beat = threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True)
+        beat.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            beat.join()
+            lock.unlink(missing_ok=True)
 
     @staticmethod
-    def _claim_is_stale(lock: Path) -> bool:
+    def _stale_holder(lock: Path) -> dict | None:
+        """The claim's content if its holder is gone (dead pid here, or no heartbeat elsewhere), else None."""
         try:
             holder = json.loads(lock.read_text())
             age = time.time() - lock.stat().st_mtime
-        except (FileNotFoundError, json.JSONDecodeError):
-            return True  # released meanwhile, or a writer died between create and write
+        except FileNotFoundError:
+            return {}  # released meanwhile: free to take
+        except json.JSONDecodeError:
+            return None  # claims are created whole (see _create_with): a torn one is not ours to judge
         if holder.get("host") == socket.gethostname():
-            return not _pid_alive(int(holder.get("pid", -1)))
-        return age > CLAIM_STALE_S
+            return None if _pid_alive(int(holder.get("pid", -1))) else holder
+        return holder if age > CLAIM_STALE_S else None
+
+
+def _create_with(lock: Path, content: dict) -> bool:
+    """Create `lock` holding `content`, atomically and only if absent: a hard link of a written temp file
+    (the classic lock-file idiom that also holds on NFS), so no reader ever sees an empty claim."""
+    tmp = lock.with_name(f".{lock.name}.{socket.gethostname()}.{os.getpid()}")
+    tmp.write_text(json.dumps(content))
+    try:
+        os.link(tmp, lock)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _take_over(lock: Path, judged: dict) -> bool:
+    """Remove a stale claim. Renaming is atomic, so of several workers taking over only one moves it;
+    if what moved is not the claim judged stale (a fresh one replaced it meanwhile), it is put back."""
+    if not judged:
+        return True
+    tomb = lock.with_name(f".{lock.name}.stale.{socket.gethostname()}.{os.getpid()}")
+    try:
+        os.rename(lock, tomb)
+    except FileNotFoundError:
+        return True
+    try:
+        if json.loads(tomb.read_text()) != judged:
+            try:
+                os.link(tomb, lock)
+            except FileExistsError:
+                pass
+            return False
+        return True
+    finally:
+        tomb.unlink(missing_ok=True)
 
 
 def _heartbeat(lock: Path, stop: threading.Event) -> None:
@@ -256,9 +293,10 @@ def run_shards(
     if not 0 <= rank < world_size:
         raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
     stage.plan(n_shards)
-    todo = [i for i in range(n_shards)[rank::world_size] if not stage.is_done(i)]
-    if len(todo) < len(range(n_shards)[rank::world_size]):
-        log.info("%s: %d shard(s) already done, %d to run", stage.path, n_shards - len(todo), len(todo))
+    mine = range(n_shards)[rank::world_size]
+    todo = [i for i in mine if not stage.is_done(i)]
+    if len(todo) < len(mine):
+        log.info("%s: %d shard(s) already done, %d to run", stage.path, len(mine) - len(todo), len(todo))
     results: list[dict] = []
     with _progress() as bar:
         t = bar.add_task(desc or stage.path.name, total=len(todo), rows=0)

@@ -145,10 +145,7 @@ def test_worker_pool_writes_the_same_samples(tmp_path):
 
 
 def test_pipeline_eval_section_hash_ignores_the_model_list(tmp_path):
-    from distill.eval.config import EvalConfig
-
-    class Section(EvalConfig):  # what distill.pipeline builds: the eval config plus its models
-        models: list[ModelSpec] = []
+    from distill.pipeline import EvalSection as Section  # the eval config plus its models
 
     run(Section.model_validate({**cfg().model_dump(), "models": [TEACHER.model_dump()]}), TEACHER, tmp_path / "t")
     # a second model in the list: the same stage config, so this resumes instead of refusing

@@ -75,7 +75,8 @@ def test_cli_runs_the_whole_pipeline_and_a_rerun_does_nothing(tmp_path):
     for student in ("distilled", "base"):
         assert (run / "04_sft" / student / "done").exists()
         scores = json.loads((run / "05_eval" / student / "scores.json").read_text())
-        assert scores  # one entry per benchmark
+        toy = scores["benchmarks"]["toy_arith"]
+        assert toy["n_problems"] == 6 and toy["k"] == 2
     curated = StageDir(run / "03_curated")
     kept = sum(pq.read_table(p).num_rows for p in curated.parts())
     stats = curated.stats()

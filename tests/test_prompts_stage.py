@@ -35,6 +35,8 @@ def test_toy_source_shards_and_resume(tmp_path):
     table = read_parquets(stage.parts())
     assert table.schema.equals(PROBLEM) and table.num_rows == 250 and len(stage.parts()) == 3
     assert totals == {"shards": 3, "rows_in": 250, "rows_out": 250, "rejected": {}, "contaminated_by": {}}
+    for s in stage.stats():  # every shard accounts for its own rows
+        assert s["rows_in"] == s["rows_out"] + sum(s["rejected"].values())
     stage.done_file(1).unlink()
     stage.part(1).unlink()
     assert run(cfg, tmp_path / "p") == totals
@@ -113,7 +115,6 @@ def test_decontaminator_matches_by_ngram_only():
 
 def test_decontamination_by_benchmark_name(tmp_path):
     """The shipped evals/ specs (distill.eval.benchmarks.load_benchmark) are the default source."""
-    pytest.importorskip("distill.eval.benchmarks")
     aime = _bench_rows("aime24_test.jsonl")
     rows = [{"problem": aime[3]["problem"].replace("$", "").upper()}, {"problem": "What is the least prime greater than 90?"}]
     src = _write_jsonl(tmp_path / "in.jsonl", rows)

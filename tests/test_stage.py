@@ -100,3 +100,22 @@ def test_kill_minus_nine_mid_stage_then_rerun_equals_uninterrupted_run(tmp_path)
     assert rows == read_rows(StageDir(ref))
     assert len(rows) == len(set(rows)) == 8 * ROWS_PER_SHARD
     assert not list(out.glob(".*.tmp-*")), "no temporary files are left behind"
+
+
+def test_an_unreadable_claim_is_live_and_a_fresh_claim_is_never_taken_over(tmp_path):
+    from distill.stage import _take_over
+
+    stage = StageDir(tmp_path / "s")
+    lock = stage.path / "claims" / "00002"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")  # as if read between another worker's create and write
+    with stage.claim(2) as mine:
+        assert not mine
+    # A worker judged holder `old` stale, but by the time it moves the lock a new holder wrote it.
+    old = {"host": socket.gethostname(), "pid": 1, "since": 0}
+    fresh = {"host": socket.gethostname(), "pid": os.getpid(), "since": 1}
+    lock.write_text(json.dumps(fresh))
+    assert not _take_over(lock, old)
+    assert json.loads(lock.read_text()) == fresh, "the fresh claim is put back"
+    lock.write_text(json.dumps(old))
+    assert _take_over(lock, old) and not lock.exists()

@@ -117,6 +117,8 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
         path = out / "problems" / f"{spec.name}.parquet"
         if not path.exists():
             write_parquet(to_table(problems[spec.name], PROBLEM), path)
+    if model.backend == "vllm":
+        workers = 1  # one engine takes the model's GPUs; a second worker would share them
     run_shards(stage, len(shards), partial(_run_shard, str(out), model.model_dump(mode="json")),
                workers=workers, rank=rank, world_size=world_size, desc=f"eval {model.name}")
     if not stage.is_complete():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from distill.config import Config
 from distill.generate.config import BackendConfig
+from distill.generate.prompting import TEMPLATES
 
 
 class ChecksConfig(Config):
@@ -56,3 +57,10 @@ class FilterConfig(Config):
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
     template: str = Field("r1", description="prompt template of the SFT user turn (distill/generate/prompting.py)")
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, v: str) -> str:
+        if v not in TEMPLATES:
+            raise ValueError(f"template '{v}' is not one of {sorted(TEMPLATES)}")
+        return v

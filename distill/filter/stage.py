@@ -5,7 +5,7 @@ selection policy then picks, per problem, which passing samples become SFT data.
 SFT `messages`; rejected rows go to `rejected/part-*.parquet` with their `reject_reason`; per-shard
 counts per reason go to `stats/`, which the report reads to draw the funnel.
 
-Memory is bounded by one shard (the generate stage's rows_per_shard), whatever the input size.
+Memory is bounded by one shard (the prompts stage's rows_per_shard x samples per prompt), whatever the input size.
 """
 
 from __future__ import annotations

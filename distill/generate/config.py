@@ -98,7 +98,7 @@ RUNTIME_ONLY = {
         "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",
         "enable_chunked_prefill", "enforce_eager",
     },  # fmt: skip
-    "transformers": {"batch_size", "device"},
+    "transformers": {"device"},  # batch_size stays: the transformers backend seeds per batch
 }
 
 
@@ -117,7 +117,7 @@ class GenerateConfig(BackendConfig):
 
     def identity(self) -> dict:
         """The config that decides the rows, for the stage's config hash. How the rows are fetched (endpoint,
-        concurrency, retries, GPUs per engine, batch size) is left out, so a resume may change it."""
+        concurrency, retries, GPUs per engine) is left out, so a resume may change it."""
         return self.model_dump(mode="json", exclude=RUNTIME_ONLY)
 
     @field_validator("prompt_template")

@@ -269,7 +269,8 @@ def run(
     if backend is not None:
         _ENGINES[_engine_key(cfg)] = backend
     if cfg.backend == "vllm" and executor == "local":
-        workers = max(workers, cfg.vllm.data_parallel_size)
+        # One engine per pool worker, each pinned to its own GPUs: more workers would share GPUs.
+        workers = cfg.vllm.data_parallel_size
 
     todo = [i for i in range(n_shards)[rank::world_size] if not stage.is_done(i)]
     expected = sum(pq.read_metadata(src.part(i)).num_rows for i in todo) * cfg.samples_per_prompt

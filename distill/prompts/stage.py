@@ -127,7 +127,9 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
                     removed.write(json.dumps(line, ensure_ascii=False) + "\n")
                     continue
                 if len(buffer) >= cfg.rows_per_shard:  # cut only when a next row exists, so trailing drops count
+                    rows_in -= 1  # this row opens the next shard
                     flush()
+                    rows_in = 1
                 buffer.append(row)
         if buffer or shard == 0:
             flush()

@@ -37,7 +37,7 @@ distilled its students (no RL stage). Loss on the assistant turn only, end-of-tu
 ## Training
 - method: {"LoRA r=%d alpha=%d (merged into the saved weights)" % (cfg.lora.r, cfg.lora.alpha) if cfg.lora else "full fine-tune"}
 - chat template: `{template.name}` (sha256 `{hashlib.sha256(template.read_bytes()).hexdigest()[:16]}`)
-- steps {summary['steps']}, loss {summary['train_loss']:.4f} mean / {summary['final_loss']:.4f} last logged, {summary['tokens_seen']} tokens seen
+- steps {summary['steps']}, loss {_num(summary['train_loss'])} mean / {_num(summary['final_loss'])} last logged, {summary['tokens_seen']} tokens seen
 - {versions}
 
 ## Config
@@ -45,3 +45,8 @@ distilled its students (no RL stage). Loss on the assistant turn only, end-of-tu
 {yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).strip()}
 ```
 """
+
+
+def _num(x) -> str:
+    """A loss for the card; None when the run was shorter than one logging step."""
+    return "n/a" if x is None else f"{x:.4f}"

@@ -46,7 +46,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         torch.set_num_threads(threads)
     state = PartialState(cpu=not torch.cuda.is_available())
     if not check_only:
-        StageDir(out).prepare(cfg.model_dump(mode="json"))
+        StageDir(out).prepare({**cfg.model_dump(mode="json"), "input_config": StageDir(inp).config_hash()})
         if (out / "done").exists():
             log.info("%s: already trained, nothing to do", out)
             return json.loads((out / "summary.json").read_text())

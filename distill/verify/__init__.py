@@ -1,6 +1,7 @@
 """Verifiers: pure functions `(completion or response, reference, ...) -> Verdict` with a reason.
 
-"unverifiable" means "cannot verify" (no reference, no answer found, a timeout), never "wrong".
+"unverifiable" means "cannot verify" (no reference to compare with), never "wrong"; a response with
+no extractable answer, or one whose parse times out, is "incorrect" with the reason `no_answer`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -16,9 +16,6 @@ class Sampling:
     max_tokens: int = 32768
     n: int = 1  # samples per prompt
     seed: int | None = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,8 @@ class Backend(Protocol):
 
 
 def derive_seed(seed: int | None, *parts: object) -> int:
-    """A 31-bit seed from a base seed and e.g. (request id, sample index): the same inputs give the same
-    samples whatever the batching, the chunking or the machine."""
+    """A 31-bit seed from a base seed and e.g. (request id, sample index), so reruns and resumes draw the
+    same samples. vLLM and the toy teacher seed every request; the transformers backend seeds each
+    batch from its first request, so its samples also depend on `transformers.batch_size`."""
     h = hashlib.sha256(repr((seed, *parts)).encode()).hexdigest()
     return int(h[:8], 16) & 0x7FFFFFFF
