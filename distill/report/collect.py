@@ -16,11 +16,11 @@ import yaml
 
 from distill.eval.compare import compare
 from distill.eval.stage import SCORE_COLUMNS, load_samples
+from distill.pipeline import CURATED, EVAL, SFT
 
 log = logging.getLogger(__name__)
 
 REFERENCE_FILE = Path(__file__).with_name("r1_reference.json")
-CURATED, SFT, EVAL = "03_curated", "04_sft", "05_eval"
 
 
 def reference() -> dict:
