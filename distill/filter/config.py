@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from distill.config import Config
 from distill.generate.config import BackendConfig
-from distill.generate.prompting import TEMPLATES
+from distill.generate.prompting import TemplateName
 
 
 class ChecksConfig(Config):
@@ -56,11 +56,4 @@ class FilterConfig(Config):
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
-    template: str = Field("r1", description="prompt template of the SFT user turn (distill/generate/prompting.py)")
-
-    @field_validator("template")
-    @classmethod
-    def _known_template(cls, v: str) -> str:
-        if v not in TEMPLATES:
-            raise ValueError(f"template '{v}' is not one of {sorted(TEMPLATES)}")
-        return v
+    template: TemplateName = Field("r1", description="prompt template of the SFT user turn (distill/generate/prompting.py)")

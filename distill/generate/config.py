@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from distill.config import Config
 from distill.generate.backends.base import Sampling
-from distill.generate.prompting import TEMPLATES
+from distill.generate.prompting import TEMPLATES, TemplateName
 from distill.toy.teacher import ToyTeacherConfig
 
 
@@ -108,7 +108,7 @@ class GenerateConfig(BackendConfig):
     samples_per_prompt: int = Field(
         1, ge=1, description="Samples per problem (with a budget: the most samples a problem may take)."
     )
-    prompt_template: str = Field("r1", description=f"User-prompt template: {' | '.join(TEMPLATES)}.")
+    prompt_template: TemplateName = Field("r1", description=f"User-prompt template: {' | '.join(TEMPLATES)}.")
     force_think: bool = Field(True, description="Force every completion to start with '<think>\\n' (R1 usage advice).")
     chunk_size: int = Field(
         256, ge=1, description="Problems per checkpointed chunk inside a shard; a killed worker loses at most one chunk."
@@ -119,13 +119,6 @@ class GenerateConfig(BackendConfig):
         """The config that decides the rows, for the stage's config hash. How the rows are fetched (endpoint,
         concurrency, retries, GPUs per engine) is left out, so a resume may change it."""
         return self.model_dump(mode="json", exclude=RUNTIME_ONLY)
-
-    @field_validator("prompt_template")
-    @classmethod
-    def _known_template(cls, v: str) -> str:
-        if v not in TEMPLATES:
-            raise ValueError(f"'{v}' is not one of {sorted(TEMPLATES)}")
-        return v
 
     @model_validator(mode="after")
     def _check(self) -> "GenerateConfig":

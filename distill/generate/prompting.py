@@ -7,6 +7,9 @@ instruction; force the response to start with "<think>\\n".
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 THINK_PREFIX = "<think>\n"
@@ -17,6 +20,16 @@ TEMPLATES: dict[str, dict[str, str]] = {
     "r1": {"math": "\n" + MATH_INSTRUCTION, "science": "\n" + MATH_INSTRUCTION},
     "plain": {},
 }
+
+
+def known_template(name: str) -> str:
+    """Config validator: a prompt template name must be one of TEMPLATES."""
+    if name not in TEMPLATES:
+        raise ValueError(f"'{name}' is not one of {sorted(TEMPLATES)}")
+    return name
+
+
+TemplateName = Annotated[str, AfterValidator(known_template)]
 
 
 def user_prompt(problem: str, domain: str, template: str = "r1") -> str:
