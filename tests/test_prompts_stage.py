@@ -16,7 +16,7 @@ from distill.prompts.stage import REMOVED, run
 from distill.records import PROBLEM
 from distill.stage import StageDir
 
-FIXTURE_BENCH = Path(__file__).parent / "fixtures" / "benchmarks"
+FIXTURE_BENCH = Path(__file__).parent.parent / "evals" / "data"  # the shipped benchmark files
 
 
 def _bench_rows(name: str) -> list[dict]:
