@@ -106,6 +106,17 @@ def test_decontamination_finds_planted_benchmark_copies(tmp_path):
     assert {r["match"].split("/")[0] for r in removed} == {"math500_test", "aime24_test"}
 
 
+def test_every_copy_of_a_benchmark_problem_is_counted_as_contamination(tmp_path):
+    problem = _bench_rows("math500_test.jsonl")[11]["problem"]
+    rows = [{"problem": problem}, {"problem": "Compute the sum of the first ten odd numbers."}, {"problem": problem}]
+    src = _write_jsonl(tmp_path / "in.jsonl", rows)
+    files = [FIXTURE_BENCH / "math500_test.jsonl"]
+    totals = run(PromptsConfig(source=str(src), decontaminate={"files": files}), tmp_path / "p")
+    assert totals["rejected"] == {"contaminated": 2} and totals["contaminated_by"] == {"math500_test": 2}
+    kept = {r["id"] for r in read_parquets(StageDir(tmp_path / "p").parts()).to_pylist()}
+    assert len(kept) == 1
+
+
 def test_decontaminator_matches_by_ngram_only():
     d = Decontaminator([("b/1", "Find the number of ordered pairs of positive integers whose product is 720."), ("b/2", "Compute 3+4.")], n=8)
     assert d.match("Hint: find the number of ordered pairs of positive integers whose product is 100?") == "b/1"

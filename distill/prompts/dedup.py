@@ -46,14 +46,17 @@ class Deduplicator:
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm) if near else None
 
     def check(self, pid: str, key: bytes, mh: LeanMinHash | None) -> tuple[str, str] | None:
-        if self.exact:
-            if key in self._seen:
-                return "duplicate", self._seen[key]
-            self._seen[key] = pid
-        if self._lsh is not None and mh is not None:
+        """Judge a problem against the kept ones; only a kept problem is remembered, so every match
+        names a problem that is in the output."""
+        if self.exact and key in self._seen:
+            return "duplicate", self._seen[key]
+        near = self._lsh is not None and mh is not None
+        if near:
             hits = self._lsh.query(mh)
             if hits:
                 return "near_duplicate", sorted(hits)[0]
-            if pid not in self._lsh:
-                self._lsh.insert(pid, mh)
+        if self.exact:
+            self._seen[key] = pid
+        if near and pid not in self._lsh:
+            self._lsh.insert(pid, mh)
         return None

@@ -116,10 +116,13 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
         for batch, prints in fingerprinted:
             for row, (key, mh, bench) in zip(batch, prints):
                 rows_in += 1
-                hit = dedup.check(row["id"], key, mh)
-                if hit is None and bench is not None:
+                # contamination first: a benchmark copy is removed as such, and never kept as the
+                # "earlier copy" that later duplicates would point to
+                if bench is not None:
                     hit = ("contaminated", bench)
                     by_benchmark[bench.split("/")[0]] += 1
+                else:
+                    hit = dedup.check(row["id"], key, mh)
                 if hit is not None:
                     reason, match = hit
                     counts[reason] += 1
