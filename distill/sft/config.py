@@ -36,7 +36,6 @@ class StudentConfig(Config):
 
     name: str = Field(description="student name; its run lands in 04_sft/<name>")
     model: str = Field(description="Hub id or local path for from_pretrained, or toy:qwen2 / toy:llama[:size] built from config")
-    baseline: str | None = Field(None, description="undistilled model evaluated beside this student (Hub id, path, or another student's name)")
     chat_template: str = Field(
         description="Jinja file with {% generation %} markers, e.g. distill/templates/qwen2.jinja; "
         "relative paths resolve against the working directory, then the distill install"
