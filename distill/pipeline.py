@@ -86,12 +86,9 @@ def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineCon
 
 def _train(student: StudentConfig, inp: Path, out: Path, threads: int) -> dict:
     """One student in its own process, pinned to `threads` cores so several can train side by side."""
-    import torch
-
     from distill.sft.stage import run as run_sft
 
-    torch.set_num_threads(threads)
-    return run_sft(student, inp, out)
+    return run_sft(student, inp, out, threads=threads)
 
 
 def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:

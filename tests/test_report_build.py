@@ -16,6 +16,7 @@ from distill.eval.config import EvalConfig, ModelSpec
 from distill.eval.stage import run as run_eval
 from distill.report.build import run as build_report
 from distill.report.collect import paper_protocol_gaps, reference, reference_rows
+from distill.stage import StageDir
 
 FUNNEL = [
     {"shard": 0, "rows_in": 100, "rows_out": 70, "rejected": {"wrong_answer": 18, "repetition": 7, "missing_think_close": 5}},
@@ -27,9 +28,11 @@ FUNNEL = [
 def run_dir(tmp_path_factory):
     """A run directory as the stages leave it: filter stats, a student's loss log, two evaluated models."""
     d = tmp_path_factory.mktemp("run") / "toyrun"
+    curated = StageDir(d / "03_curated")
     for s in FUNNEL:
-        (d / "03_curated" / "stats").mkdir(parents=True, exist_ok=True)
-        (d / "03_curated" / "stats" / f"{s['shard']:05d}.json").write_text(json.dumps(s))
+        curated.finish(s["shard"], s)
+    # a shard killed after its stats but before its done marker: not part of the funnel
+    curated.stats_file(2).write_text(json.dumps({"shard": 2, "rows_in": 999, "rows_out": 0, "rejected": {"wrong_answer": 999}}))
     (d / "04_sft" / "qwen-tiny").mkdir(parents=True)
     lines = [json.dumps({"step": s, "loss": 3.0 / s, "tokens_seen": 1000 * s}) for s in range(1, 21)]
     (d / "04_sft" / "qwen-tiny" / "metrics.jsonl").write_text("\n".join(lines[:10] + ["{broken"] + lines[10:]) + "\n")

@@ -14,7 +14,7 @@ import html
 from pathlib import Path
 
 from distill.errors import DistillError
-from distill.io import write_text
+from distill.io import write_bytes, write_text
 from distill.report import plots
 from distill.report.collect import collect
 
@@ -192,10 +192,7 @@ def run(run_dir: Path, out: Path) -> Path:
         raise DistillError(f"{run_dir}: nothing to report (no 03_curated/stats, 04_sft/*/metrics.jsonl or 05_eval/*/scores.json)")
     figs = figures(data)
     for name, png in figs.items():
-        (out / "plots").mkdir(parents=True, exist_ok=True)
-        path = out / "plots" / f"{name}.png"
-        path.with_suffix(".tmp").write_bytes(png)
-        path.with_suffix(".tmp").replace(path)
+        write_bytes(out / "plots" / f"{name}.png", png)
     write_text(out / "report.md", markdown(data, {n: f"plots/{n}.png" for n in figs}))
     write_text(out / "index.html", html_page(data, figs))
     return out / "index.html"

@@ -17,6 +17,7 @@ import yaml
 from distill.eval.compare import compare
 from distill.eval.stage import SCORE_COLUMNS, load_samples
 from distill.pipeline import CURATED, EVAL, SFT
+from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,10 @@ def reference() -> dict:
 
 
 def funnel(run_dir: Path, notes: list[str]) -> dict | None:
-    """Totals over the filter's shard stats: rows in, rows kept, rejections per reason."""
-    stats_dir = run_dir / CURATED / "stats"
-    files = sorted(stats_dir.glob("*.json")) if stats_dir.exists() else []
+    """Totals over the filter's finished shards (those with a done/ marker): rows in, rows kept,
+    rejections per reason. A killed shard's stats are left out, as the stage itself leaves them out."""
+    stage = StageDir(run_dir / CURATED)
+    files = [stage.stats_file(i) for i in stage.done_shards()] if stage.path.exists() else []
     if not files:
         return None
     rows_in = rows_out = 0
