@@ -36,8 +36,11 @@ from distill.stage import StageDir
 log = logging.getLogger(__name__)
 
 
-def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, threads: int | None = None) -> dict:
-    """Check, then train student `cfg` on curated stage `inp` into `out`; returns the summary (or the check report)."""
+def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, threads: int | None = None, callbacks: tuple = ()) -> dict:
+    """Check, then train student `cfg` on curated stage `inp` into `out`; returns the summary (or the check report).
+
+    `callbacks`: extra TrainerCallbacks (the kd stage's matched-compute control stops SFT on a time budget).
+    """
     import torch
     from accelerate import PartialState
 
@@ -63,7 +66,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
     refuse_if_broken(report, cfg.max_truncated_share, str(out / "check.json"))
 
     with redirect_stdout(sys.stderr):  # the Trainer's progress bar writes its log lines to stdout
-        summary = train(cfg, conversations, model_path, tokenizer, added, out)
+        summary = train(cfg, conversations, model_path, tokenizer, added, out, callbacks)
     summary = {"student": cfg.name, "data_format": cfg.data_format, **counts, **summary}
     if state.is_main_process:
         write_text(out / "model" / "README.md", model_card(cfg, inp, model_path, summary, report))
@@ -104,7 +107,7 @@ def load_tokenizer(model_path: str, cfg: StudentConfig):
     return tokenizer, added
 
 
-def train(cfg: StudentConfig, conversations: list[list[dict]], model_path: str, tokenizer, added: list[str], out: Path) -> dict:
+def train(cfg: StudentConfig, conversations: list[list[dict]], model_path: str, tokenizer, added: list[str], out: Path, callbacks: tuple = ()) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from transformers.trainer_utils import get_last_checkpoint
@@ -124,7 +127,7 @@ def train(cfg: StudentConfig, conversations: list[list[dict]], model_path: str, 
         train_dataset=Dataset.from_list([{"messages": m} for m in conversations]),
         processing_class=tokenizer,
         peft_config=lora_config(cfg, tokenizer, added),
-        callbacks=[metrics],
+        callbacks=[metrics, *callbacks],
     )
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if last:
