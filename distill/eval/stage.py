@@ -31,7 +31,7 @@ from distill.generate.config import BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
 from distill.io import read_parquet, read_parquets, write_json, write_parquet
-from distill.records import EVAL_SAMPLE, PROBLEM, content_id, to_table
+from distill.records import EVAL_SAMPLE, PROBLEM, conform, content_id, to_table
 from distill.stage import StageDir, run_shards
 
 log = logging.getLogger(__name__)
@@ -146,16 +146,24 @@ def _sampling(cfg: dict, proto: dict) -> Sampling:
     return Sampling(temperature=cfg["temperature"], top_p=cfg["top_p"], max_tokens=proto["max_tokens"], n=proto["k"], seed=cfg["seed"])
 
 
-def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str, model: str, scorer: str) -> list[dict]:
-    """EVAL_SAMPLE rows for each problem's completions, scored."""
+def grading_args(config: dict, bench: str, grading: str | None = None) -> dict:
+    """The `score` keywords of one benchmark from a stage config: policy, forced `<think>`, tolerance."""
+    b = config["benchmarks"][bench]
+    return {"grading": grading or config["eval"].get("grading", "strict"), "force_think": bool(b["protocol"]["prefix"]),
+            "rel_tol": b["spec"].get("rel_tol")}
+
+
+def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str, model: str, scorer: str, grading: dict) -> list[dict]:
+    """EVAL_SAMPLE rows for each problem's completions, scored (`grading`: see `grading_args`)."""
     rows = []
     for p, comps in zip(problems, completions):
-        verdicts = score(scorer, [c.text for c in comps], p["answer"], p["tests"])
-        for j, (c, (extracted, correct)) in enumerate(zip(comps, verdicts)):
+        verdicts = score(scorer, [c.text for c in comps], p["answer"], p["tests"], finish_reasons=[c.finish_reason for c in comps], **grading)
+        for j, (c, v) in enumerate(zip(comps, verdicts)):
             rows.append({
                 "benchmark": benchmark, "problem_id": p["id"], "model": model, "sample_idx": j,
-                "answer": p["answer"], "completion": c.text, "extracted": extracted, "correct": correct,
+                "answer": p["answer"], "completion": c.text, "extracted": v.extracted, "correct": v.correct,
                 "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens,
+                "reason": v.reason, "grading": grading["grading"],
             })
     return rows
 
@@ -182,7 +190,8 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
             completions = _backend(model).generate(requests, _sampling(cfg, proto))
             if [len(c) for c in completions] != [proto["k"]] * len(chunk):
                 raise DistillError(f"{bench} shard {i}: the backend returned {[len(c) for c in completions]} samples, expected k={proto['k']} per problem")
-            rows = sample_rows(chunk, completions, benchmark=bench, model=model["name"], scorer=spec["scorer"])
+            rows = sample_rows(chunk, completions, benchmark=bench, model=model["name"], scorer=spec["scorer"],
+                               grading=grading_args(config, bench))
             write_parquet(to_table(rows, EVAL_SAMPLE), path)
             took = time.time() - t0
             tokens = sum(r["completion_tokens"] or 0 for r in rows)
@@ -204,13 +213,19 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
 
 # Enough to score and compare without the completions' text (which is most of the bytes: 64 AIME
 # samples of up to 32k tokens each).
-SCORE_COLUMNS = ["benchmark", "problem_id", "sample_idx", "extracted", "correct", "finish_reason", "completion_tokens"]
+SCORE_COLUMNS = ["benchmark", "problem_id", "sample_idx", "extracted", "correct", "finish_reason", "completion_tokens", "reason", "grading"]
 
 
 def load_samples(out: Path, columns: list[str] | None = None) -> list[dict]:
-    """The finished shards' EVAL_SAMPLE rows (only `columns` if given)."""
+    """The finished shards' EVAL_SAMPLE rows (only `columns` if given); columns added to EVAL_SAMPLE
+    after a part was written (`reason`, `grading`) read as null."""
     parts = StageDir(Path(out)).parts()
-    return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts]).to_pylist() if parts else []
+    schema = pa.schema([EVAL_SAMPLE.field(c) for c in columns]) if columns else EVAL_SAMPLE
+    tables = []
+    for p in parts:
+        present = [c for c in schema.names if c in pq.read_schema(p).names]
+        tables.append(conform(pq.read_table(p, columns=present), schema))
+    return pa.concat_tables(tables).to_pylist() if tables else []
 
 
 def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list[dict] | None = None) -> dict:
@@ -223,7 +238,12 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
     benchmarks = {}
     for name, b in config["benchmarks"].items():
         rows = [r for r in samples if r["benchmark"] == name]
-        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": b["protocol"]}
+        # the policy that judged these samples (a rescore may have switched it) is part of the protocol
+        graded = sorted({r.get("grading") or "unrecorded" for r in rows})
+        protocol = {**b["protocol"], "grading": graded[0] if len(graded) == 1 else graded}
+        if b["spec"].get("date_window"):
+            protocol["date_window"] = b["spec"]["date_window"]
+        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
     scores = {
@@ -240,8 +260,11 @@ def _saved_model(out: Path) -> dict | None:
     return json.loads(f.read_text())["model"] if f.exists() else None
 
 
-def rescore(out: Path) -> dict:
-    """Re-judge every saved sample with the current scorers and rewrite parts and scores.json; no model runs."""
+def rescore(out: Path, grading: str | None = None) -> dict:
+    """Re-judge every saved sample with the current scorers and rewrite parts and scores.json; no model runs.
+
+    `grading` (strict | lenient) switches the policy; None keeps the eval config's.
+    """
     out = Path(out)
     stage = StageDir(out)
     if not (out / "config.json").exists():
@@ -261,9 +284,11 @@ def rescore(out: Path) -> dict:
             groups.setdefault((r["benchmark"], r["problem_id"]), []).append(r)
         for (bench, pid), group in groups.items():
             p = problems[bench][pid]
-            verdicts = score(config["benchmarks"][bench]["spec"]["scorer"], [r["completion"] for r in group], p["answer"], p["tests"])
-            for r, (extracted, correct) in zip(group, verdicts):
-                r.update(extracted=extracted, correct=correct, answer=p["answer"])
+            args = grading_args(config, bench, grading)
+            verdicts = score(config["benchmarks"][bench]["spec"]["scorer"], [r["completion"] for r in group], p["answer"], p["tests"],
+                             finish_reasons=[r["finish_reason"] for r in group], **args)
+            for r, v in zip(group, verdicts):
+                r.update(extracted=v.extracted, correct=v.correct, reason=v.reason, grading=args["grading"], answer=p["answer"])
         write_parquet(to_table(rows, EVAL_SAMPLE), part)
         all_rows += rows
     return write_scores(out, samples=all_rows)
