@@ -19,7 +19,7 @@ LETTERS = "ABCDEFGHIJ"
 _WRAPPER = re.compile(r"\\(?:text|textbf|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mbox|operatorname)\s*\{([^{}]*)\}")
 _LETTER_FIRST = re.compile(r"^\(?([A-J])\)?(?=$|[\s.:,;)])")
 _PHRASE = re.compile(
-    r"(?i:answer|option|choice)\s*(?i:is)?\s*(?i:option\s*)?[:\s]*\**\s*\(?(?<![A-Za-z])([A-J])\)?\**(?![A-Za-z])"
+    r"(?i:answer|option|choice)\s*(?i:is)?\s*(?i:option\s*)?[:\s]*\**\s*\$?\s*\(?(?<![A-Za-z])([A-J])\)?\$?\**(?![A-Za-z])"
 )
 
 
