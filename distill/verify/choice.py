@@ -17,7 +17,7 @@ LETTERS = "ABCDEFGHIJ"
 
 # LaTeX text/font wrappers around a letter: \text{(E) Hyperbola} -> (E) Hyperbola
 _WRAPPER = re.compile(r"\\(?:text|textbf|textrm|textnormal|mathrm|mathbf|mathit|mathsf|mbox|operatorname)\s*\{([^{}]*)\}")
-_LETTER_FIRST = re.compile(r"^\(?([A-J])\)?(?=$|[\s.:,;)])")
+_LETTER_FIRST = re.compile(r"^(?:\(([A-J])\)|([A-J]))(?=$|[\s.:,;\\~])")
 _PHRASE = re.compile(
     r"(?i:answer|option|choice)\s*(?i:is)?\s*(?i:option\s*)?[:\s]*\**\s*\$?\s*\(?(?<![A-Za-z])([A-J])\)?\$?\**(?![A-Za-z])"
 )
@@ -54,7 +54,7 @@ def boxed_contents(text: str) -> list[str]:
 
 def _letter(content: str) -> str | None:
     m = _LETTER_FIRST.match(_unwrap(content))
-    return m.group(1) if m else None
+    return (m.group(1) or m.group(2)) if m else None
 
 
 def extract_choice(text: str) -> str | None:

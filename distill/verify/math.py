@@ -101,8 +101,8 @@ def parse_reference(reference: str, timeout_s: int = 5) -> list:
     """Parse a reference answer ("420", "\\frac{1}{2}", "$x=3$", "1e-5", "17.5\\%"): the module's rules."""
     ref = _symbols(str(reference).strip())
     try:
-        if _PLAIN_NUMBER.fullmatch(ref):
-            return [sympy.Number(ref), ref]
+        if _PLAIN_NUMBER.fullmatch(ref):  # "025" (AIME) is 25; "1e-5" is 0.00001
+            return [sympy.Integer(int(ref)) if ref.lstrip("+-").isdigit() else sympy.Float(ref), ref]
         gold = _parse_gold(ref, timeout_s)
         if (m := _PERCENT.fullmatch(ref)) and gold:
             gold = gold[:1] + [g for g in _parse_gold(m.group(1), timeout_s)[:1]] + gold[1:]
