@@ -24,10 +24,11 @@ import pyarrow.parquet as pq
 
 from distill.errors import DistillError
 from distill.eval.benchmarks import BenchmarkSpec, load_benchmark, load_spec
-from distill.eval.config import EvalConfig, ModelSpec
+from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
+from distill.eval.identity import model_identity
 from distill.eval.scores import summarize
 from distill.eval.scoring import score
-from distill.generate.config import BackendConfig
+from distill.generate.config import RUNTIME_ONLY, BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
 from distill.io import read_parquet, read_parquets, write_json, write_parquet
@@ -45,6 +46,8 @@ def resolved_specs(cfg: EvalConfig) -> list[BenchmarkSpec]:
     specs = []
     for name in cfg.benchmarks:
         spec = load_spec(name)
+        if spec.name in {s.name for s in specs}:
+            raise DistillError(f"benchmark '{spec.name}' is listed twice (as {name!r})")
         o = cfg.overrides.get(spec.name)
         if o is not None and o.source is not None:
             spec = load_spec(name, source=o.source)
@@ -60,22 +63,38 @@ def resolved_specs(cfg: EvalConfig) -> list[BenchmarkSpec]:
     return specs
 
 
-def protocol(cfg: EvalConfig, spec: BenchmarkSpec, problem_ids: list[str]) -> dict:
-    """Everything that must match for two models' scores on this benchmark to be comparable."""
+def protocol(cfg: EvalConfig, spec: BenchmarkSpec, problem_ids: list[str], model: ModelSpec | None = None) -> dict:
+    """Everything that must match for two models' scores on this benchmark to be comparable: the R1
+    protocol, except where the model's spec sets its own (token limit, prefix, template, system prompt)."""
+    model = model or ModelSpec(name="-", model="-")
+    force_think = cfg.force_think if model.force_think is None else model.force_think
     return {
         "temperature": cfg.temperature,
         "top_p": cfg.top_p,
-        "max_tokens": spec.max_tokens,
+        "max_tokens": token_limit(spec.max_tokens, model),
         "k": spec.k,
         "seed": cfg.seed,
         "problems_per_chunk": cfg.problems_per_chunk,  # the transformers backend seeds per batch
-        "template": spec.template,
-        "system_prompt": None,
-        "prefix": THINK_PREFIX if cfg.force_think else "",
+        "template": model.template or spec.template,
+        "system_prompt": model.system_prompt,
+        "prefix": THINK_PREFIX if force_think else "",
         "scorer": spec.scorer,
         "n_problems": len(problem_ids),
         "problems_hash": content_id(*sorted(problem_ids)),
     }
+
+
+def request_messages(problem: dict, proto: dict) -> list[dict]:
+    """The chat sent for one problem under a protocol: its system turn, if any, then the templated problem."""
+    system = [{"role": "system", "content": proto["system_prompt"]}] if proto.get("system_prompt") else []
+    return system + messages_for(problem["prompt"], problem["domain"], proto["template"])
+
+
+def model_config(model: ModelSpec) -> dict:
+    """The model's part of the stage config (its hash decides resume): what it is, not where it lies, and
+    none of how it is run (GPUs per engine, endpoint, concurrency) nor the report's labels."""
+    exclude = {**{f: True for f in _LABEL_FIELDS | {"model"}}, **RUNTIME_ONLY}
+    return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model, model.backend)}
 
 
 def _plan(cfg: EvalConfig, specs: list[BenchmarkSpec], counts: dict[str, int]) -> list[list]:
@@ -95,6 +114,10 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     """
     out = Path(out)
     stage = StageDir(out)
+    try:
+        check_fits_all(cfg, model)
+    except ValueError as e:
+        raise DistillError(str(e)) from None
     specs = resolved_specs(cfg)
     problems = {}
     for spec in specs:
@@ -105,9 +128,9 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
         # EvalConfig's own fields only: a pipeline's eval section also lists every model, and adding
         # a model must not invalidate the others' finished samples
         "eval": cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)),
-        "model": model.model_dump(mode="json", exclude=_LABEL_FIELDS),
+        "model": model_config(model),
         "benchmarks": {
-            s.name: {"spec": s.model_dump(mode="json"), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]])}
+            s.name: {"spec": s.model_dump(mode="json"), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
             for s in specs
         },
         "shards": shards,
@@ -177,7 +200,7 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
             if path.exists():
                 continue
             chunk = problems[a : a + step]
-            requests = [Request(id=p["id"], messages=messages_for(p["prompt"], p["domain"], spec["template"]), prefix=proto["prefix"]) for p in chunk]
+            requests = [Request(id=p["id"], messages=request_messages(p, proto), prefix=proto["prefix"]) for p in chunk]
             t0 = time.time()
             completions = _backend(model).generate(requests, _sampling(cfg, proto))
             if [len(c) for c in completions] != [proto["k"]] * len(chunk):
