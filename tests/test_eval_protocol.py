@@ -162,3 +162,51 @@ def test_a_model_path_that_does_not_exist_is_one_line(tmp_path):
                                    "--set", "overrides.toy_arith.toy.n=2"])
     assert isinstance(res.exception, DistillError)
     assert "no such file or directory" in str(res.exception) and str(missing) in str(res.exception)
+
+
+def md_table(md: str, header_start: str) -> list[list[str]]:
+    lines = md.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("| " + header_start))
+    rows = []
+    for line in lines[i + 2:]:
+        if not line.startswith("|"):
+            return rows
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
+def test_report_marks_other_protocols_refuses_other_k_and_states_each_models_settings(tmp_path):
+    import yaml
+
+    from distill.eval.compare import compare
+    from distill.report.build import run as build_report
+
+    r1 = cfg(overrides={"toy_arith": {"toy": {"n": N}, "k": K, "max_tokens": 32768}})
+    models = [
+        ModelSpec(name="student", backend="toy", model="toy-teacher", baseline="instruct", r1_reference="DeepSeek-R1-Distill-Qwen-1.5B"),
+        ModelSpec(name="instruct", backend="toy", model="toy-teacher", **QWEN_MATH_COT),
+        ModelSpec(name="lookalike", backend="toy", model="DeepSeek-R1-Distill-Qwen-7B", baseline_of="student2"),
+        ModelSpec(name="student2", backend="toy", model="toy-teacher"),
+    ]
+    d = tmp_path / "run"
+    for m in models[:2]:
+        run(r1, m, d / "05_eval" / m.name)
+    run(cfg(overrides={"toy_arith": {"toy": {"n": N}, "k": 1, "max_tokens": 32768}}), models[2], d / "05_eval" / "lookalike")
+    run(r1, models[3], d / "05_eval" / "student2")
+    (d / "pipeline.yaml").write_text(yaml.safe_dump({"name": "r", "eval": {"models": [m.model_dump(mode="json") for m in models]}}))
+    assert compare(d / "05_eval" / "student2", d / "05_eval" / "lookalike")["benchmarks"] == {"toy_arith": {"refused": "k differs (2 vs 1)"}}
+
+    md = (tmp_path / "report" / "report.md").read_text() if build_report(d, tmp_path / "report") else ""
+    protocol = {r[0]: r[-1] for r in md_table(md, "model | benchmark")}
+    assert protocol["student"] == protocol["student2"] == "R1"
+    assert protocol["instruct"].startswith("not R1:")
+    for named in ("300 tokens", "no <think> prefix", "template plain", "system prompt"):
+        assert named in protocol["instruct"]
+    cmp = {r[1]: r for r in md_table(md, "distilled | baseline")}
+    assert cmp["lookalike"][4] == "" and cmp["lookalike"][-1] == "not compared: k differs (2 vs 1)"
+    assert cmp["instruct"][4] != "" and "max_tokens differs" in cmp["instruct"][-1] and "prefix differs" in cmp["instruct"][-1]
+    assert [r[0] for r in md_table(md, "model | source")] == ["student", "student"]  # only the model that names a row
+    assert "- instruct: T=0.6; top-p 0.95; 300 tokens; no <think> prefix; system prompt " in md
+    assert "- student: T=0.6; top-p 0.95; 32768 tokens; prefix '<think>\\n'; no system prompt; template r1; toy_arith k=2" in md
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert '<td class="warn">not compared: k differs (2 vs 1)</td>' in page and 'id="settings"' in page

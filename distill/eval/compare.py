@@ -1,5 +1,12 @@
 """Distilled vs baseline: the paired difference per benchmark with a bootstrap 95% CI, and a protocol
-check that warns when the two were not sampled under the same settings."""
+check that warns when the two were not sampled under the same settings.
+
+A pair scored on different problem sets (another benchmark version) or with a different k gets no
+difference at all, only the reason: the paired bootstrap needs the same problems, and cons@64 against
+cons@4 measures two different things. A number flagged in red still ends up in a slide; a missing one
+does not. Other differences (a baseline's own shorter limit, no `<think>` prefix) are the honest way to
+run that baseline, so they are compared and named beside the numbers.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +38,16 @@ def protocol_mismatches(a: dict, b: dict, names: tuple[str, str] = ("a", "b")) -
     return out
 
 
+# Protocol keys that make two benchmark scores different measurements, not different settings.
+INCOMPARABLE = {"problems_hash": "benchmark version (problem set)", "n_problems": "number of problems", "k": "k"}
+
+
+def incomparable(pa_: dict, pb: dict) -> str | None:
+    """Why two protocols of one benchmark cannot be paired, or None if they can."""
+    why = [f"{label} differs ({pa_.get(key)!r} vs {pb.get(key)!r})" for key, label in INCOMPARABLE.items() if pa_.get(key) != pb.get(key)]
+    return "; ".join(why) or None
+
+
 def compare(distilled_dir: Path, baseline_dir: Path, *, resamples: int = 10_000, seed: int = 0) -> dict:
     """Per shared benchmark: pass@1 and cons@k differences (distilled - baseline) on the problems both
     models answered, with paired bootstrap CIs; plus the protocol mismatches found."""
@@ -42,6 +59,10 @@ def compare(distilled_dir: Path, baseline_dir: Path, *, resamples: int = 10_000,
     rows_a, rows_b = load_samples(da, SCORE_COLUMNS), load_samples(db, SCORE_COLUMNS)
     result = {}
     for name in sorted(set(sa["benchmarks"]) & set(sb["benchmarks"])):
+        refused = incomparable(sa["benchmarks"][name].get("protocol", {}), sb["benchmarks"][name].get("protocol", {}))
+        if refused:
+            result[name] = {"refused": refused}
+            continue
         pa_ = per_problem([r for r in rows_a if r["benchmark"] == name])
         pb = per_problem([r for r in rows_b if r["benchmark"] == name])
         shared = sorted(set(pa_) & set(pb))
