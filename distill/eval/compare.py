@@ -14,9 +14,12 @@ import json
 import logging
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from distill.eval.metrics import paired_bootstrap
 from distill.eval.scores import per_problem
 from distill.eval.stage import SCORE_COLUMNS, load_samples
+from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +76,26 @@ def compare(distilled_dir: Path, baseline_dir: Path, *, resamples: int = 10_000,
             "only_baseline": len(set(pb) - set(pa_)),
         }
     return {"distilled": da.name, "baseline": db.name, "benchmarks": result, "protocol_mismatches": mismatches}
+
+
+FOREIGN_COLUMNS = ["benchmark", "problem_id", "sample_idx", "answer", "extracted", "correct", "foreign_extracted", "foreign_correct"]
+
+
+def foreign_agreement(out: Path) -> dict[str, dict]:
+    """benchmark -> how our verdicts agree with the verdicts an imported tool saved beside them:
+    {"labelled", "agree", "only_ours_correct", "only_theirs_correct", "disagreements": [rows]}; {} for
+    samples this project drew (no foreign labels)."""
+    parts = [p for p in StageDir(Path(out)).parts() if "foreign_correct" in pq.read_schema(p).names]
+    rows = [r for p in parts for r in pq.read_table(p, columns=FOREIGN_COLUMNS).to_pylist() if r["foreign_correct"] is not None]
+    result = {}
+    for bench in sorted({r["benchmark"] for r in rows}):
+        mine = [r for r in rows if r["benchmark"] == bench]
+        differ = sorted((r for r in mine if r["correct"] != r["foreign_correct"]), key=lambda r: (r["problem_id"], r["sample_idx"]))
+        result[bench] = {
+            "labelled": len(mine),
+            "agree": (len(mine) - len(differ)) / len(mine),
+            "only_ours_correct": sum(r["correct"] for r in differ),
+            "only_theirs_correct": sum(r["foreign_correct"] for r in differ),
+            "disagreements": differ,
+        }
+    return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import time
 from functools import partial
@@ -263,21 +264,73 @@ def _saved_model(out: Path) -> dict | None:
     return json.loads(f.read_text())["model"] if f.exists() else None
 
 
-def rescore(out: Path) -> dict:
-    """Re-judge every saved sample with the current scorers and rewrite parts and scores.json; no model runs."""
+def check_eval_dir(out: Path) -> dict:
+    """The config of a finished eval directory, or a one-line error saying what is missing (a directory
+    made by hand, a run still going, a file given instead of the directory)."""
     out = Path(out)
     stage = StageDir(out)
+    layout = "an eval directory holds config.json, part-*.parquet and a done/<shard> marker per part; bring samples from other tools with `distill eval --import`"
+    if not out.is_dir():
+        raise DistillError(f"{out}: not a directory ({layout})")
     if not (out / "config.json").exists():
-        raise DistillError(f"{out}: not an eval output directory (no config.json)")
-    if not stage.is_complete():
-        raise DistillError(f"{out}: the eval has unfinished shards; run it to completion before rescoring")
-    config = stage.config()
+        raise DistillError(f"{out}: no config.json ({layout})")
+    try:
+        config = stage.config()
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DistillError(f"{out / 'config.json'}: not a stage config ({type(e).__name__}: {e})") from None
+    needed = [("shards",), ("eval", "bootstrap_resamples"), ("eval", "seed"), ("benchmarks",)]
+    needed += [("benchmarks", b, *k) for b in config.get("benchmarks") or {} for k in (("spec", "scorer"), ("protocol", "k"))]
+    for keys in needed:
+        node = config
+        for k in keys:
+            if not isinstance(node, dict) or k not in node:
+                raise DistillError(f"{out / 'config.json'}: no field '{'.'.join(keys)}' (not written by `distill eval`?)")
+            node = node[k]
+    shards, benchmarks = config["shards"], config["benchmarks"]
+    missing = [i for i in range(stage.planned() or len(shards)) if not stage.is_done(i)]
+    if missing:
+        made = [i for i in missing if stage.part(i).exists()]
+        what = f"{stage.part(made[0]).name} has no done/{made[0]:05d} marker" if made else f"shard {missing[0]} was never finished"
+        raise DistillError(f"{out}: {len(missing)} of {len(shards)} shards not done ({what}); finish the eval first ({layout})")
+    for b in benchmarks:
+        if not (out / "problems" / f"{b}.parquet").exists():
+            raise DistillError(f"{out}: no problems/{b}.parquet (the problems as evaluated, needed to rescore)")
+    return config
+
+
+def _backup(out: Path, files: list[Path]) -> Path:
+    """Keep the files about to be rewritten under out/backups/<UTC time>/ (hard links: no copy, and the
+    atomic rewrite gives the live name a new inode, so the backup keeps the old bytes)."""
+    dest = out / "backups" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    dest.mkdir(parents=True)
+    for f in files:
+        if f.exists():
+            try:
+                os.link(f, dest / f.name)
+            except OSError:  # a filesystem without hard links
+                shutil.copy2(f, dest / f.name)
+    return dest
+
+
+def rescore(out: Path, benchmarks: list[str] | None = None) -> dict:
+    """Re-judge the saved samples (of `benchmarks`, default all) with the current scorers, rewrite their
+    parts and scores.json, and keep the previous ones in out/backups/; no model runs."""
+    out = Path(out)
+    stage = StageDir(out)
+    config = check_eval_dir(out)
+    wanted = list(config["benchmarks"]) if not benchmarks else benchmarks
+    unknown = sorted(set(wanted) - set(config["benchmarks"]))
+    if unknown:
+        raise DistillError(f"{out}: no samples of {', '.join(unknown)} (it has {', '.join(config['benchmarks'])})")
     problems = {
         name: {p["id"]: p for p in read_parquet(out / "problems" / f"{name}.parquet").to_pylist()}
-        for name in config["benchmarks"]
+        for name in wanted
     }
-    all_rows = []
-    for part in stage.parts():
+    todo = [i for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
+    kept = _backup(out, [stage.part(i) for i in todo] + [out / "scores.json"])
+    log.info("%s: previous parts and scores kept in %s", out, kept)
+    for i in todo:
+        part = stage.part(i)
         rows = read_parquet(part).to_pylist()
         groups: dict[tuple[str, str], list[dict]] = {}
         for r in rows:
@@ -288,5 +341,4 @@ def rescore(out: Path) -> dict:
             for r, (extracted, correct) in zip(group, verdicts):
                 r.update(extracted=extracted, correct=correct, answer=p["answer"])
         write_parquet(to_table(rows, EVAL_SAMPLE), part)
-        all_rows += rows
-    return write_scores(out, samples=all_rows)
+    return write_scores(out)

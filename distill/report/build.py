@@ -80,6 +80,31 @@ def reference_table(data: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+# The report lists this many disagreements per model and benchmark; the rest are counted.
+MAX_DISAGREEMENTS = 50
+
+
+def agreement_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "benchmark", "labelled samples", "agree (%)", "correct here only", "correct there only"]
+    rows = [[name, bench, str(a["labelled"]), _pct(a["agree"]), str(a["only_ours_correct"]), str(a["only_theirs_correct"])]
+            for name, benches in data["agreement"].items() for bench, a in benches.items()]
+    return head, rows
+
+
+def disagreement_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "benchmark", "problem", "sample", "reference", "our answer", "ours", "their answer", "theirs"]
+    rows = []
+    for name, benches in data["agreement"].items():
+        for bench, a in benches.items():
+            for r in a["disagreements"][:MAX_DISAGREEMENTS]:
+                rows.append([name, bench, r["problem_id"], str(r["sample_idx"]), str(r["answer"]), str(r["extracted"]),
+                             "correct" if r["correct"] else "wrong", str(r["foreign_extracted"] or ""),
+                             "correct" if r["foreign_correct"] else "wrong"])
+            if len(a["disagreements"]) > MAX_DISAGREEMENTS:
+                rows.append([name, bench, f"... and {len(a['disagreements']) - MAX_DISAGREEMENTS} more", "", "", "", "", "", ""])
+    return head, rows
+
+
 def funnel_table(f: dict) -> tuple[list[str], list[list[str]]]:
     head = ["step", "traces", "share of input (%)"]
     n = max(f["rows_in"], 1)
@@ -110,6 +135,9 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
     if data["comparisons"]:
         out.append(("comparison", "Distilled vs baseline (paired bootstrap over problems)", comparison_table(data), None))
     out.append(("reference", "DeepSeek-R1 paper, Table 5 (same models)", reference_table(data) if data["reference_rows"] else None, None))
+    if data.get("agreement"):
+        out.append(("agreement", "Imported samples: our verdicts against the other tool's", agreement_table(data), None))
+        out.append(("disagreements", "Imported samples: where the verdicts disagree", disagreement_table(data), None))
     if data["models"]:
         out.append(("lengths", "Response lengths", None, "lengths"))
     if data["funnel"]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from distill.eval.compare import compare
+from distill.eval.compare import compare, foreign_agreement
 from distill.eval.stage import SCORE_COLUMNS, load_samples
 from distill.pipeline import CURATED, EVAL, SFT
 from distill.stage import StageDir
@@ -126,7 +126,7 @@ def r1_protocol(spec_template: str = "r1") -> dict:
 
 
 def _setting(key: str, value) -> str:
-    if value is None and key not in ("system_prompt",):
+    if value == "unknown" or (value is None and key != "system_prompt"):  # imported samples: not saved by their tool
         return f"{key} unknown"
     return {
         "temperature": f"T={value}",
@@ -167,7 +167,8 @@ def sampling_settings(models: dict[str, dict]) -> dict[str, str]:
             else:
                 parts.append(", ".join(f"{b}: {_setting(key, v)}" for b, v in values.items()))
         parts.append(", ".join(f"{b} k={p.get('k')}" for b, p in protos.items()))
-        out[name] = "; ".join(parts)
+        source = (m["scores"].get("model") or {}).get("imported_from")
+        out[name] = "; ".join(([f"imported from {source}"] if source else []) + parts)
     return out
 
 
@@ -218,5 +219,7 @@ def collect(run_dir: Path) -> dict:
         "reference": ref,
         "reference_rows": matched,
         "settings": sampling_settings(models),
+        # imported samples: our verdicts against the other tool's
+        "agreement": {name: a for name, m in models.items() if (a := foreign_agreement(m["dir"]))},
         "notes": notes,
     }
