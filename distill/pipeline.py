@@ -17,7 +17,7 @@ from rich.table import Table
 
 from distill.config import Config, apply_overrides, load_yaml, parse
 from distill.errors import DistillError
-from distill.eval.config import EvalConfig, ModelSpec
+from distill.eval.config import EvalConfig, ModelSpec, check_fits_all
 from distill.filter.config import FilterConfig
 from distill.generate.config import GenerateConfig
 from distill.io import remove_leftover_tmp, write_text
@@ -48,6 +48,12 @@ class EvalSection(EvalConfig):
             for other in (m.baseline, m.baseline_of):
                 if other is not None and other not in names:
                     raise ValueError(f"model '{m.name}' is compared with '{other}', which is not in eval.models")
+        return self
+
+    @model_validator(mode="after")
+    def _token_limits_fit_each_model(self) -> "EvalSection":
+        for m in self.models:
+            check_fits_all(self, m)
         return self
 
 
