@@ -75,6 +75,10 @@ EVAL_SAMPLE = pa.schema(
         pa.field("completion_tokens", pa.int32()),
         pa.field("reason", pa.string()),  # why not correct: wrong_answer, no_answer, unfinished, timeout, ...
         pa.field("grading", pa.string()),  # the policy that judged it: strict | lenient (null: written before policies)
+        # samples imported from another tool (`distill eval --import`): its own verdict and parsed answer;
+        # null for samples this project drew
+        pa.field("foreign_correct", pa.bool_()),
+        pa.field("foreign_extracted", pa.string()),
     ]
 )
 

@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from itertools import product
-from multiprocessing import get_context
 
 import sympy
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 from math_verify.errors import TimeoutException
 from math_verify.utils import timeout
 
+from distill.stage import worker_pool
 from distill.verify import CORRECT, INCORRECT, UNFINISHED, UNVERIFIABLE, Verdict, answer_text, check_grading, is_unfinished
 
 log = logging.getLogger(__name__)
@@ -249,7 +247,7 @@ def verify_math_many(
     """Verdicts for (completion, reference) pairs, in order, computed in `workers` spawned processes
     (so math-verify's alarm-based timeouts work even when the caller runs threads)."""
     chunks = [pairs[i : i + chunk] for i in range(0, len(pairs), chunk)]
-    with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as pool:
+    with worker_pool(max(1, workers)) as pool:
         out: list[Verdict] = []
         for part in pool.map(_verify_pairs, chunks, [timeout_s] * len(chunks), [grading] * len(chunks)):
             out += part
