@@ -113,7 +113,7 @@ def lighteval_rows(new: bool):
     return rows
 
 
-@pytest.mark.parametrize("new", [True, False], ids=["lighteval>=0.10", "lighteval<0.10"])
+@pytest.mark.parametrize("new", [True, False], ids=["lighteval-current", "lighteval-older"])
 def test_lighteval_details_parquet_matches_templated_queries(tmp_path, new):
     f = tmp_path / "details_math_500.parquet"
     pq.write_table(pa.Table.from_pylist(lighteval_rows(new)), f)

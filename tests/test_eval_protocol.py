@@ -232,3 +232,20 @@ def test_the_shipped_baseline_protocol_fits_real_prompts_and_a_tighter_one_is_re
     tight = baseline.model_copy(update={"max_model_len": 3100})
     with pytest.raises(DistillError, match=r"model 'qwen2.5-math-7b-instruct': \w+'s longest prompt is \d+ tokens, which with max_tokens 3072 exceeds max_model_len 3100"):
         eval_stage.check_prompts_fit(tight, protos, problems)
+
+
+def test_cli_takes_the_models_own_protocol_and_paper_row(tmp_path):
+    from distill.eval.cli import eval_cmd
+
+    app = typer.Typer()
+    app.command()(eval_cmd)
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(app, ["--output", str(out), "--model", "toy-teacher", "--backend", "toy", "--r1-reference", "DeepSeek-R1-Distill-Qwen-1.5B",
+                                   "--set", "overrides.toy_arith.toy.n=4", "--set", "overrides.toy_arith.k=2", "--set", "bootstrap_resamples=200",
+                                   "--set", "model.force_think=false", "--set", "model.max_tokens=100"])
+    assert res.exit_code == 0, res.output
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["benchmarks"]["toy_arith"]["protocol"]["prefix"] == "" and scores["benchmarks"]["toy_arith"]["protocol"]["max_tokens"] == 100
+    assert scores["model"]["r1_reference"] == "DeepSeek-R1-Distill-Qwen-1.5B"
+    res = CliRunner().invoke(app, ["--output", str(tmp_path / "bad"), "--model", "toy-teacher", "--backend", "toy", "--set", "model.max_tokns=5"])
+    assert isinstance(res.exception, DistillError) and "field 'max_tokns'" in str(res.exception)
