@@ -2,9 +2,9 @@
 `--rescore` and `report` read like one of ours, with the other tool's verdicts kept beside our own.
 
 Formats (what each tool writes; checked against their public sources):
-- `lighteval`: a details Parquet (`details_<task>_<time>.parquet`). Since lighteval 0.10 each row has
-  `doc` (with `query`), `model_response` (with `text`, one string per sample) and `metric`; before, flat
-  `example`, `predictions` and `metrics`. A per-sample verdict exists only with one sample per row (a
+- `lighteval`: a details Parquet (`details_<task>_<time>.parquet`). Current lighteval writes each row as
+  its `Detail` dataclass: `doc` (with `query`), `model_response` (with `text`, one string per sample) and
+  `metric`; older releases wrote flat `example`, `predictions` and `metrics`. A per-sample verdict exists only with one sample per row (a
   0/1 metric); with several samples lighteval keeps only their mean, so the labels stay empty.
 - `qwen-math`: the Qwen2.5-Math evaluation jsonl, also what SkyThought's math harness writes: one line
   per problem with `question`, `gt`, `code` (the samples; `response` in its reward-model examples),
@@ -139,7 +139,7 @@ def read_lighteval(path: Path) -> Iterator[Foreign]:
         raise DistillError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
     for i, row in enumerate(rows, start=1):
         at = where(path, i)
-        if "doc" in row:  # lighteval >= 0.10
+        if "doc" in row:  # current lighteval
             question = _field(_field(row, "doc", at, dict), "query", at, str)
             texts = _field(_field(row, "model_response", at, dict), "text", at, list)
             metrics = row.get("metric") or {}

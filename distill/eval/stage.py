@@ -91,6 +91,30 @@ def request_messages(problem: dict, proto: dict) -> list[dict]:
     return system + messages_for(problem["prompt"], problem["domain"], proto["template"])
 
 
+def check_prompts_fit(model: ModelSpec, protos: dict[str, dict], problems: dict[str, list[dict]]) -> None:
+    """Each benchmark's longest prompts, rendered with the model's chat template, plus its token limit must
+    fit `max_model_len`; otherwise the engine refuses those requests hours into the run."""
+    if model.max_model_len is None or model.backend not in ("vllm", "transformers"):
+        return
+    from transformers import AutoTokenizer
+
+    from distill.generate.prompting import render_chat
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model.model)
+    except Exception as e:  # noqa: BLE001 -- hub unreachable, gated: the engine will say more when it starts
+        log.warning("model '%s': tokenizer not loadable here (%s); prompt lengths not checked against max_model_len", model.name, type(e).__name__)
+        return
+    for bench, proto in protos.items():
+        longest = sorted(problems[bench], key=lambda p: len(p["prompt"]))[-8:]  # by characters, then counted in tokens
+        n = max(len(tok.encode(render_chat(tok, request_messages(p, proto), proto["prefix"]), add_special_tokens=False)) for p in longest)
+        if n + proto["max_tokens"] > model.max_model_len:
+            raise DistillError(
+                f"model '{model.name}': {bench}'s longest prompt is {n} tokens, which with max_tokens {proto['max_tokens']} exceeds "
+                f"max_model_len {model.max_model_len}; set the model's max_tokens to at most {model.max_model_len - n}"
+            )
+
+
 def model_config(model: ModelSpec) -> dict:
     """The model's part of the stage config (its hash decides resume): what it is, not where it lies, and
     none of how it is run (GPUs per engine, endpoint, concurrency) nor the report's labels."""
@@ -136,6 +160,7 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
         },
         "shards": shards,
     }
+    check_prompts_fit(model, {b: v["protocol"] for b, v in config["benchmarks"].items()}, problems)
     stage.prepare(config)
     for spec in specs:
         path = out / "problems" / f"{spec.name}.parquet"
