@@ -24,7 +24,8 @@ def test_every_r1_student_has_a_config():
 
 @pytest.mark.parametrize("path", STUDENTS, ids=lambda p: p.name)
 def test_shipped_student_config_validates_and_says_how_to_run_it(path):
-    cfg = load(StudentConfig, path)  # constructs the trl.SFTConfig too
+    cfg = load(StudentConfig, path)
+    cfg.check_training()  # constructs the trl.SFTConfig
     assert cfg.name == path.stem
     assert cfg.template_path().is_file()
     header = path.read_text().split("\nname:")[0]
