@@ -87,20 +87,30 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
     return summary
 
 
-# attn_implementation -> the package it needs; a missing one is named with its extra, not a traceback.
-ATTENTION_PACKAGES = {"flash_attention_2": "flash_attn", "flash_attention_3": "flash_attn_3", "flash_attention_4": "flash_attn"}
+# attn_implementation -> the distribution it needs; a missing one is named with the extra, not a traceback.
+# flash-attn-4 is in the [gpu] extra (a wheel on PyPI); flash-attn (2) builds from source on A100-class GPUs.
+ATTENTION_PACKAGES = {"flash_attention_2": "flash-attn", "flash_attention_3": "flash-attn-3", "flash_attention_4": "flash-attn-4"}
 
 
 def require_gpu_packages(cfg: StudentConfig) -> None:
     """DistillError naming the `[gpu]` extra when the config or the launcher needs a package that is not installed."""
     attn = (cfg.training.get("model_init_kwargs") or {}).get("attn_implementation")
     needs = []
-    if attn in ATTENTION_PACKAGES and find_spec(ATTENTION_PACKAGES[attn]) is None:
-        needs.append(f"training.model_init_kwargs.attn_implementation={attn} needs {ATTENTION_PACKAGES[attn].replace('_', '-')}")
+    if attn in ATTENTION_PACKAGES and not _installed(ATTENTION_PACKAGES[attn]):
+        needs.append(f"training.model_init_kwargs.attn_implementation={attn} needs {ATTENTION_PACKAGES[attn]}")
     if (os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" or cfg.training.get("deepspeed")) and find_spec("deepspeed") is None:
         needs.append("the DeepSpeed launcher config needs deepspeed")
     if needs:
         raise DistillError(f"{cfg.name}: {'; '.join(needs)}, not installed: pip install 'distill[gpu]'")
+
+
+def _installed(distribution: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return bool(version(distribution))
+    except PackageNotFoundError:
+        return False
 
 
 def resolve_model(name: str, out: Path) -> str:
@@ -160,25 +170,15 @@ def _reserved(tokenizer, ids) -> bool:
 
 
 def _rename_tokens(tokenizer, names: dict[int, str]):
-    """The tokenizer with added tokens `names` (id -> new text) renamed and made non-special, through its files."""
-    import tempfile
+    """The tokenizer with added tokens `names` (id -> new text) renamed and made non-special, in its backend."""
+    from tokenizers import Tokenizer
 
-    from transformers import AutoTokenizer
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer.save_pretrained(tmp)
-        tok_file, cfg_file = Path(tmp) / "tokenizer.json", Path(tmp) / "tokenizer_config.json"
-        tok_json = json.loads(tok_file.read_text(encoding="utf-8"))
-        for t in tok_json["added_tokens"]:
-            if t["id"] in names:
-                t.update(content=names[t["id"]], special=False, normalized=False)
-        tok_file.write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
-        config = json.loads(cfg_file.read_text(encoding="utf-8"))
-        for k, v in config.get("added_tokens_decoder", {}).items():
-            if int(k) in names:
-                v.update(content=names[int(k)], special=False, normalized=False)
-        cfg_file.write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
-        return AutoTokenizer.from_pretrained(tmp)
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    for t in backend["added_tokens"]:
+        if t["id"] in names:
+            t.update(content=names[t["id"]], special=False, normalized=False)
+    tokenizer._tokenizer = Tokenizer.from_str(json.dumps(backend))
+    return tokenizer
 
 
 def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: bool = False):
