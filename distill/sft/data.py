@@ -28,7 +28,10 @@ def curated_dataset(inp: Path, data_format: str, cache_dir: Path):
     """(datasets.Dataset with one `messages` column, counts) from every finished part of curated stage `inp`."""
     from datasets import Dataset
 
-    parts = StageDir(inp).parts()
+    stage = StageDir(inp)
+    if stage.done_shards():
+        stage.require_complete("filter")
+    parts = stage.parts()
     if not parts:
         raise DistillError(f"{inp}: no finished curated parts (run `distill filter` into it first)")
     schemas = [pq.read_schema(p) for p in parts]
