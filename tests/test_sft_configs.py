@@ -81,7 +81,7 @@ def test_students_are_saved_with_the_positions_the_eval_asks_for():
         student = students[spec.model.removeprefix("sft:")]
         extended = (student.training.get("model_init_kwargs") or {}).get("max_position_embeddings")
         native = next(m.max_position_embeddings for name, m in MODELS.items() if student.model.lower().endswith(name))
-        want = spec.vllm.max_model_len
+        want = spec.max_model_len
         assert want and (extended or native) >= want >= student.max_length, spec.name
         checked += 1
     assert checked == 6

@@ -85,7 +85,7 @@ def test_lora_trains_the_adapter_only(curated, tmp_path):
 
 def test_config_rejects_keys_that_are_not_sft_config_fields():
     with pytest.raises(ValueError, match="not a trl.SFTConfig field"):
-        student(training={"learning_rat": 1e-3})
+        student(training={"learning_rat": 1e-3}).check_training()
     with pytest.raises(ValueError, match="training.max_length is set by distill sft"):
         student(training={"max_length": 10})
     with pytest.raises(ValueError, match="toy model must be one of"):
