@@ -249,3 +249,17 @@ def test_cli_takes_the_models_own_protocol_and_paper_row(tmp_path):
     assert scores["model"]["r1_reference"] == "DeepSeek-R1-Distill-Qwen-1.5B"
     res = CliRunner().invoke(app, ["--output", str(tmp_path / "bad"), "--model", "toy-teacher", "--backend", "toy", "--set", "model.max_tokns=5"])
     assert isinstance(res.exception, DistillError) and "field 'max_tokns'" in str(res.exception)
+
+
+def test_a_moved_benchmark_file_resumes(tmp_path):
+    """A user benchmark (spec + data) elsewhere on another node: same problems, same stage config."""
+    first = tmp_path / "a"
+    first.mkdir()
+    (first / "sums.jsonl").write_text("".join(json.dumps({"problem": f"What is {a} + {a + 1}?", "answer": str(2 * a + 1)}) + "\n" for a in range(100, 104)))
+    (first / "sums.yaml").write_text("name: sums\nsource: sums.jsonl\nk: 2\nmax_tokens: 512\n")
+    out = tmp_path / "eval"
+    spec = ModelSpec(name="m", backend="toy", model="toy-teacher")
+    run(EvalConfig(benchmarks=[str(first / "sums.yaml")], bootstrap_resamples=200), spec, out)
+    assert json.loads((out / "config.json").read_text())["config"]["benchmarks"]["sums"]["spec"]["source"] == "sums.jsonl"
+    shutil.move(first, tmp_path / "b")
+    run(EvalConfig(benchmarks=[str(tmp_path / "b" / "sums.yaml")], bootstrap_resamples=200), spec, out)  # no refusal

@@ -192,7 +192,7 @@ def _sha256(path: Path) -> str:
 def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: str, bootstrap_resamples: int = 10_000) -> dict:
     """Write `out` as a finished eval directory of `model` on `benchmark` from another tool's file; return
     {"matched", "unmatched", "samples", "k"}. Importing the same file again changes nothing."""
-    from distill.eval.stage import write_scores
+    from distill.eval.stage import spec_record, write_scores
 
     if fmt not in READERS:
         raise DistillError(f"--import {fmt}: unknown format (known: {', '.join(READERS)})")
@@ -232,7 +232,7 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: st
         "imported": {"format": fmt, "file": path.name, "sha256": _sha256(path), "matched": len(ids), "unmatched": len(unmatched)},
         "eval": {"bootstrap_resamples": bootstrap_resamples, "seed": 0},
         "model": {"name": model, "backend": "imported", "imported_from": fmt},
-        "benchmarks": {spec.name: {"spec": spec.model_dump(mode="json"), "protocol": protocol}},
+        "benchmarks": {spec.name: {"spec": spec_record(spec), "protocol": protocol}},
         "shards": [[spec.name, 0, len(ids)]],
     }
     stage = StageDir(out)

@@ -6,6 +6,7 @@ Output directory (05_eval/<model>/):
     part-*.parquet               EVAL_SAMPLE rows, one shard = up to `problems_per_shard` problems
     chunks/<shard>/*.parquet     in-shard checkpoints, merged into the part when the shard is done
     scores.json                  written once every shard is done (and by `rescore`)
+    backups/<UTC time>/          parts and scores.json as they were before a `rescore` replaced them
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError
-from distill.eval.benchmarks import BenchmarkSpec, load_benchmark, load_spec
+from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
 from distill.eval.identity import model_identity
 from distill.eval.scores import summarize
@@ -67,7 +68,7 @@ def resolved_specs(cfg: EvalConfig) -> list[BenchmarkSpec]:
 def protocol(cfg: EvalConfig, spec: BenchmarkSpec, problem_ids: list[str], model: ModelSpec | None = None) -> dict:
     """Everything that must match for two models' scores on this benchmark to be comparable: the R1
     protocol, except where the model's spec sets its own (token limit, prefix, template, system prompt)."""
-    model = model or ModelSpec(name="-", model="-")
+    model = model or ModelSpec(name="r1", model="r1")  # sets nothing of its own: the R1 protocol
     force_think = cfg.force_think if model.force_think is None else model.force_think
     return {
         "temperature": cfg.temperature,
@@ -115,11 +116,21 @@ def check_prompts_fit(model: ModelSpec, protos: dict[str, dict], problems: dict[
             )
 
 
-def model_config(model: ModelSpec) -> dict:
+def model_record(model: ModelSpec) -> dict:
     """The model's part of the stage config (its hash decides resume): what it is, not where it lies, and
     none of how it is run (GPUs per engine, endpoint, concurrency) nor the report's labels."""
     exclude = {**{f: True for f in _LABEL_FIELDS | {"model"}}, **RUNTIME_ONLY}
     return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model, model.backend)}
+
+
+def spec_record(spec: BenchmarkSpec) -> dict:
+    """The benchmark's part of the stage config: its spec, with a local data file named relative to evals/
+    (or by its file name) instead of by where this checkout lies; its problems are hashed in the protocol."""
+    source = spec.source
+    if source != "toy" and not source.startswith("hf:"):
+        path = Path(source).resolve()
+        source = path.relative_to(EVALS_DIR).as_posix() if path.is_relative_to(EVALS_DIR) else path.name
+    return {**spec.model_dump(mode="json"), "source": source}
 
 
 def _plan(cfg: EvalConfig, specs: list[BenchmarkSpec], counts: dict[str, int]) -> list[list]:
@@ -152,10 +163,11 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     config = {
         # EvalConfig's own fields only: a pipeline's eval section also lists every model, and adding
         # a model must not invalidate the others' finished samples
-        "eval": cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)),
-        "model": model_config(model),
+        # a model must not invalidate the others' finished samples; benchmarks by name, not by spec path
+        "eval": {**cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)), "benchmarks": [s.name for s in specs]},
+        "model": model_record(model),
         "benchmarks": {
-            s.name: {"spec": s.model_dump(mode="json"), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
+            s.name: {"spec": spec_record(s), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
             for s in specs
         },
         "shards": shards,
