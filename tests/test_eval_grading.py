@@ -55,3 +55,25 @@ def test_parts_written_before_reasons_still_read(tmp_path):
     assert old["protocol"]["grading"] == "unrecorded"
     assert old["termination"]["no_answer"] == pytest.approx(sum(r["extracted"] is None for r in rows) / len(rows))
     assert rescore(out)["benchmarks"]["toy_arith"]["protocol"]["grading"] == "strict"  # the config's policy
+
+
+def test_cli_grading_for_a_run_and_a_rescore(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from distill.errors import DistillError
+    from distill.eval.cli import eval_cmd
+
+    app = typer.Typer()
+    app.command()(eval_cmd)
+    out = tmp_path / "cli"
+    base = ["--output", str(out), "--set", "overrides.toy_arith.toy.n=8", "--set", "overrides.toy_arith.k=2", "--set", "bootstrap_resamples=200"]
+    res = CliRunner().invoke(app, [*base, "--model", "toy-teacher", "--backend", "toy", "--grading", "lenient"])
+    assert res.exit_code == 0, res.output
+    assert {r["grading"] for r in load_samples(out)} == {"lenient"}
+    res = CliRunner().invoke(app, ["--output", str(out), "--rescore", "--grading", "strict"])
+    assert res.exit_code == 0, res.output
+    assert {r["grading"] for r in load_samples(out)} == {"strict"}
+    assert json.loads((out / "scores.json").read_text())["benchmarks"]["toy_arith"]["protocol"]["grading"] == "strict"
+    res = CliRunner().invoke(app, ["--output", str(out), "--rescore", "--grading", "loose"])
+    assert isinstance(res.exception, DistillError) and "strict, lenient" in str(res.exception)

@@ -36,6 +36,7 @@ from distill.generate.prompting import THINK_PREFIX, messages_for
 from distill.io import read_parquet, read_parquets, write_json, write_parquet
 from distill.records import EVAL_SAMPLE, PROBLEM, conform, content_id, to_table
 from distill.stage import StageDir, run_shards
+from distill.verify import GRADINGS
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +377,8 @@ def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None 
 
     `grading` (strict | lenient) switches the policy; None keeps the eval config's.
     """
+    if grading is not None and grading not in GRADINGS:
+        raise DistillError(f"--grading: expected one of {', '.join(GRADINGS)}, got {grading!r}")
     out = Path(out)
     stage = StageDir(out)
     config = check_eval_dir(out)
