@@ -16,10 +16,9 @@ def kd(**kw) -> dict:
 
 
 def test_training_takes_distillation_config_fields_and_not_the_stages_own():
-    cfg = KDConfig(**kd(training={"learning_rate": 1e-5, "vllm_server_port": 8001}))
-    assert cfg.training["vllm_server_port"] == 8001
-    with pytest.raises(DistillError, match=r"training: not a trl.DistillationConfig field \('no_such_key'\)"):
-        parse(KDConfig, kd(training={"no_such_key": 1}), "kd.yaml")
+    KDConfig(**kd(training={"learning_rate": 1e-5, "vllm_server_port": 8001})).check_training()
+    with pytest.raises(ValueError, match=r"training: not a trl.DistillationConfig field \('no_such_key'\)"):
+        KDConfig(**kd(training={"no_such_key": 1})).check_training()
     with pytest.raises(DistillError, match=r"training.beta is set by distill kd"):
         parse(KDConfig, kd(training={"beta": 0.5}), "kd.yaml")
     with pytest.raises(DistillError, match=r"field 'generation'"):
@@ -28,7 +27,7 @@ def test_training_takes_distillation_config_fields_and_not_the_stages_own():
 
 def test_a_pipeline_kd_run_must_name_students_of_the_run():
     data = yaml.safe_load((ROOT / "pipelines" / "toy_kd.yaml").read_text())
-    load_pipeline(ROOT / "pipelines" / "toy_kd.yaml")  # the shipped one is consistent
+    load_pipeline(ROOT / "pipelines" / "toy_kd.yaml").kd.runs[0].check_training()  # the shipped one is consistent
     data["kd"]["runs"][0]["teacher"] = "sft:nobody"
     data["sft"]["students"] = [load_pipeline(ROOT / "pipelines" / "toy_kd.yaml").sft.students[i].model_dump() for i in range(3)]
     with pytest.raises(DistillError, match=r"kd run 'toy-llama-micro-kd': teacher sft:nobody is not in sft.students"):
@@ -44,5 +43,6 @@ def test_r1_kd_reuses_the_r1_runs_data_and_students_unchanged():
     students = {s.name: s for s in r1.sft.students}
     assert all(students[s.name] == s for s in kd.sft.students)
     run = kd.kd.runs[0]
+    run.check_training()  # its training keys build a trl.DistillationConfig (bf16, vLLM server, ZeRO-3 ready)
     assert run.generation == "vllm_server" and run.sft_control is not None
     assert {m.model for m in kd.eval.models} >= {run.student, f"kd:{run.name}", f"kd:{run.name}-sft-control"}

@@ -2,7 +2,7 @@
 
 The student samples completions to the prompts and is trained to match the teacher's next-token
 distribution on its own samples (Agarwal et al. 2023, GKD; `trl.DistillationTrainer`). As in the sft
-stage, `training` holds the trainer config's own fields and is validated by constructing one.
+stage, `training` holds the trainer config's own fields and is validated by constructing one (`check_training`).
 """
 
 from __future__ import annotations
@@ -60,12 +60,15 @@ class KDConfig(Config):
     )
 
     @model_validator(mode="after")
-    def _training_is_a_distillation_config(self) -> "KDConfig":
+    def _no_reserved_training_keys(self) -> "KDConfig":
         reserved = [k for k in RESERVED_TRAINING_KEYS if k in self.training]
         if reserved:
             raise ValueError(f"training.{reserved[0]} is set by distill kd (use the kd config's own field or the output dir)")
-        distillation_config(self, Path(tempfile.gettempdir()) / "distill-kd-validate", validate_only=True)
         return self
+
+    def check_training(self) -> None:
+        """ValueError unless `training` builds a trl.DistillationConfig (imports trl: called where training happens)."""
+        distillation_config(self, Path(tempfile.gettempdir()) / "distill-kd-validate", validate_only=True)
 
 
 def distillation_config(cfg: KDConfig, output_dir: Path, validate_only: bool = False):

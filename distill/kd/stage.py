@@ -52,6 +52,10 @@ def run(cfg: KDConfig, inp: Path, out: Path, *, sft_dir: Path | None = None, thr
     from accelerate import PartialState
     from transformers import AutoTokenizer
 
+    try:
+        cfg.check_training()
+    except ValueError as e:
+        raise DistillError(f"kd run '{cfg.name}': {e}") from None
     inp, out = Path(inp), Path(out)
     if threads:
         torch.set_num_threads(threads)
