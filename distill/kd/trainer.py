@@ -72,8 +72,8 @@ class OnPolicyDistillationTrainer(DistillationTrainer):
         texts = self.processing_class.batch_decode(out["completion_ids"] * out["completion_mask"], skip_special_tokens=True)
         for row, text in zip(inputs, texts):
             if row.get("answer") is not None and row.get("domain") in SCORED_DOMAINS:
-                [(_, correct)] = score("math", [text], row["answer"])
-                self._metrics["eval"]["heldout_accuracy"].append(float(correct))
+                [verdict] = score("math", [text], row["answer"])
+                self._metrics["eval"]["heldout_accuracy"].append(float(verdict.correct))
         return out
 
 
