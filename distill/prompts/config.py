@@ -64,6 +64,24 @@ class RowRule(Config):
         return value
 
 
+class Choices(Config):
+    """Multiple choice from a correct and several incorrect answer columns (SciQ's and GPQA's layout): the
+    options are shuffled with a per-problem seed and lettered; the reference is the correct letter."""
+
+    correct: str = Field(description="column with the correct option")
+    incorrect: list[str] = Field(min_length=1, description="columns with the wrong options")
+    format: str = Field("{prompt}\n\n{options}", description="problem text layout: {prompt} the question, {options} the lettered options")
+
+
+class Expect(Config):
+    """What the planner (`distill plan`) assumes for a source until a pilot run measures it; not part of
+    the stage's identity, so refining it never blocks a resume."""
+
+    keep_rate: float = Field(0.5, gt=0, le=1, description="kept SFT samples per generated sample (teacher pass rate x checks)")
+    completion_tokens: int = Field(4000, ge=1, description="mean teacher completion tokens per sample")
+    prompt_tokens: int = Field(200, ge=1, description="mean prompt tokens per sample")
+
+
 class SourceConfig(Config):
     """One source of the mix."""
 
@@ -75,8 +93,9 @@ class SourceConfig(Config):
     columns: dict[str, str] = Field(
         default_factory=lambda: {"prompt": "problem", "answer": "answer"},
         description="problem field -> source column, e.g. {prompt: problem, answer: solution, tests: test_cases}; "
-        "chat sources map `messages` to a list of {role, content} turns",
+        "chat sources map `messages` to a list of {role, content} turns; `a.b` reads field b of a struct column a",
     )
+    choices: Optional[Choices] = Field(None, description="build a lettered multiple-choice problem from option columns")
     domain: Literal["math", "code", "science", "general"] = Field("math", description="domain of rows without a mapped domain column")
     toy: ToyTasks = Field(default_factory=ToyTasks, description="toy source: the train split of these problems")
     where: list[RowRule] = Field(default_factory=list, description="row filter: every rule must hold (e.g. numeric answers, no proofs)")
@@ -91,6 +110,7 @@ class SourceConfig(Config):
     )
     multi_answer: bool = Field(False, description="a list in the answer column is a set of accepted answers (else an error)")
     allow_empty: bool = Field(False, description="accept a source that yields no problem (else an error)")
+    expect: Expect = Field(default_factory=Expect, description="planner assumptions (distill plan); not hashed")
 
     @field_validator("columns")
     @classmethod
@@ -155,6 +175,10 @@ class PromptsConfig(Config):
         if not self.sources:
             raise ValueError("at least one source is needed")
         return self
+
+    def identity(self) -> dict:
+        """The config that decides the rows, for the stage's config hash: the planner's `expect` is left out."""
+        return self.model_dump(mode="json", exclude={"sources": {"__all__": {"expect"}}})
 
     def quotas(self) -> list[int | None]:
         """Problems each source contributes: its `limit`, or its share of `total` by largest remainder, so

@@ -71,34 +71,78 @@ def _chat(value, loc: tuple, col: str) -> tuple[list[dict], str, str]:
     return turns[:-2], turns[-2]["content"], turns[-1]["content"]
 
 
+def _get(raw: dict, column: str):
+    """The value of `column`; `a.b` is field b of the struct (dict) in column a."""
+    value = raw.get(column)
+    if value is None and "." in column:
+        value = raw
+        for key in column.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _tests(value, loc: tuple, col: str) -> str | None:
+    """Tests as a JSON list of {input, output[, fn_name, type]}; a {input: [...], output: [...]} pair of
+    lists (CodeContests' layout) is zipped into one."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("input"), list) and isinstance(value.get("output"), list):
+        if len(value["input"]) != len(value["output"]):
+            raise DistillError(f"{where(loc[0], loc[1], col)}: {len(value['input'])} test inputs but {len(value['output'])} outputs")
+        value = [{"input": i, "output": o} for i, o in zip(value["input"], value["output"])]
+    if not isinstance(value, list):
+        raise DistillError(f"{where(loc[0], loc[1], col)}: tests must be a list of {{input, output}}, got {_short(value)}")
+    return to_json(value)
+
+
+def _lettered(src: SourceConfig, raw: dict, loc: tuple, question: str) -> tuple[str, str]:
+    """The problem text with shuffled lettered options, and the correct letter (seeded by the question,
+    so a rerun gives the same letters)."""
+    c = src.choices
+    options = []
+    for col in [c.correct, *c.incorrect]:
+        value = _get(raw, col)
+        if value is None or not str(value).strip():
+            raise DistillError(f"{where(loc[0], loc[1], col)}: missing or empty option")
+        options.append(str(value).strip())
+    order = list(range(len(options)))
+    random.Random(content_id(src.label, question)).shuffle(order)
+    lines = [f"{'ABCDEFGHIJ'[i]}) {options[j]}" for i, j in enumerate(order)]
+    return c.format.format(prompt=question, options="\n".join(lines)), "ABCDEFGHIJ"[order.index(0)]
+
+
 def to_problem(raw: dict, src: SourceConfig, loc: tuple) -> dict:
     """One source record as a PROBLEM row; `loc` = (file, row) for error messages."""
     cols = src.columns
     meta: dict = {}
     answer = None
     if "messages" in cols:
-        context, prompt, reply = _chat(raw.get(cols["messages"]), loc, cols["messages"])
+        context, prompt, reply = _chat(_get(raw, cols["messages"]), loc, cols["messages"])
         if context:
             meta["context"] = context
         answer = reply
     else:
         col = cols.get("prompt", "prompt")
-        prompt = raw.get(col)
+        prompt = _get(raw, col)
         if not isinstance(prompt, str) or not prompt.strip():
             raise DistillError(f"{where(loc[0], loc[1], col)}: missing or empty problem text (columns.prompt = {col!r})")
-        if "answer" in cols:
-            answer = _answer(raw.get(cols["answer"]), src, loc, cols["answer"])
-    domain = raw.get(cols["domain"]) if "domain" in cols else src.domain
+        if src.choices is not None:
+            prompt, answer = _lettered(src, raw, loc, prompt.strip())
+        elif "answer" in cols:
+            answer = _answer(_get(raw, cols["answer"]), src, loc, cols["answer"])
+    domain = _get(raw, cols["domain"]) if "domain" in cols else src.domain
     if domain not in DOMAINS:
         raise DistillError(f"{where(loc[0], loc[1], cols.get('domain', 'domain'))}: domain {domain!r} not in {DOMAINS}")
-    tests = raw.get(cols["tests"]) if "tests" in cols else None
-    metadata = raw.get(cols["metadata"]) if "metadata" in cols else None
+    tests = _tests(_get(raw, cols["tests"]), loc, cols["tests"]) if "tests" in cols else None
+    metadata = _get(raw, cols["metadata"]) if "metadata" in cols else None
     prompt = normalise_text(prompt)
     if isinstance(metadata, dict):
         meta = {**metadata, **meta}
     meta["source_row"] = loc[1]
-    if "id" in cols and raw.get(cols["id"]) is not None:
-        meta["source_id"] = str(raw[cols["id"]])  # the content id is ours; the source's is kept
+    if src.multi_answer and "answer" in cols and isinstance(_get(raw, cols["answer"]), (list, tuple)):
+        meta["multi_answer"] = True  # the answer column holds a JSON list of accepted answers
+    if "id" in cols and _get(raw, cols["id"]) is not None:
+        meta["source_id"] = str(_get(raw, cols["id"]))  # the content id is ours; the source's is kept
     if src.nonreasoning is not None:
         meta["nonreasoning"] = src.nonreasoning
         if src.nonreasoning == "imported":
@@ -111,7 +155,7 @@ def to_problem(raw: dict, src: SourceConfig, loc: tuple) -> dict:
         "domain": domain,
         "prompt": prompt,
         "answer": answer,
-        "tests": tests if tests is None or isinstance(tests, str) else to_json(tests),
+        "tests": tests,
         "metadata": to_json(meta),
     }
 
@@ -139,7 +183,7 @@ def _empty(value) -> bool:
 
 
 def _passes(rec: dict, rule: RowRule) -> bool:
-    value = rec.get(rule.column)
+    value = _get(rec, rule.column)
     text = "" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)
     if rule.present is not None and _empty(value) == rule.present:
         return False

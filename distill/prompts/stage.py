@@ -145,7 +145,7 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
     the parent reads the source and applies dedup and decontamination in source order.
     """
     stage = StageDir(Path(out))
-    stage.prepare(cfg.model_dump(mode="json"))
+    stage.prepare(cfg.identity())
     _check_sources(stage, cfg)
     if stage.is_complete():
         log.info("%s: already complete", stage.path)
