@@ -270,7 +270,16 @@ class SourceReader:
         if self.src.seed is not None:
             records = shuffled(records, self.src.seed, self.src.shuffle_buffer)
         for loc, raw in records:
-            yield raw if self.src.source == "toy" else to_problem(raw, self.src, loc)
+            yield self._toy_row(raw) if self.src.source == "toy" else to_problem(raw, self.src, loc)
+
+    def _toy_row(self, row: dict) -> dict:
+        """A toy problem under this source's name, marked non-reasoning where the source says so."""
+        meta = json.loads(row["metadata"])
+        if self.src.nonreasoning == "imported":
+            meta["reply"] = NO_THINK_PREFIX + row["answer"]
+        if self.src.nonreasoning is not None:
+            meta["nonreasoning"] = self.src.nonreasoning
+        return {**row, "source": self.src.label, "metadata": to_json(meta)}
 
 
 def _sha256(path: Path) -> str:
