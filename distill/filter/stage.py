@@ -112,22 +112,32 @@ def kind(row: dict) -> str:
     return f"nonreasoning_{nr}" if nr else "reasoning"
 
 
+def _verdicts(rows: list[dict], formats: list[str | None], verifier: Verifier) -> list[Verdict]:
+    """Each row's verdict. A sample repeated verbatim is judged once; code that failed the format checks
+    is not run (a sandbox run is the costliest check, and the sample is rejected anyway)."""
+    done: dict[tuple[str, str], Verdict] = {}
+    out = []
+    for row, fmt in zip(rows, formats):
+        key = (row["id"], row["completion"])
+        if key not in done:
+            done[key] = Verdict(UNVERIFIABLE, None, "not_run") if fmt and verifier.route(row) == "code" else verifier(row)
+        out.append(done[key])
+    return out
+
+
 def curate_rows(rows: list[dict], cfg: FilterConfig) -> tuple[list[dict], list[dict], Counter]:
     """(kept rows, rejected rows, counts) for the trace rows of whole problems."""
-    verifier = Verifier(cfg.verify)
-    verdicts = [verifier(row) for row in rows]
+    scripts = {r["id"]: checks.main_script(r["prompt"]) for r in rows}
+    formats = [format_reason(row, cfg, scripts[row["id"]]) for row in rows]
+    verdicts = _verdicts(rows, formats, Verifier(cfg.verify))
     if cfg.verify.judge is not None:
         judge_pending(rows, verdicts, cfg.verify.judge)
     student = {}
     if cfg.student_pass_rate is not None:
         problems = list({r["id"]: r for r in rows if not is_nonreasoning(r)}.values())
         student = student_pass_rates(problems, cfg.student_pass_rate, cfg.verify)
-    scripts: dict[str, str] = {}
     by_problem: dict[str, list[Sample]] = {}
-    for i, (row, v) in enumerate(zip(rows, verdicts)):
-        if row["id"] not in scripts:
-            scripts[row["id"]] = checks.main_script(row["prompt"])
-        reason = format_reason(row, cfg, scripts[row["id"]])
+    for i, (row, v, reason) in enumerate(zip(rows, verdicts, formats)):
         if reason is None and v.verdict != "correct":
             if v.reason in (UNVERIFIED, NONREASONING):
                 reason = None  # kept on the format and readability checks alone

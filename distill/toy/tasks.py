@@ -29,7 +29,7 @@ OPS = ("+", "-", "*")
 _PROMPT = re.compile(r"What is (\d+) ([+\-*]) (\d+)\?")
 _CODE = re.compile(r"reads an integer n and prints n \* (\d+) \+ (\d+)\.")
 _CHAT = re.compile(r"^(Greet|Say goodbye to|Thank) ([A-Z][a-z]+)\.$", re.MULTILINE)
-CODE_TEST_INPUTS = ("3", "41")  # stdin of the tests of every toy code problem
+CODE_TEST_INPUTS = ("41",)  # stdin of the test of every toy code problem: one, as each sandboxed run costs ~0.1-0.3 s
 CHAT_REPLIES = {"Greet": "Hello, {name}! Nice to meet you.", "Say goodbye to": "Goodbye, {name}! See you soon.", "Thank": "Thank you, {name}! That was kind of you."}
 _NAME_PARTS = ("b", "d", "k", "l", "m", "n", "r", "s", "t", "v"), ("a", "e", "i", "o", "u")
 
