@@ -85,17 +85,19 @@ SOURCES = "sources.json"  # each source's fingerprint, checked on resume
 
 
 def _check_sources(stage: StageDir, cfg: PromptsConfig) -> None:
-    """Record each source's fingerprint; refuse to resume over a source whose data changed."""
+    """Record each source's fingerprint; refuse to resume over a source whose data changed once rows of it
+    are written (a source that failed before writing anything may be fixed and rerun)."""
     path = stage.path / SOURCES
     try:
         old = json.loads(path.read_text()) if path.exists() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise DistillError(f"{path}: corrupt (not JSON); delete it to re-record the source fingerprints") from None
+    written = {s.get("source") for s in stage.stats()}
     prints = {}
-    for src in cfg.sources:
+    for k, src in enumerate(cfg.sources):
         before = old.get(src.label)
         prints[src.label] = fingerprint(src, before)
-        if before is not None:
+        if before is not None and (src.label in written or _checkpoint(stage, k).exists()):
             changed = _changed(identity(before), identity(prints[src.label]))
             if changed:
                 raise DistillError(
