@@ -73,6 +73,10 @@ EVAL_SAMPLE = pa.schema(
         pa.field("correct", pa.bool_(), nullable=False),
         pa.field("finish_reason", pa.string()),
         pa.field("completion_tokens", pa.int32()),
+        # samples imported from another tool (`distill eval --import`): its own verdict and parsed answer;
+        # null for samples this project drew
+        pa.field("foreign_correct", pa.bool_()),
+        pa.field("foreign_extracted", pa.string()),
     ]
 )
 

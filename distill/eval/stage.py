@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import time
 from functools import partial
@@ -24,10 +25,11 @@ import pyarrow.parquet as pq
 
 from distill.errors import DistillError
 from distill.eval.benchmarks import BenchmarkSpec, load_benchmark, load_spec
-from distill.eval.config import EvalConfig, ModelSpec
+from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
+from distill.eval.identity import model_identity
 from distill.eval.scores import summarize
 from distill.eval.scoring import score
-from distill.generate.config import BackendConfig
+from distill.generate.config import RUNTIME_ONLY, BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
 from distill.io import read_parquet, read_parquets, write_json, write_parquet
@@ -45,6 +47,8 @@ def resolved_specs(cfg: EvalConfig) -> list[BenchmarkSpec]:
     specs = []
     for name in cfg.benchmarks:
         spec = load_spec(name)
+        if spec.name in {s.name for s in specs}:
+            raise DistillError(f"benchmark '{spec.name}' is listed twice (as {name!r})")
         o = cfg.overrides.get(spec.name)
         if o is not None and o.source is not None:
             spec = load_spec(name, source=o.source)
@@ -60,22 +64,38 @@ def resolved_specs(cfg: EvalConfig) -> list[BenchmarkSpec]:
     return specs
 
 
-def protocol(cfg: EvalConfig, spec: BenchmarkSpec, problem_ids: list[str]) -> dict:
-    """Everything that must match for two models' scores on this benchmark to be comparable."""
+def protocol(cfg: EvalConfig, spec: BenchmarkSpec, problem_ids: list[str], model: ModelSpec | None = None) -> dict:
+    """Everything that must match for two models' scores on this benchmark to be comparable: the R1
+    protocol, except where the model's spec sets its own (token limit, prefix, template, system prompt)."""
+    model = model or ModelSpec(name="-", model="-")
+    force_think = cfg.force_think if model.force_think is None else model.force_think
     return {
         "temperature": cfg.temperature,
         "top_p": cfg.top_p,
-        "max_tokens": spec.max_tokens,
+        "max_tokens": token_limit(spec.max_tokens, model),
         "k": spec.k,
         "seed": cfg.seed,
         "problems_per_chunk": cfg.problems_per_chunk,  # the transformers backend seeds per batch
-        "template": spec.template,
-        "system_prompt": None,
-        "prefix": THINK_PREFIX if cfg.force_think else "",
+        "template": model.template or spec.template,
+        "system_prompt": model.system_prompt,
+        "prefix": THINK_PREFIX if force_think else "",
         "scorer": spec.scorer,
         "n_problems": len(problem_ids),
         "problems_hash": content_id(*sorted(problem_ids)),
     }
+
+
+def request_messages(problem: dict, proto: dict) -> list[dict]:
+    """The chat sent for one problem under a protocol: its system turn, if any, then the templated problem."""
+    system = [{"role": "system", "content": proto["system_prompt"]}] if proto.get("system_prompt") else []
+    return system + messages_for(problem["prompt"], problem["domain"], proto["template"])
+
+
+def model_config(model: ModelSpec) -> dict:
+    """The model's part of the stage config (its hash decides resume): what it is, not where it lies, and
+    none of how it is run (GPUs per engine, endpoint, concurrency) nor the report's labels."""
+    exclude = {**{f: True for f in _LABEL_FIELDS | {"model"}}, **RUNTIME_ONLY}
+    return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model, model.backend)}
 
 
 def _plan(cfg: EvalConfig, specs: list[BenchmarkSpec], counts: dict[str, int]) -> list[list]:
@@ -95,6 +115,10 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     """
     out = Path(out)
     stage = StageDir(out)
+    try:
+        check_fits_all(cfg, model)
+    except ValueError as e:
+        raise DistillError(str(e)) from None
     specs = resolved_specs(cfg)
     problems = {}
     for spec in specs:
@@ -105,9 +129,9 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
         # EvalConfig's own fields only: a pipeline's eval section also lists every model, and adding
         # a model must not invalidate the others' finished samples
         "eval": cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)),
-        "model": model.model_dump(mode="json", exclude=_LABEL_FIELDS),
+        "model": model_config(model),
         "benchmarks": {
-            s.name: {"spec": s.model_dump(mode="json"), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]])}
+            s.name: {"spec": s.model_dump(mode="json"), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
             for s in specs
         },
         "shards": shards,
@@ -177,7 +201,7 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
             if path.exists():
                 continue
             chunk = problems[a : a + step]
-            requests = [Request(id=p["id"], messages=messages_for(p["prompt"], p["domain"], spec["template"]), prefix=proto["prefix"]) for p in chunk]
+            requests = [Request(id=p["id"], messages=request_messages(p, proto), prefix=proto["prefix"]) for p in chunk]
             t0 = time.time()
             completions = _backend(model).generate(requests, _sampling(cfg, proto))
             if [len(c) for c in completions] != [proto["k"]] * len(chunk):
@@ -240,21 +264,73 @@ def _saved_model(out: Path) -> dict | None:
     return json.loads(f.read_text())["model"] if f.exists() else None
 
 
-def rescore(out: Path) -> dict:
-    """Re-judge every saved sample with the current scorers and rewrite parts and scores.json; no model runs."""
+def check_eval_dir(out: Path) -> dict:
+    """The config of a finished eval directory, or a one-line error saying what is missing (a directory
+    made by hand, a run still going, a file given instead of the directory)."""
     out = Path(out)
     stage = StageDir(out)
+    layout = "an eval directory holds config.json, part-*.parquet and a done/<shard> marker per part; bring samples from other tools with `distill eval --import`"
+    if not out.is_dir():
+        raise DistillError(f"{out}: not a directory ({layout})")
     if not (out / "config.json").exists():
-        raise DistillError(f"{out}: not an eval output directory (no config.json)")
-    if not stage.is_complete():
-        raise DistillError(f"{out}: the eval has unfinished shards; run it to completion before rescoring")
-    config = stage.config()
+        raise DistillError(f"{out}: no config.json ({layout})")
+    try:
+        config = stage.config()
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DistillError(f"{out / 'config.json'}: not a stage config ({type(e).__name__}: {e})") from None
+    needed = [("shards",), ("eval", "bootstrap_resamples"), ("eval", "seed"), ("benchmarks",)]
+    needed += [("benchmarks", b, *k) for b in config.get("benchmarks") or {} for k in (("spec", "scorer"), ("protocol", "k"))]
+    for keys in needed:
+        node = config
+        for k in keys:
+            if not isinstance(node, dict) or k not in node:
+                raise DistillError(f"{out / 'config.json'}: no field '{'.'.join(keys)}' (not written by `distill eval`?)")
+            node = node[k]
+    shards, benchmarks = config["shards"], config["benchmarks"]
+    missing = [i for i in range(stage.planned() or len(shards)) if not stage.is_done(i)]
+    if missing:
+        made = [i for i in missing if stage.part(i).exists()]
+        what = f"{stage.part(made[0]).name} has no done/{made[0]:05d} marker" if made else f"shard {missing[0]} was never finished"
+        raise DistillError(f"{out}: {len(missing)} of {len(shards)} shards not done ({what}); finish the eval first ({layout})")
+    for b in benchmarks:
+        if not (out / "problems" / f"{b}.parquet").exists():
+            raise DistillError(f"{out}: no problems/{b}.parquet (the problems as evaluated, needed to rescore)")
+    return config
+
+
+def _backup(out: Path, files: list[Path]) -> Path:
+    """Keep the files about to be rewritten under out/backups/<UTC time>/ (hard links: no copy, and the
+    atomic rewrite gives the live name a new inode, so the backup keeps the old bytes)."""
+    dest = out / "backups" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    dest.mkdir(parents=True)
+    for f in files:
+        if f.exists():
+            try:
+                os.link(f, dest / f.name)
+            except OSError:  # a filesystem without hard links
+                shutil.copy2(f, dest / f.name)
+    return dest
+
+
+def rescore(out: Path, benchmarks: list[str] | None = None) -> dict:
+    """Re-judge the saved samples (of `benchmarks`, default all) with the current scorers, rewrite their
+    parts and scores.json, and keep the previous ones in out/backups/; no model runs."""
+    out = Path(out)
+    stage = StageDir(out)
+    config = check_eval_dir(out)
+    wanted = list(config["benchmarks"]) if not benchmarks else benchmarks
+    unknown = sorted(set(wanted) - set(config["benchmarks"]))
+    if unknown:
+        raise DistillError(f"{out}: no samples of {', '.join(unknown)} (it has {', '.join(config['benchmarks'])})")
     problems = {
         name: {p["id"]: p for p in read_parquet(out / "problems" / f"{name}.parquet").to_pylist()}
-        for name in config["benchmarks"]
+        for name in wanted
     }
-    all_rows = []
-    for part in stage.parts():
+    todo = [i for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
+    kept = _backup(out, [stage.part(i) for i in todo] + [out / "scores.json"])
+    log.info("%s: previous parts and scores kept in %s", out, kept)
+    for i in todo:
+        part = stage.part(i)
         rows = read_parquet(part).to_pylist()
         groups: dict[tuple[str, str], list[dict]] = {}
         for r in rows:
@@ -265,5 +341,4 @@ def rescore(out: Path) -> dict:
             for r, (extracted, correct) in zip(group, verdicts):
                 r.update(extracted=extracted, correct=correct, answer=p["answer"])
         write_parquet(to_table(rows, EVAL_SAMPLE), part)
-        all_rows += rows
-    return write_scores(out, samples=all_rows)
+    return write_scores(out)

@@ -16,11 +16,9 @@ import unicodedata
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import pyarrow.parquet as pq
-
 from distill.errors import DistillError, where
 from distill.generate.prompting import NO_THINK_PREFIX
-from distill.io import iter_jsonl
+from distill.io import iter_jsonl, iter_parquet_rows
 from distill.prompts.config import RowRule, SourceConfig
 from distill.records import DOMAINS, content_id, to_json
 
@@ -216,11 +214,8 @@ def _raw_records(src: SourceConfig) -> Iterator[tuple[tuple, dict]]:
         for lineno, rec in iter_jsonl(_file(s)):
             yield (s, lineno), rec
     elif s.endswith(".parquet"):
-        row = 0
-        for batch in pq.ParquetFile(_file(s)).iter_batches(batch_size=4096):
-            for rec in batch.to_pylist():
-                row += 1
-                yield (s, row), rec
+        for row, rec in iter_parquet_rows(_file(s)):
+            yield (s, row), rec
     else:
         raise DistillError(f"source {s!r}: expected 'toy', a .jsonl/.parquet path or 'hf:<dataset>'")
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Iterator
 
 from distill.errors import DistillError
-from distill.io import _atomic, write_bytes, write_json, write_parquet
+from distill.io import _atomic, read_json, tmp_path, write_bytes, write_json, write_parquet
 from distill.prompts.config import PromptsConfig
 from distill.prompts.decontam import Decontaminator, benchmark_problems
 from distill.prompts.dedup import Deduplicator, exact_key, minhash
 from distill.prompts.sources import SourceReader, fingerprint, identity
 from distill.records import PROBLEM, to_table
-from distill.stage import StageDir, _pid_alive
+from distill.stage import StageDir, die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ _worker: dict = {}  # per-process state of the fingerprinting workers (config, b
 def _init_worker(cfg: dict) -> None:
     config = PromptsConfig.model_validate(cfg)
     _worker.update(cfg=config, decon=_decontaminator(config))
+
+
+def _init_pool_worker(cfg: dict, parent: int) -> None:
+    die_with_parent(parent)
+    _init_worker(cfg)
 
 
 def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, str | None]]:
@@ -88,10 +93,7 @@ def _check_sources(stage: StageDir, cfg: PromptsConfig) -> None:
     """Record each source's fingerprint; refuse to resume over a source whose data changed once rows of it
     are written (a source that failed before writing anything may be fixed and rerun)."""
     path = stage.path / SOURCES
-    try:
-        old = json.loads(path.read_text()) if path.exists() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise DistillError(f"{path}: corrupt (not JSON); delete it to re-record the source fingerprints") from None
+    old = read_json(path, "source fingerprints file") if path.exists() else {}
     written = {s.get("source") for s in stage.stats()}
     prints = {}
     for k, src in enumerate(cfg.sources):
@@ -119,14 +121,6 @@ def _changed(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _clean_temp_files(stage: StageDir) -> None:
-    """Temp files of killed runs (`.removed.jsonl.tmp-PID`); a live writer's are left alone."""
-    for tmp in [*stage.path.glob(f".{REMOVED}.tmp-*"), *stage.path.glob("removed/.*.tmp-*")]:
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or not _pid_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
 def _guarded(rows: Iterator[dict], label: str, src: str) -> Iterator[dict]:
     """The source's rows; any failure to read them becomes one line naming the source."""
     try:
@@ -152,13 +146,12 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
     if stage.is_complete():
         log.info("%s: already complete", stage.path)
         return _totals(stage.stats())
-    _clean_temp_files(stage)
     quotas = cfg.quotas()
     first, shard, dedup = _resume_point(stage, cfg)
     with ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(
-                get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(cfg.model_dump(mode="json"),))
+                get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(cfg.model_dump(mode="json"), os.getpid()))
             )
             fingerprint_all = lambda batches: _in_pool(pool, batches, ahead=2 * workers)  # noqa: E731
         else:
@@ -192,7 +185,7 @@ def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Dedupl
                 state = pickle.loads(ckpt.read_bytes())
             except Exception:  # a torn checkpoint: fall back to an earlier one
                 continue
-            if all(stage.is_done(i) for i in range(state["next_shard"])):
+            if all(stage.trusted(i) for i in range(state["next_shard"])):
                 log.info("prompts: sources 1-%d already written, resuming at source %d", k + 1, k + 2)
                 return k + 1, state["next_shard"], state["dedup"]
     d = cfg.dedup
@@ -215,7 +208,7 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
             counts["filtered"] += reader.filtered - filtered_before
             rows_in += reader.filtered - filtered_before
             filtered_before = reader.filtered
-        if not stage.is_done(shard):
+        if not stage.trusted(shard):  # a done shard whose part is damaged is written again
             write_parquet(to_table(buffer, PROBLEM), stage.part(shard))
             stats = {
                 "rows_in": rows_in,
@@ -229,7 +222,7 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
         buffer, counts, by_benchmark, rows_in, shard = [], Counter(), Counter(), 0, shard + 1
 
     removed_path = stage.path / "removed" / f"{k:03d}.jsonl"
-    removed_tmp = removed_path.with_name(f".{removed_path.name}.tmp-{os.getpid()}")
+    removed_tmp = tmp_path(removed_path)
     removed_tmp.parent.mkdir(parents=True, exist_ok=True)
     with open(removed_tmp, "w", encoding="utf-8") as removed:  # streamed to disk: duplicates can be most of a crawl
         for batch, prints in fingerprint_all(_batches(_guarded(iter(reader), label, src.source), BATCH)):

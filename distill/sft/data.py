@@ -18,7 +18,10 @@ EMPTY_THINK = "<think>\n\n</think>\n\n"
 
 def load_conversations(inp: Path, data_format: str) -> tuple[list[list[dict]], dict]:
     """(conversations, counts) from every finished part of curated stage `inp`."""
-    parts = StageDir(inp).parts()
+    stage = StageDir(inp)
+    if stage.done_shards():
+        stage.require_complete("filter")
+    parts = stage.parts()
     if not parts:
         raise DistillError(f"{inp}: no finished curated parts (run `distill filter` into it first)")
     conversations, rows_in = [], 0

@@ -8,11 +8,10 @@ functions in the main thread of a worker process (`verify_math_many` does), neve
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+from distill.stage import worker_pool
 from distill.verify import CORRECT, INCORRECT, UNVERIFIABLE, Verdict, answer_text
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ def verify_math_many(
     """Verdicts for (completion, reference) pairs, in order, computed in `workers` spawned processes
     (so math-verify's alarm-based timeouts work even when the caller runs threads)."""
     chunks = [pairs[i : i + chunk] for i in range(0, len(pairs), chunk)]
-    with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as pool:
+    with worker_pool(max(1, workers)) as pool:
         out: list[Verdict] = []
         for part in pool.map(_verify_pairs, chunks, [timeout_s] * len(chunks)):
             out += part
