@@ -177,8 +177,11 @@ class PromptsConfig(Config):
         return self
 
     def identity(self) -> dict:
-        """The config that decides the rows, for the stage's config hash: the planner's `expect` is left out."""
-        return self.model_dump(mode="json", exclude={"sources": {"__all__": {"expect"}}})
+        """The config that decides the rows, for the stage's config hash: the planner's `expect` is left out,
+        and sources are keyed by name, so a refused change names its place (`sources.<name>.toy.seed`)."""
+        out = self.model_dump(mode="json", exclude={"sources": {"__all__": {"expect"}}})
+        out["sources"] = {f"{k}:{s['name'] or src.label}": s for k, (src, s) in enumerate(zip(self.sources, out["sources"]))}
+        return out
 
     def quotas(self) -> list[int | None]:
         """Problems each source contributes: its `limit`, or its share of `total` by largest remainder, so
