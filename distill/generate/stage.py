@@ -9,6 +9,7 @@ or many, can work on the same output directory at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
