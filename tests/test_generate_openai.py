@@ -13,6 +13,7 @@ from distill.errors import DistillError
 from distill.generate.backends import Request, Sampling, make_backend
 from distill.generate.config import BackendConfig, GenerateConfig
 from distill.generate.stage import read_traces, run
+from distill.io import read_parquet
 from distill.stage import StageDir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -70,11 +71,16 @@ def test_retries_exhausted_fail_the_chunk_then_a_rerun_resumes(tmp_path, monkeyp
         with pytest.raises(DistillError, match="failed after 2 retries: HTTP 500"):
             run(cfg, inp, tmp_path / "t")
     chunks = StageDir(tmp_path / "t").chunks(0)
-    assert not StageDir(tmp_path / "t").is_done(0) and [p.name for p in chunks.glob("*.parquet")] == ["00000.parquet"]
+    # The finished chunk, then what had finished when the stage stopped: the failed problem, as an error row.
+    assert not StageDir(tmp_path / "t").is_done(0) and sorted(p.name for p in chunks.glob("*.parquet")) == ["00000.parquet", "00001.parquet"]
+    [failed] = read_parquet(chunks / "00001.parquet").to_pylist()
+    assert failed["finish_reason"] == "error" and "HTTP 500" in failed["error"] and failed["attempts"] == 0
     with FakeOpenAI(faults_per_sample=0, key=KEY) as fake:
         summary = run(GenerateConfig(**_cfg(fake.base_url), chunk_size=2), inp, tmp_path / "t")
-        assert sum(fake.attempts.values()) == 4  # only the two unfinished chunks were asked for
-    assert summary["rows"] == 6 and StageDir(tmp_path / "t").stats()[0]["chunks_resumed"] == 1
+        assert sum(fake.attempts.values()) == 4  # the error row and the three problems not yet asked for
+    rows = read_traces(tmp_path / "t").to_pylist()
+    assert summary["rows"] == len(rows) == 6 and {r["finish_reason"] for r in rows} == {"stop"}
+    assert StageDir(tmp_path / "t").stats()[0]["chunks_resumed"] == 2
 
 
 def test_missing_key_and_bad_key_are_one_line_errors(tmp_path, monkeypatch):
