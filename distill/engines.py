@@ -9,6 +9,7 @@ its engine when it ends; `lend` puts a caller's running engine in place without 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import multiprocessing
 import os
@@ -41,7 +42,7 @@ def backend_key(cfg) -> str:
     """What identifies an engine: the backend part of a config (a BackendConfig, GenerateConfig or ModelSpec)."""
     from distill.generate.config import BackendConfig
 
-    return cfg.model_dump_json(include=set(BackendConfig.model_fields))
+    return json.dumps(cfg.model_dump(mode="json", include=set(BackendConfig.model_fields)), sort_keys=True)
 
 
 def _children() -> set[int]:

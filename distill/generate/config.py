@@ -99,6 +99,9 @@ class OpenAIOptions(Config):
         3, ge=1, description="Requests per sample when the endpoint answers with an error (a 4xx such as a content filter); "
         "the rows still in error after that keep finish_reason 'error' and the message. A rerun asks again."
     )
+    extra_body: dict = Field(
+        default_factory=dict, description="Keys merged into every request body (e.g. top_k, min_p, logit_bias, a provider's own options)."
+    )
     price: Price | None = Field(None, description="USD per million tokens (input, cached_input, output); None = no spend shown.")
     max_spend_usd: float | None = Field(
         None, gt=0, description="Stop cleanly once this stage has spent this much (finished chunks kept; rerun with a higher cap)."

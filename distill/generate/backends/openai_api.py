@@ -112,7 +112,8 @@ class OpenAIBackend(Queued):
 
     def _body(self, req: Request, j: int, sampling: Sampling) -> dict:
         messages = list(req.messages)
-        body = {"model": self.model, "temperature": sampling.temperature, "top_p": sampling.top_p, "max_tokens": sampling.max_tokens}
+        body = {**self.opts.extra_body, "model": self.model, "temperature": sampling.temperature, "top_p": sampling.top_p,
+                "max_tokens": sampling.max_tokens}
         if sampling.seed is not None:
             body["seed"] = derive_seed(sampling.seed, req.id, j)
         if req.prefix and self.opts.prefix_mode == "continue_final_message":
@@ -159,9 +160,11 @@ class OpenAIBackend(Queued):
         extra = {"served_model": data.get("model"), "system_fingerprint": data.get("system_fingerprint")}
         # DeepSeek's API (and servers run with a reasoning parser) return the thinking in its own field.
         reasoning = msg.get("reasoning_content") or msg.get("reasoning")
-        if reasoning:
+        if reasoning and content:
             text = think_text(reasoning, content)
             extra.update(reasoning=reasoning.strip("\n"), response=content)
+        elif reasoning:  # no answer after the thinking (cut at max_tokens): the think block never closed
+            text = THINK_PREFIX + reasoning
         elif req.prefix and self.opts.prefix_mode != "none":
             text = req.prefix + content  # the server returns only the continuation of the forced prefix
         else:
