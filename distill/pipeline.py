@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
@@ -19,13 +17,13 @@ from rich.table import Table
 
 from distill.config import Config, apply_overrides, load_yaml, parse
 from distill.errors import DistillError
-from distill.eval.config import EvalConfig, ModelSpec
+from distill.eval.config import EvalConfig, ModelSpec, check_fits_all
 from distill.filter.config import FilterConfig
 from distill.generate.config import GenerateConfig
-from distill.io import write_text
+from distill.io import remove_leftover_tmp, write_text
 from distill.prompts.config import PromptsConfig
 from distill.sft.config import StudentConfig
-from distill.stage import StageDir
+from distill.stage import StageDir, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +48,12 @@ class EvalSection(EvalConfig):
             for other in (m.baseline, m.baseline_of):
                 if other is not None and other not in names:
                     raise ValueError(f"model '{m.name}' is compared with '{other}', which is not in eval.models")
+        return self
+
+    @model_validator(mode="after")
+    def _token_limits_fit_each_model(self) -> "EvalSection":
+        for m in self.models:
+            check_fits_all(self, m)
         return self
 
 
@@ -115,8 +119,15 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
         raise DistillError(f"--only: unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
     wanted = set(only or STAGES)
     run_dir = cfg.dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DistillError(f"{run_dir}: is a file, expected a run directory (run_dir)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "pipeline.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    for leftover in remove_leftover_tmp(run_dir):
+        log.info("removed %s (left by a killed writer)", leftover)
+    # The run's record of its config: written first in a new run (so `status` knows it), otherwise only
+    # once every stage asked for has accepted the config, so a refused change never replaces it.
+    if not (run_dir / "pipeline.yaml").exists():
+        _record_pipeline(cfg)
 
     if "prompts" in wanted:
         log.info("stage prompts -> %s", run_dir / PROMPTS)
@@ -135,7 +146,7 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
                 _train(s, run_dir / CURATED, run_dir / SFT / s.name, max(1, os.cpu_count() or 1))
         else:
             threads = max(1, (os.cpu_count() or 1) // cfg.sft.parallel)
-            with ProcessPoolExecutor(cfg.sft.parallel, mp_context=get_context("spawn")) as pool:
+            with worker_pool(cfg.sft.parallel, threads) as pool:
                 futures = [pool.submit(_train, s, run_dir / CURATED, run_dir / SFT / s.name, threads) for s in students]
                 for f in futures:
                     f.result()
@@ -143,27 +154,71 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
         for spec in cfg.eval.models:
             log.info("stage eval: %s", spec.name)
             run_eval(cfg.eval, _resolve_model(spec, run_dir), run_dir / EVAL / spec.name, workers=workers)
+    _record_pipeline(cfg)
     if "report" in wanted:
         return run_report(run_dir, run_dir / REPORT)
     return None
 
 
+def _record_pipeline(cfg: PipelineConfig) -> None:
+    """Write the run's pipeline.yaml when it differs from what is there."""
+    path = cfg.dir / "pipeline.yaml"
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    write_text(path, text)
+
+
+def _stage_status(stage: StageDir) -> tuple[str, str, list[str], list[str]]:
+    """(progress, rows out, problems, held claims) of one sharded stage; damaged files are problems, not crashes."""
+    problems: list[str] = []
+    try:
+        planned = stage.planned()
+    except DistillError as e:
+        planned, problems = None, [str(e)]
+    done, rows = stage.done_shards(), 0
+    for i in done:
+        damage = stage.damage(i)
+        if damage is not None:
+            problems.append(f"shard {i} damaged: {damage}")
+        else:
+            rows += int(stage.shard_stats(i).get("rows_out", 0))
+    held = [f"shard {i} held by {who}" for i, who in stage.held_claims().items()]
+    return f"{len(done)}/{'?' if planned is None else planned} shards", str(rows), problems, held
+
+
 def print_status(run_dir: Path) -> None:
-    """A table of each stage: shards done of planned, rows written."""
-    if not (run_dir / "pipeline.yaml").exists():
+    """A table of each stage: shards done of planned, rows written, claims held (by whom, for how long)
+    and damaged shards. Damage also makes the command fail, after the table, naming the first one."""
+    if not (run_dir / "pipeline.yaml").is_file():
         raise DistillError(f"{run_dir}: not a run directory (no pipeline.yaml)")
     table = Table(title=str(run_dir))
-    for col in ("stage", "progress", "rows out"):
+    for col in ("stage", "progress", "rows out", "notes"):
         table.add_column(col)
+    problems: list[str] = []
+
+    def sharded(name: str, stage: StageDir) -> None:
+        if not stage.path.is_dir():
+            table.add_row(name, "not started", "", "")
+            return
+        progress, rows, damaged, held = _stage_status(stage)
+        if (stage.path / "scores.json").exists():
+            progress += ", scored"
+        problems.extend(damaged)
+        table.add_row(name, progress, rows, "; ".join(damaged + held))
+
     for name in (PROMPTS, TRACES, CURATED):
-        stage = StageDir(run_dir / name)
-        planned = stage.planned() if stage.path.exists() else None
-        rows = sum(int(s.get("rows_out", 0)) for s in stage.stats()) if stage.path.exists() else 0
-        table.add_row(name, f"{len(stage.done_shards()) if stage.path.exists() else 0}/{planned or '?'} shards", str(rows))
-    for kind in (SFT, EVAL):
-        for d in sorted((run_dir / kind).glob("*")) if (run_dir / kind).exists() else []:
-            done = (d / "done").exists() or (d / "scores.json").exists()
-            table.add_row(f"{kind}/{d.name}", "done" if done else "in progress", "")
+        sharded(name, StageDir(run_dir / name))
+    for d in sorted((run_dir / SFT).glob("*")) if (run_dir / SFT).is_dir() else []:
+        table.add_row(f"{SFT}/{d.name}", "done" if (d / "done").exists() else "in progress", "", "")
+    for d in sorted((run_dir / EVAL).glob("*")) if (run_dir / EVAL).is_dir() else []:
+        sharded(f"{EVAL}/{d.name}", StageDir(d))
     report = run_dir / REPORT / "index.html"
-    table.add_row(REPORT, "done" if report.exists() else "not yet", "")
+    table.add_row(REPORT, "done" if report.exists() else "not yet", "", "")
     Console().print(table)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s) above)" if len(problems) > 1 else ""
+        raise DistillError(problems[0] + more)

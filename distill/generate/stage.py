@@ -204,17 +204,6 @@ def generate_shard(cfg: GenerateConfig, inp: Path, out: Path, i: int) -> dict:
     return {**stats, "backend": backend.name, "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _input_shards(src: StageDir) -> int:
-    done = src.done_shards()
-    if not done:
-        raise DistillError(f"{src.path}: no finished prompt shards (need part-*.parquet with a done/ marker)")
-    n = src.planned() or max(done) + 1
-    missing = [i for i in range(n) if not src.is_done(i)]
-    if missing:
-        raise DistillError(f"{src.path}: input stage is incomplete (shards {missing[:5]} not done); finish it first")
-    return n
-
-
 def _clean_chunks(stage: StageDir) -> None:
     """Drop the checkpoints of shards whose part is final (done marker written)."""
     for i in stage.done_shards():
@@ -270,7 +259,7 @@ def run(
     if executor not in ("local", "ray"):
         raise DistillError(f"--executor must be 'local' or 'ray', got {executor!r}")
     src, stage = StageDir(inp), StageDir(out)
-    n_shards = _input_shards(src)
+    n_shards = src.require_complete("prompts")
     stage.prepare({**cfg.identity(), "input_config": src.config_hash() or str(Path(inp).resolve())})
     _clean_chunks(stage)
     if cfg.backend == "vllm" and executor == "local":

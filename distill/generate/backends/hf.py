@@ -43,7 +43,8 @@ class TransformersBackend(Queued):
             if item[2] == sampling and (not take or samples + sampling.n <= self.opts.batch_size):
                 take.append(item)
                 samples += sampling.n
-        self._queue = [item for item in self._queue if item not in take]
+        taken = {id(item) for item in take}
+        self._queue = [item for item in self._queue if id(item) not in taken]
         outs = self._generate([r for _, r, _ in take], sampling)
         return [(key, out) for (key, _, _), out in zip(take, outs)]
 
