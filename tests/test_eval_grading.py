@@ -11,6 +11,7 @@ import pytest
 from distill.eval.compare import protocol_mismatches
 from distill.eval.config import EvalConfig, ModelSpec
 from distill.eval.stage import load_samples, rescore, run, write_scores
+from distill.report.collect import sampling_settings
 from distill.verify import is_unfinished
 from distill.verify.math import verify_math
 
@@ -41,6 +42,7 @@ def test_strict_then_lenient_rescore(tmp_path):
     # a strict and a lenient scoring of the same samples are not comparable
     a, b = (json.loads((d / "scores.json").read_text()) for d in (tmp_path / "strict", out))
     assert protocol_mismatches(a, b) == ["toy_arith: grading differs (a='strict', b='lenient')"]
+    assert sampling_settings({"m": {"scores": b}})["m"].endswith("toy_arith k=4; grading lenient")  # the report's legend
 
 
 def test_parts_written_before_reasons_still_read(tmp_path):

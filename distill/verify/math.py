@@ -98,11 +98,12 @@ def _parse_gold(ref: str, timeout_s: int) -> list:
 def parse_reference(reference: str, timeout_s: int = 5) -> list:
     """Parse a reference answer ("420", "\\frac{1}{2}", "$x=3$", "1e-5", "17.5\\%"): the module's rules."""
     ref = _symbols(str(reference).strip())
+    bare = ref.strip("$ ")  # "$17.5\%$" reads as "17.5\%"
     try:
-        if _PLAIN_NUMBER.fullmatch(ref):  # "025" (AIME) is 25; "1e-5" is 0.00001
-            return [sympy.Integer(int(ref)) if ref.lstrip("+-").isdigit() else sympy.Float(ref), ref]
+        if _PLAIN_NUMBER.fullmatch(bare):  # "025" (AIME) is 25; "1e-5" is 0.00001
+            return [sympy.Integer(int(bare)) if bare.lstrip("+-").isdigit() else sympy.Float(bare), ref]
         gold = _parse_gold(ref, timeout_s)
-        if (m := _PERCENT.fullmatch(ref)) and gold:
+        if (m := _PERCENT.fullmatch(bare)) and gold:
             gold = gold[:1] + [g for g in _parse_gold(m.group(1), timeout_s)[:1]] + gold[1:]
     except TimeoutException:
         gold = []
