@@ -11,6 +11,7 @@ processes, on one node or many, can work on the same output directory at once.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -31,7 +32,7 @@ from distill.generate.backends import Backend, Request
 from distill.generate.backends.base import Completion, derive_seed
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RowProgress
-from distill.generate.prompting import THINK_PREFIX, messages_for, split_think
+from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for, split_think
 from distill.generate.stream import ChunkedRun, Job
 from distill.io import read_parquet, read_parquets, write_parquet
 from distill.records import PROBLEM, TRACE, conform, to_json
@@ -115,8 +116,27 @@ class GenerateShard(ChunkedRun):
         p = self.items[item]
         return Request(p["id"], messages_for(p["prompt"], p["domain"], self.cfg.prompt_template), self.prefix)
 
+    def _nonreasoning(self, item: int) -> dict:
+        """The mix's note on a non-reasoning problem (`metadata.nonreasoning`: imported | teacher); {} otherwise."""
+        meta = self.items[item].get("metadata")
+        return json.loads(meta) if meta and "nonreasoning" in meta else {}
+
+    def ready_rows(self, item: int) -> list[dict] | None:
+        """An imported reply (`metadata.reply`, empty think block included) is the one row of its problem, as it is."""
+        note = self._nonreasoning(item)
+        if note.get("nonreasoning") != "imported":
+            return None
+        p = self.items[item]
+        row = self.rows(Job(item, 0, self._request(item), self.cfg.sampling.to_sampling(1)), [Completion(note["reply"], "stop")])[0]
+        return [{**row, "teacher": p["source"], "backend": "imported", "backend_version": None, "prompt_tokens": None,
+                 "completion_tokens": None, "attempts": None}]  # fmt: skip
+
     def first_jobs(self, item: int) -> list[Job]:
         self.rounds[item] = 0
+        if self._nonreasoning(item).get("nonreasoning") == "teacher":
+            # One teacher sample with thinking off: the response forced to start with an empty think block.
+            request = replace(self._request(item), prefix=NO_THINK_PREFIX)
+            return [Job(item, 0, request, self.cfg.sampling.to_sampling(1))]
         return [self._round(item, 0)]
 
     def rows(self, job: Job, completions: list[Completion]) -> list[dict]:
@@ -126,6 +146,8 @@ class GenerateShard(ChunkedRun):
 
     def more(self, item: int, rows: list[dict]) -> list[Job]:
         cfg, want = self.cfg, self.cfg.budget.accept
+        if self._nonreasoning(item):
+            return []
         if want is not None and len(rows) < cfg.samples_per_prompt:
             correct = sum(bool(_accepted(r)) for r in rows)
             if correct < want:

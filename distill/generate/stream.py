@@ -83,6 +83,10 @@ class ChunkedRun:
     def rows(self, job: Job, completions: list[Completion]) -> list[dict]:
         raise NotImplementedError
 
+    def ready_rows(self, item: int) -> list[dict] | None:
+        """The item's rows when it needs no request at all (e.g. an imported reply); None otherwise."""
+        return None
+
     def more(self, item: int, rows: list[dict]) -> list[Job]:
         """Jobs to add once the item's jobs so far have returned (none: the item is finished)."""
         return []
@@ -138,15 +142,22 @@ class ChunkedRun:
                 item = self.index[iid]
                 reopened.setdefault(item, {})
                 queue.append(self._retry(self.first_jobs(item)[0], idx, (r.get("attempts") or 1) + 1))
+        finished_rows: list[dict] = []
+        finished_items: list[int] = []
         for item in range(len(self.items)):
-            if item not in done:
+            if item in done:
+                continue
+            ready = self.ready_rows(item)
+            if ready is not None:
+                finished_rows += ready
+                finished_items.append(item)
+                self.on_finished(item, ready)
+            else:
                 queue += self.first_jobs(item)
         outstanding: dict[int, int] = {}
         for job in queue:
             outstanding[job.item] = outstanding.get(job.item, 0) + 1
         item_rows: dict[int, dict[int, dict]] = dict(reopened)
-        finished_rows: list[dict] = []
-        finished_items: list[int] = []
         window = self.backend.window or max(len(queue), 1)
         stop: str | None = None
         queue.reverse()  # pop() from the end keeps the submission order
