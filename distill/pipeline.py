@@ -90,8 +90,24 @@ class PipelineConfig(Config):
 
 
 def _inline(value, base: Path):
-    """A stage section (or a student) given as a YAML path is read from that file, relative to `base`."""
-    return load_yaml(base / value) if isinstance(value, str) else value
+    """A stage section (or a student) given as a YAML path is read from that file, relative to `base`;
+    `other.yaml#key` takes section `key` of another pipeline, so two pipelines can share their data stages."""
+    if not isinstance(value, str):
+        return value
+    file, _, key = value.partition("#")
+    data = load_yaml(base / file)
+    if not key:
+        return data
+    if key not in data:
+        raise DistillError(f"{base / file}: no section '{key}' (named by '{value}')")
+    return _section(key, data[key], (base / file).parent)
+
+
+def _section(key: str, value, base: Path):
+    value = _inline(value, base)
+    if key == "sft" and isinstance(value, dict) and isinstance(value.get("students"), list):
+        value = {**value, "students": [_inline(s, base) for s in value["students"]]}
+    return value
 
 
 def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineConfig:
@@ -100,9 +116,7 @@ def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineCon
     data = load_yaml(path)
     for key in ("prompts", "generate", "filter", "sft", "kd", "eval"):
         if key in data:
-            data[key] = _inline(data[key], path.parent)
-    if isinstance(data.get("sft"), dict) and isinstance(data["sft"].get("students"), list):
-        data["sft"]["students"] = [_inline(s, path.parent) for s in data["sft"]["students"]]
+            data[key] = _section(key, data[key], path.parent)
     return parse(PipelineConfig, apply_overrides(data, overrides or []), path)
 
 
