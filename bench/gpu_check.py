@@ -160,10 +160,13 @@ def sft_section(args, work: Path, model: Path) -> list[tuple]:
     attn = attention(args.dry_run)
     training = {
         "max_steps": args.steps, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1, "packing": True,
-        "learning_rate": 1e-5, "logging_steps": 5, "save_strategy": "no", "gradient_checkpointing": gpu, "bf16": gpu,
+        "eos_token": "<|im_end|>", "learning_rate": 1e-5, "logging_steps": 5, "save_strategy": "no", "gradient_checkpointing": gpu, "bf16": gpu,
         "model_init_kwargs": {"attn_implementation": attn, **({"dtype": "bfloat16"} if gpu else {})}, "seed": 0,
     }  # fmt: skip
-    cfg = StudentConfig(name="gpu-check", model=str(model), chat_template="distill/templates/qwen2.jinja", max_length=args.seq, training=training)
+    cfg = StudentConfig(
+        name="gpu-check", model=str(model), chat_template="distill/templates/qwen2.jinja", max_length=args.seq,
+        max_too_long_share=0.2, training=training,
+    )  # fmt: skip
     rows = []
 
     # distill sft, in this process, with a step timer beside its metrics file.
@@ -223,8 +226,9 @@ def zero3_section(args, work: Path, model: Path) -> list[tuple]:
         z3 = load_config_from_file(str(ROOT / "pipelines/accelerate/deepspeed_zero3.yaml"))
         return [("zero3", "skipped (needs a GPU and deepspeed)", f"config parses: zero_stage {z3.deepspeed_config['zero_stage']}")]
     cfg = work / "zero3.yaml"
-    training = {"max_steps": 2, "per_device_train_batch_size": 1, "logging_steps": 1, "save_strategy": "no", "bf16": True, "gradient_checkpointing": True, "packing": True}
-    cfg.write_text(yaml.safe_dump({"name": "zero3", "model": str(model), "chat_template": "distill/templates/qwen2.jinja", "max_length": 2048, "training": training}))
+    training = {"max_steps": 2, "per_device_train_batch_size": 1, "logging_steps": 1, "save_strategy": "no", "bf16": True, "gradient_checkpointing": True, "packing": True, "eos_token": "<|im_end|>"}
+    student = {"name": "zero3", "model": str(model), "chat_template": "distill/templates/qwen2.jinja", "max_length": args.seq, "max_too_long_share": 0.2}
+    cfg.write_text(yaml.safe_dump({**student, "training": training}))
     out = work / "zero3-out"
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
     cmd = [accelerate, "launch", "--config_file", str(ROOT / "pipelines/accelerate/deepspeed_zero3.yaml"), "--num_processes", "1"]
