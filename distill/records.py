@@ -46,6 +46,14 @@ TRACE = pa.schema(
         pa.field("backend_version", pa.string()),
         pa.field("prompt_template", pa.string()),
         pa.field("generated_at", pa.string()),  # ISO 8601, UTC
+        # what actually answered (an API's served model name and build) and what it cost
+        pa.field("served_model", pa.string()),
+        pa.field("system_fingerprint", pa.string()),
+        pa.field("cached_tokens", pa.int32()),  # part of prompt_tokens served from the provider's cache
+        pa.field("reasoning_tokens", pa.int32()),  # part of completion_tokens, when the API reports it
+        pa.field("cost_usd", pa.float64()),  # from the config's price table; null without one
+        pa.field("attempts", pa.int32()),  # requests this sample took to get its answer (errors retried)
+        pa.field("error", pa.string()),  # the endpoint's message when finish_reason is "error"
     ]
 )
 
@@ -69,10 +77,12 @@ EVAL_SAMPLE = pa.schema(
         pa.field("sample_idx", pa.int32(), nullable=False),
         pa.field("answer", pa.string()),  # the reference, kept so scores can be recomputed alone
         pa.field("completion", pa.string(), nullable=False),
-        pa.field("extracted", pa.string()),
+        pa.field("extracted", pa.string()),  # the parsed answer that was compared; null when none was
         pa.field("correct", pa.bool_(), nullable=False),
         pa.field("finish_reason", pa.string()),
         pa.field("completion_tokens", pa.int32()),
+        pa.field("reason", pa.string()),  # why not correct: wrong_answer, no_answer, unfinished, timeout, ...
+        pa.field("grading", pa.string()),  # the policy that judged it: strict | lenient (null: written before policies)
         # samples imported from another tool (`distill eval --import`): its own verdict and parsed answer;
         # null for samples this project drew
         pa.field("foreign_correct", pa.bool_()),

@@ -45,6 +45,7 @@ def eval_cmd(
     benchmark: Annotated[Optional[list[str]], typer.Option("--benchmark", help="Benchmark spec name or YAML path (repeatable); default: the config's.")] = None,
     rescore: Annotated[bool, typer.Option("--rescore", help="Re-judge the saved samples in --output (a model's directory or a run's 05_eval/) and rewrite scores, keeping the old ones in backups/; no model runs.")] = False,
     import_format: Annotated[Optional[str], typer.Option("--import", help="Import samples saved by another tool: lighteval | qwen-math | skythought.")] = None,
+    grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy.")] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     workers: WorkersOpt = 1,
@@ -71,13 +72,15 @@ def eval_cmd(
         typer.echo(json.dumps({"imported": str(path), **summary}))
         results.append(json.loads((output / "scores.json").read_text()))
     elif rescore:
-        results += [rescore_dir(d, benchmark) for d in _eval_dirs(output, model)]
+        results += [rescore_dir(d, benchmark, grading) for d in _eval_dirs(output, model)]
     else:
         if model is None:
             raise DistillError("--model is required (or --rescore to re-judge saved samples)")
         data = load_yaml(config) if config is not None else {}
         if benchmark:
             data["benchmarks"] = list(benchmark)
+        if grading is not None:
+            data["grading"] = grading
         apply_overrides(data, overrides or [])
         own = data.pop("model", None) or {}
         if not isinstance(own, dict):

@@ -245,11 +245,12 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: st
         write_parquet(to_table([p for p, _ in ordered], PROBLEM), out / "problems" / f"{spec.name}.parquet")
         rows = []
         for p, item in ordered:
-            verdicts = score(spec.scorer, item.completions, p["answer"], p["tests"])
-            for j, (text, (extracted, correct)) in enumerate(zip(item.completions, verdicts)):
+            verdicts = score(spec.scorer, item.completions, p["answer"], p["tests"], rel_tol=spec.rel_tol)
+            for j, (text, v) in enumerate(zip(item.completions, verdicts)):
                 rows.append({
                     "benchmark": spec.name, "problem_id": p["id"], "model": model, "sample_idx": j, "answer": p["answer"],
-                    "completion": text, "extracted": extracted, "correct": correct, "finish_reason": None,
+                    "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
+                    "reason": v.reason, "grading": "strict",
                     "completion_tokens": item.tokens[j], "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
                 })
         write_parquet(to_table(rows, EVAL_SAMPLE), stage.part(0))
