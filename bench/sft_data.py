@@ -31,8 +31,8 @@ WORDS = "the of and to in is that for it as with was on be by this are from at o
 NUM_PROC = 2
 
 
-def write_stage(stage_dir: Path, rows: int, tokens: int, shards: int = 10) -> Path:
-    """A finished curated stage of `rows` kept rows whose assistant turn is ~`tokens` toy-tokenizer tokens."""
+def write_stage(stage_dir: Path, rows: int, tokens: int, per_word: float, shards: int = 10) -> Path:
+    """A finished curated stage of `rows` kept rows whose assistant turn is ~`tokens` tokens (`per_word` tokens a word)."""
     import pyarrow as pa
 
     from distill.io import write_parquet
@@ -41,11 +41,10 @@ def write_stage(stage_dir: Path, rows: int, tokens: int, shards: int = 10) -> Pa
     stage = StageDir(stage_dir)
     stage.prepare({"bench": "sft_data", "rows": rows, "tokens": tokens})
     rng = random.Random(0)
-    # ~1.2 toy tokens per word plus the think tags; one random body per shard keeps generation cheap.
-    per_shard = -(-rows // shards)
+    per_shard = -(-rows // shards)  # one random body per shard keeps generation cheap
     for i in range(shards):
         n = min(per_shard, rows - i * per_shard)
-        body = " ".join(rng.choice(WORDS) for _ in range(int(tokens / 1.2)))
+        body = " ".join(rng.choice(WORDS) for _ in range(int(tokens / per_word)))
         messages = [
             [{"role": "user", "content": f"Problem {i}-{j}: add {j} and {i}."}, {"role": "assistant", "content": f"<think>\n{body}\n</think>\n\n{j + i}"}]
             for j in range(n)
@@ -62,12 +61,8 @@ def child(mode: str, stage_dir: Path, work: Path, max_length: int) -> dict:
     from transformers import AutoTokenizer
 
     from distill.sft.check import render
-    from distill.toy.students import build_student
 
-    base = work / "base"
-    if not base.exists():
-        build_student("qwen2", base)
-    tok = AutoTokenizer.from_pretrained(base)
+    tok = AutoTokenizer.from_pretrained(work.parent / "base")
     tok.chat_template = (ROOT / "distill/templates/qwen2.jinja").read_text()
     start = time.perf_counter()
     if mode == "lists":
@@ -129,11 +124,17 @@ def main() -> None:
         print(json.dumps(child(mode, Path(stage), Path(work), int(max_length))))
         return
 
+    from transformers import AutoTokenizer
+
+    from distill.toy.students import build_student
+
     shutil.rmtree(args.work, ignore_errors=True)
-    max_length = int(args.tokens * 1.5) + 256
+    tok = AutoTokenizer.from_pretrained(build_student("qwen2", args.work / "base"))  # the toy student's tokenizer
+    per_word = len(tok.encode(" ".join(WORDS * 20), add_special_tokens=False)) / (len(WORDS) * 20)
+    max_length = int(args.tokens * 1.25) + 256
     results = []
     for n in args.rows:
-        stage = write_stage(args.work / f"curated-{n}", n, args.tokens)
+        stage = write_stage(args.work / f"curated-{n}", n, args.tokens, per_word)
         for mode in ("lists", "distill"):
             work = args.work / f"{mode}-{n}"
             cmd = [sys.executable, __file__, "--child", mode, str(stage), str(work), str(max_length)]
