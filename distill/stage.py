@@ -24,7 +24,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from distill.errors import DistillError
@@ -249,9 +248,17 @@ def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | None:
         return stats
 
 
+def _init_worker(threads: int, log: dict) -> None:
+    """Pool-worker start-up: log where the parent logs (see distill.console), and split the cores."""
+    from distill import console
+
+    console.worker_setup(**log)
+    _share_cores(threads)
+
+
 def _share_cores(threads: int) -> None:
-    """Pool-worker start-up: split the cores between the workers, so torch in each does not spin up a
-    thread per core and oversubscribe the machine."""
+    """Split the cores between the workers, so torch in each does not spin up a thread per core and
+    oversubscribe the machine."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     if "torch" in sys.modules:
@@ -259,6 +266,8 @@ def _share_cores(threads: int) -> None:
 
 
 def _progress() -> Progress:
+    from distill import console
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -266,7 +275,8 @@ def _progress() -> Progress:
         TextColumn("{task.fields[rows]} rows"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console.CONSOLE,
+        disable=not console.bars_enabled(),
     )
 
 
@@ -317,9 +327,11 @@ def run_shards(
                 record(_run_one(stage, task, i))
         else:
             # spawn, not fork: the parent may hold torch or tokenizer threads that fork would copy.
+            from distill import console
+
             n = min(workers, len(todo))
             threads = max(1, (os.cpu_count() or 1) // n)
-            with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_share_cores, initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads, console.worker_settings())) as pool:
                 futures = [pool.submit(_run_one, stage, task, i) for i in todo]
                 for fut in as_completed(futures):
                     record(fut.result())

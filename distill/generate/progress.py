@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -13,7 +12,9 @@ class RowProgress:
     With a budget, the planned rows are an upper bound, so the ETA is too."""
 
     def __init__(self, total_rows: int, enabled: bool = True):
-        self.enabled = enabled
+        from distill import console
+
+        self.enabled = enabled = enabled and console.bars_enabled()
         self.tokens = 0
         self.start = time.time()
         self.bar = Progress(
@@ -23,7 +24,7 @@ class RowProgress:
             TextColumn("rows  {task.fields[tok_s]:,.0f} tok/s"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=console.CONSOLE,
             disable=not enabled,
         )
         self.task = self.bar.add_task("traces", total=total_rows, tok_s=0.0)

@@ -107,6 +107,7 @@ def load_tokenizer(model_path: str, cfg: StudentConfig):
 def train(cfg: StudentConfig, conversations: list[list[dict]], model_path: str, tokenizer, added: list[str], out: Path) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
@@ -126,6 +127,9 @@ def train(cfg: StudentConfig, conversations: list[list[dict]], model_path: str, 
         peft_config=lora_config(cfg, tokenizer, added),
         callbacks=[metrics],
     )
+    # The Trainer's tqdm bar and its printed dict per logging step: MetricsFile logs one line instead.
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if last:
         log.info("%s: resuming from %s", out, last)
