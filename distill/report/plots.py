@@ -9,6 +9,7 @@ the axes; error bars are 95% bootstrap CIs over problems.
 from __future__ import annotations
 
 import io
+import re
 
 import matplotlib
 import numpy as np
@@ -34,7 +35,8 @@ def render(fig, name: str) -> tuple[bytes, str]:
         fig.savefig(svg, format="svg")
     plt.close(fig)
     text = svg.getvalue()
-    return png.getvalue(), text[text.index("<svg") :]
+    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)  # RDF boilerplate with URLs
+    return png.getvalue(), text
 
 
 def _mark(ax, legend, name: str, i: int = 0) -> None:
