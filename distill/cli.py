@@ -2,15 +2,57 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from distill.cli_options import SetOpt, WorkersOpt
 from distill.errors import DistillError
 
+log = logging.getLogger("distill")
+
+_OS_HINTS = {
+    errno.EROFS: "read-only file system (what was already written is kept; write the output elsewhere)",
+    errno.EACCES: "permission denied (what was already written is kept; write the output elsewhere)",
+    errno.EPERM: "operation not permitted (what was already written is kept)",
+    errno.ENOTDIR: "a file stands where a directory is needed",
+    errno.EISDIR: "is a directory, expected a file",
+    errno.EEXIST: "a file stands where a directory is needed",
+    errno.ENOSPC: "no space left on the device; finished shards are kept, rerun to resume once there is room",
+}
+
+
+def one_line(e: OSError) -> str | None:
+    """A file-system error as `file: what to do`, or None when it names no file (then it is a bug)."""
+    if e.filename is None:
+        return None
+    return f"{e.filename}: {_OS_HINTS.get(e.errno, e.strerror or str(e))}"
+
+
+class OneLineErrors(TyperGroup):
+    """Bad input, refused operations and file-system faults end as one line on stderr and exit status 2,
+    whether the CLI runs as a program or in-process (typer's CliRunner)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DistillError as e:
+            message = str(e)
+        except OSError as e:
+            message = one_line(e)
+            if message is None:
+                raise
+        log.debug("traceback of the error below", exc_info=True)
+        typer.echo(f"error: {message}", err=True)
+        ctx.exit(2)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Distil a large reasoning teacher into small reasoning students, the DeepSeek-R1 way.\n\n"
     "Stages: prompts -> generate -> filter -> sft -> eval -> report. `distill run pipelines/toy.yaml` runs them all.",
     no_args_is_help=True,
@@ -79,11 +121,7 @@ def status_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.
 
 
 def main() -> None:
-    try:
-        app()
-    except DistillError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise SystemExit(2) from None
+    app()
 
 
 if __name__ == "__main__":

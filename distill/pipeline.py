@@ -12,8 +12,6 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import yaml
@@ -23,13 +21,13 @@ from rich.table import Table
 
 from distill.config import Config, apply_overrides, load_yaml, parse
 from distill.errors import DistillError
-from distill.eval.config import EvalConfig, ModelSpec
+from distill.eval.config import EvalConfig, ModelSpec, check_fits_all
 from distill.filter.config import FilterConfig
 from distill.generate.config import GenerateConfig
-from distill.io import write_text
+from distill.io import remove_leftover_tmp, write_text
 from distill.prompts.config import PromptsConfig
 from distill.sft.config import StudentConfig
-from distill.stage import StageDir
+from distill.stage import StageDir, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +52,12 @@ class EvalSection(EvalConfig):
             for other in (m.baseline, m.baseline_of):
                 if other is not None and other not in names:
                     raise ValueError(f"model '{m.name}' is compared with '{other}', which is not in eval.models")
+        return self
+
+    @model_validator(mode="after")
+    def _token_limits_fit_each_model(self) -> "EvalSection":
+        for m in self.models:
+            check_fits_all(self, m)
         return self
 
 
@@ -126,9 +130,16 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
         raise DistillError(f"--only: unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
     wanted = set(only or STAGES)
     run_dir = cfg.dir
-    logs = run_dir / "logs"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DistillError(f"{run_dir}: is a file, expected a run directory (run_dir)")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "pipeline.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    for leftover in remove_leftover_tmp(run_dir):
+        log.info("removed %s (left by a killed writer)", leftover)
+    # The run's record of its config: written first in a new run (so `status` knows it), otherwise only
+    # once every stage asked for has accepted the config, so a refused change never replaces it.
+    if not (run_dir / "pipeline.yaml").exists():
+        _record_pipeline(cfg)
+    logs = run_dir / "logs"
     timer = StageTimes(run_dir)
 
     def stage(name: str, title: str, poll, per_unit_logs: bool = False):
@@ -156,7 +167,7 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
         with stage("sft", title, poll, per_unit_logs=True):
             # Always in worker processes, even one at a time: the libraries' output goes to each
             # student's own log file (fd-level), and a crash in native code cannot take the run down.
-            with ProcessPoolExecutor(cfg.sft.parallel, mp_context=get_context("spawn")) as pool:
+            with worker_pool(cfg.sft.parallel, threads) as pool:
                 futures = [
                     pool.submit(_train, s, run_dir / CURATED, run_dir / SFT / s.name, threads,
                                 {**console.worker_settings(), "log_file": str(logs / f"sft-{s.name}.log")})
@@ -171,6 +182,7 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
             for spec in models:
                 with console.log_file(logs / f"eval-{spec.name}.log"):
                     run_eval(cfg.eval, _resolve_model(spec, run_dir), run_dir / EVAL / spec.name, workers=workers)
+    _record_pipeline(cfg)
     if "report" in wanted:
         with console.log_file(logs / "report.log"):
             timer.start("report")
@@ -215,20 +227,57 @@ def _stage_context(console, timer: StageTimes, name: str, title: str, poll, log:
         timer.stop(name)
 
 
+def _record_pipeline(cfg: PipelineConfig) -> None:
+    """Write the run's pipeline.yaml when it differs from what is there."""
+    path = cfg.dir / "pipeline.yaml"
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    write_text(path, text)
+
+
 def print_status(run_dir: Path) -> None:
-    """A table on stdout: per stage (and per student, per model) progress, rows, tokens, rate and ETA."""
+    """A table on stdout: per stage (and per student, per model) progress, rows, tokens, rate and ETA of a
+    running stage, claims held (by whom) and damaged shards. Damage also makes the command fail, after
+    the table, naming the first one."""
     from distill.progress import count, duration, run_lines
 
     run_dir = Path(run_dir)
-    if not (run_dir / "pipeline.yaml").exists():
+    if not (run_dir / "pipeline.yaml").is_file():
         raise DistillError(f"{run_dir}: not a run directory (no pipeline.yaml)")
     table = Table(title=str(run_dir))
-    for col in ("stage", "", "progress", "state", "rows", "tokens", "rate", "ETA", ""):
+    for col in ("stage", "", "progress", "state", "rows", "tokens", "rate", "ETA", "notes"):
         table.add_column(col, justify="right" if col in ("progress", "rows", "tokens", "rate", "ETA") else "left")
+    problems: list[str] = []
     for stage, lines in run_lines(run_dir):
         for line in lines:
             done = f"{line.done:,}/{line.total:,}" if line.total is not None else f"{line.done:,}/?"
             rate = f"{line.rate:,.1f} {line.unit}/s" if line.rate and line.state == "running" else ""
             eta = duration(line.eta_s) if line.state == "running" else ""
-            table.add_row(stage, line.name, f"{done} {line.unit}", line.state, count(line.rows), count(line.tokens), rate, eta, line.info)
+            notes = [line.info] if line.info else []
+            if line.path is not None and line.path.is_dir() and line.unit in ("shards", "samples"):
+                damaged, held = _integrity(StageDir(line.path))
+                problems += damaged
+                notes += damaged + held
+            table.add_row(stage, line.name, f"{done} {line.unit}", line.state, count(line.rows), count(line.tokens), rate, eta, "; ".join(notes))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s) above)" if len(problems) > 1 else ""
+        raise DistillError(problems[0] + more)
+
+
+def _integrity(stage: StageDir) -> tuple[list[str], list[str]]:
+    """(damaged shards, held claims) of one sharded stage; damaged files are problems, not crashes."""
+    problems: list[str] = []
+    try:
+        stage.planned()
+    except DistillError as e:
+        problems.append(str(e))
+    for i in stage.done_shards():
+        damage = stage.damage(i)
+        if damage is not None:
+            problems.append(f"{stage.path.name} shard {i} damaged: {damage}")
+    return problems, [f"shard {i} held by {who}" for i, who in stage.held_claims().items()]

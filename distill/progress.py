@@ -3,8 +3,8 @@
 One reader serves `distill status` (a table, any time, from any machine that sees the directory) and
 the live display of `distill run` (polled twice a second). Data stages count shards and rows, SFT
 counts optimizer steps from `metrics.jsonl`, eval counts samples in finished parts and checkpointed
-chunks. Rate and ETA cover the current attempt only: they start at the stage's `plan.json`, which the
-runner rewrites each time it starts (a resumed stage's earlier shards do not inflate its rate).
+chunks. Rates come from the finished shards' own `seconds` times the claims held now (the workers
+at work), SFT's from its last two logging steps; so a resumed stage's ETA is as good as a fresh one's.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from distill.stage import StageDir
-
+from distill.errors import DistillError
 from distill.pipeline import CURATED, EVAL, PROMPTS, REPORT, SFT, TRACES
+from distill.stage import StageDir
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Line:
     rate: float | None = None  # units per second in the current attempt
     eta_s: float | None = None
     info: str = ""  # e.g. "loss 0.231" or "pass@1 so far 74%"
+    path: Path | None = None  # the stage (or student, model) directory
 
     @property
     def finished(self) -> bool:
@@ -49,46 +50,50 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-def _rate_eta(done_now: int, since: float | None, remaining: int | None) -> tuple[float | None, float | None]:
-    if since is None or done_now <= 0:
-        return None, None
-    rate = done_now / max(time.time() - since, 1e-6)
-    return rate, (remaining / rate if remaining is not None else None)
+def _finished_stats(stage: StageDir) -> list[dict]:
+    """Stats of the done shards; a file being written or damaged is skipped (`status` names damage)."""
+    out = []
+    for i in stage.done_shards():
+        try:
+            out.append(stage.shard_stats(i))
+        except (DistillError, OSError):
+            continue
+    return out
 
 
-def _held_claims(stage: StageDir) -> int:
-    d = stage.path / "claims"
-    return sum(1 for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else 0
+def _eta(line: Line, stats: list[dict], workers: int, units_per_shard=None) -> None:
+    """Rate and ETA from the finished shards' mean time, with `workers` shards at work at once."""
+    timed = [s for s in stats if s.get("seconds")]
+    if not timed or line.total is None:
+        return
+    per_unit = sum(float(s["seconds"]) for s in timed) / sum((units_per_shard(s) if units_per_shard else 1) for s in timed)
+    if per_unit <= 0:
+        return
+    line.rate = max(1, workers) / per_unit
+    line.eta_s = max(0, line.total - line.done) / line.rate
 
 
 def shard_stage(path: Path, tokens_key: str | None = None) -> Line:
     """A sharded Parquet stage (prompts, traces, curated): shards done of planned, rows and tokens out."""
     stage = StageDir(path)
-    line = Line(name=Path(path).name, unit="shards")
-    if not stage.path.exists():
+    line = Line(name=Path(path).name, unit="shards", path=Path(path))
+    if not stage.path.is_dir():
         return line
-    line.total = stage.planned()
-    done = stage.done_shards()
-    line.done = len(done)
-    stats = []
-    for i in done:
-        try:
-            stats.append(json.loads(stage.stats_file(i).read_text()))
-        except (FileNotFoundError, json.JSONDecodeError):
-            continue  # being written: counted on the next poll
+    try:
+        line.total = stage.planned()
+    except DistillError:
+        line.total = None
+    line.done = len(stage.done_shards())
+    stats = _finished_stats(stage)
     line.rows = sum(int(s.get("rows_out", 0)) for s in stats)
     if tokens_key:
         line.tokens = sum(int(s.get(tokens_key, 0)) for s in stats)
     if line.total is not None and line.done >= line.total:
         line.state = "done"
         return line
-    since = _mtime(stage.path / "plan.json")
-    this_attempt = sum(1 for i in done if (_mtime(stage.done_file(i)) or 0) >= (since or 0))
-    line.rate, line.eta_s = _rate_eta(this_attempt, since, None if line.total is None else line.total - line.done)
-    held = _held_claims(stage)
-    line.state = "running" if held else ("stopped" if done or since else "not started")
-    if held:
-        line.info = f"{held} shard(s) claimed"
+    held = len(stage.held_claims())
+    line.state = "running" if held else ("stopped" if line.done else "not started")
+    _eta(line, stats, held)
     return line
 
 
@@ -106,7 +111,7 @@ def _metrics(path: Path) -> list[dict]:
 def student(path: Path) -> Line:
     """One student of the SFT stage: optimizer steps from metrics.jsonl, tokens seen, last loss."""
     path = Path(path)
-    line = Line(name=path.name, unit="steps")
+    line = Line(name=path.name, unit="steps", path=path)
     if (path / "done").exists():
         summary = json.loads((path / "summary.json").read_text())
         line.done = line.total = int(summary.get("steps", 0))
@@ -135,46 +140,33 @@ def eval_model(path: Path) -> Line:
     """One evaluated model: samples written (finished parts plus checkpointed chunks) of n_problems x k."""
     path = Path(path)
     stage = StageDir(path)
-    line = Line(name=path.name, unit="samples")
+    line = Line(name=path.name, unit="samples", path=path)
     if not (path / "config.json").exists():
         return line
     config = stage.config()
     ks = {b: v["protocol"]["k"] for b, v in config["benchmarks"].items()}
     line.total = sum((end - start) * ks[b] for b, start, end in config["shards"])
     done = set(stage.done_shards())
-    since = _mtime(path / "plan.json")
-    fresh = 0
-    correct = 0
-    tokens = 0
     for i in range(len(config["shards"])):
-        files = [stage.part(i)] if i in done else sorted(stage.chunks(i).glob("*.parquet"))
-        for f in files:
+        for f in [stage.part(i)] if i in done else sorted(stage.chunks(i).glob("*.parquet")):
             try:
-                n = pq.read_metadata(f).num_rows
+                line.done += pq.read_metadata(f).num_rows
             except (FileNotFoundError, OSError):
                 continue
-            line.done += n
-            if (_mtime(f) or 0) >= (since or 0):
-                fresh += n
-        if i in done:
-            try:
-                s = json.loads(stage.stats_file(i).read_text())
-            except (FileNotFoundError, json.JSONDecodeError):
-                continue
-            correct += int(s.get("correct", 0))
-            tokens += int(s.get("completion_tokens", 0))
-    line.tokens = tokens or None
+    stats = _finished_stats(stage)
+    line.tokens = sum(int(s.get("completion_tokens", 0)) for s in stats) or None
     scores = path / "scores.json"
     if scores.exists():
         line.state = "done"
         s = json.loads(scores.read_text())["benchmarks"]
         line.info = " · ".join(f"pass@1 {100 * v['pass@1']:.1f}%" + (f" {b}" if len(s) > 1 else "") for b, v in sorted(s.items()))
         return line
-    scored = sum(int(json.loads(stage.stats_file(i).read_text()).get("rows_out", 0)) for i in done if stage.stats_file(i).exists())
+    scored = sum(int(s.get("rows_out", 0)) for s in stats)
     if scored:
-        line.info = f"{100 * correct / scored:.0f}% correct so far"
-    line.rate, line.eta_s = _rate_eta(fresh, since, line.total - line.done)
-    line.state = "running" if _held_claims(stage) else "stopped"
+        line.info = f"{100 * sum(int(s.get('correct', 0)) for s in stats) / scored:.0f}% correct so far"
+    held = len(stage.held_claims())
+    line.state = "running" if held else ("stopped" if line.done else "not started")
+    _eta(line, stats, held, units_per_shard=lambda s: max(1, int(s.get("rows_out", 0))))
     return line
 
 

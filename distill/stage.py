@@ -9,10 +9,13 @@ never write the same shard.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
+import secrets
+import signal
 import socket
 import sys
 import threading
@@ -27,12 +30,14 @@ from typing import Callable, Iterator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from distill.errors import DistillError
-from distill.io import write_json, write_text
+from distill.io import parquet_rows, read_json, remove_leftover_tmp, tmp_path, write_json, write_text
 
 log = logging.getLogger(__name__)
 
 # A claim on another host counts as abandoned once its heartbeat is this old; a live holder touches
 # its claim every CLAIM_HEARTBEAT_S, so a shard that runs for hours (R1 traces) is never taken over.
+# A torn claim (unreadable: a crash of the storage, not of a writer, since claims are created whole)
+# names no holder; it is abandoned once nobody has touched it for two heartbeats.
 CLAIM_STALE_S = 600.0
 CLAIM_HEARTBEAT_S = 60.0
 
@@ -62,9 +67,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _proc_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux); None where /proc has no answer.
+    With the pid, it names one process: pids are reused, most of all in containers that restart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    return f"{s}s" if s < 120 else f"{s // 60}m" if s < 7200 else f"{s // 3600}h"
+
+
 @dataclass(frozen=True)
 class StageDir:
-    """One stage's output directory: config.json, part-*.parquet, rejected/, stats/, done/, claims/."""
+    """One stage's output directory: config.json, part-*.parquet, rejected/, stats/, done/, claims/.
+
+    Shards are named by their index everywhere; a done shard is trusted only after `damage(i)` finds
+    its part present, readable and holding the row count its stats recorded.
+    """
 
     path: Path
 
@@ -87,16 +111,24 @@ class StageDir:
     def done_file(self, i: int) -> Path:
         return self.path / "done" / f"{i:05d}"
 
+    def claim_file(self, i: int) -> Path:
+        return self.path / "claims" / f"{i:05d}"
+
     def is_done(self, i: int) -> bool:
         return self.done_file(i).exists()
 
     def prepare(self, config: dict) -> None:
-        """Record the stage config; refuse to resume into a directory made with a different one."""
+        """Record the stage config; refuse to resume into a directory made with a different one.
+        Also removes the temporary files of killed writers."""
+        if self.path.exists() and not self.path.is_dir():
+            raise DistillError(f"{self.path}: is a file, expected a stage directory")
         self.path.mkdir(parents=True, exist_ok=True)
+        for leftover in remove_leftover_tmp(self.path):
+            log.info("removed %s (left by a killed writer)", leftover)
         cfg_file = self.path / "config.json"
         new_hash = config_hash(config)
         if cfg_file.exists():
-            old = json.loads(cfg_file.read_text())
+            old = self._config_file()
             if old.get("hash") != new_hash:
                 changed = ", ".join(_diff_keys(old.get("config", {}), json.loads(json.dumps(config, default=str))))
                 raise DistillError(
@@ -106,13 +138,19 @@ class StageDir:
             return
         write_json(cfg_file, {"hash": new_hash, "config": config})
 
+    def _config_file(self) -> dict:
+        cfg_file = self.path / "config.json"
+        data = read_json(cfg_file, "stage config")
+        if not isinstance(data, dict) or not isinstance(data.get("config"), dict) or "hash" not in data:
+            raise DistillError(f"{cfg_file}: damaged stage config (expected keys 'hash' and 'config')")
+        return data
+
     def config(self) -> dict:
-        return json.loads((self.path / "config.json").read_text())["config"]
+        return self._config_file()["config"]
 
     def config_hash(self) -> str | None:
         """Hash of the config this stage was made with: the identity of its data, wherever it is moved."""
-        cfg_file = self.path / "config.json"
-        return json.loads(cfg_file.read_text())["hash"] if cfg_file.exists() else None
+        return self._config_file()["hash"] if (self.path / "config.json").exists() else None
 
     def finish(self, i: int, stats: dict) -> None:
         write_json(self.stats_file(i), stats)
@@ -120,47 +158,119 @@ class StageDir:
 
     def done_shards(self) -> list[int]:
         d = self.path / "done"
-        # Only finished markers: a concurrent writer's `.00011.tmp-PID` may sit beside them.
-        return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
+        # Only finished markers: a concurrent writer's `.00011.tmp-HOST-PID` may sit beside them.
+        return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
+
+    def shard_stats(self, i: int) -> dict:
+        stats = read_json(self.stats_file(i), "shard stats file")
+        if not isinstance(stats, dict):
+            raise DistillError(f"{self.stats_file(i)}: damaged shard stats file (expected a JSON object)")
+        return stats
+
+    def damage(self, i: int) -> str | None:
+        """Why done shard i cannot be trusted (stats or part missing or unreadable, or fewer or more
+        rows than its stats recorded), or None when it can."""
+        try:
+            stats = self.shard_stats(i)
+            rows = parquet_rows(self.part(i))
+        except DistillError as e:
+            return str(e)
+        want = stats.get("rows_out")
+        if isinstance(want, int) and rows != want:
+            return f"{self.part(i)}: {rows} rows, but its stats recorded {want}"
+        return None
+
+    def trusted(self, i: int) -> bool:
+        """Shard i is done and its part is whole."""
+        return self.is_done(i) and self.damage(i) is None
+
+    def _verified(self, i: int) -> int:
+        problem = self.damage(i)
+        if problem is not None:
+            raise DistillError(
+                f"{problem} (shard {i} of {self.path}); rerun the stage that wrote it with the same command "
+                f"and it regenerates that shard"
+            )
+        return i
 
     def parts(self) -> list[Path]:
-        """The output parts of the finished shards, in shard order."""
-        return [self.part(i) for i in self.done_shards() if self.part(i).exists()]
+        """The output parts of the finished shards, in shard order; a damaged one is an error naming it."""
+        return [self.part(self._verified(i)) for i in self.done_shards()]
 
     def rejected_parts(self) -> list[Path]:
         return [self.rejected(i) for i in self.done_shards() if self.rejected(i).exists()]
 
     def stats(self) -> list[dict]:
-        return [json.loads(self.stats_file(i).read_text()) for i in self.done_shards()]
+        return [self.shard_stats(i) for i in self.done_shards()]
 
     def is_complete(self) -> bool:
-        """True once every planned shard (recorded in plan.json) has its done marker."""
+        """True once every planned shard (recorded in plan.json) is done and whole."""
         n = self.planned()
-        return n is not None and all(self.is_done(i) for i in range(n))
+        return n is not None and all(self.trusted(i) for i in range(n))
+
+    def require_complete(self, stage_name: str) -> int:
+        """The shard count of a finished input stage; otherwise an error saying what is missing."""
+        n = self.planned()
+        if n is None:
+            what = "no plan.json" if self.path.is_dir() else "no such directory"
+            raise DistillError(f"{self.path}: no finished {stage_name} shards ({what}); run `distill {stage_name}` into it first")
+        missing = [i for i in range(n) if not self.is_done(i)]
+        if missing:
+            raise DistillError(
+                f"{self.path}: the {stage_name} stage is not finished (shards {_list(missing)} of {n} not done); "
+                f"run `distill {stage_name}` to completion first"
+            )
+        for i in range(n):
+            self._verified(i)
+        return n
 
     def plan(self, n_shards: int) -> None:
+        """Record the shard count; rewritten only when it changes, so a finished stage on read-only
+        storage can be run again (a no-op) and read."""
+        try:
+            if self.planned() == n_shards:
+                return
+        except DistillError:
+            pass  # damaged: the plan is derived from the input, so it is simply written again
         write_json(self.path / "plan.json", {"n_shards": n_shards})
 
     def planned(self) -> int | None:
         """The number of shards the runner planned, or None before it first ran."""
         plan = self.path / "plan.json"
-        return json.loads(plan.read_text())["n_shards"] if plan.exists() else None
+        if not plan.exists():
+            return None
+        data = read_json(plan, "shard plan")
+        if not isinstance(data, dict) or not isinstance(data.get("n_shards"), int):
+            raise DistillError(f"{plan}: damaged shard plan (expected {{\"n_shards\": <int>}})")
+        return data["n_shards"]
+
+    def held_claims(self) -> dict[int, str]:
+        """Shard -> who holds its claim and for how long, for every claim file present."""
+        d = self.path / "claims"
+        out = {}
+        for p in sorted(d.iterdir()) if d.is_dir() else []:
+            if p.name.isdigit():
+                out[int(p.name)] = _describe_claim(p)
+        return out
 
     @contextmanager
     def claim(self, i: int) -> Iterator[bool]:
         """Yield True if this process now owns shard i, False if a live worker holds it."""
-        lock = self.path / "claims" / f"{i:05d}"
+        lock = self.claim_file(i)
         lock.parent.mkdir(parents=True, exist_ok=True)
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        me = json.dumps(
+            {"host": socket.gethostname(), "pid": os.getpid(), "started": _proc_start(os.getpid()),
+             "token": secrets.token_hex(8), "since": time.time()}
+        ).encode()
         for _ in range(2):
             if _create_with(lock, me):
                 break
-            holder = self._stale_holder(lock)
-            if holder is None or not _take_over(lock, holder):
+            stale, seen = _judge(lock)
+            if not stale or not _take_over(lock, seen):
                 yield False
                 return
-            if holder:
-                log.warning("shard %d: took over an abandoned claim of %s", i, holder)
+            if seen is not None:
+                log.warning("shard %d: took over an abandoned claim (%s)", i, seen.decode("utf-8", "replace")[:200])
         else:
             yield False
             return
@@ -174,26 +284,65 @@ class StageDir:
             beat.join()
             lock.unlink(missing_ok=True)
 
-    @staticmethod
-    def _stale_holder(lock: Path) -> dict | None:
-        """The claim's content if its holder is gone (dead pid here, or no heartbeat elsewhere), else None."""
-        try:
-            holder = json.loads(lock.read_text())
-            age = time.time() - lock.stat().st_mtime
-        except FileNotFoundError:
-            return {}  # released meanwhile: free to take
-        except json.JSONDecodeError:
-            return None  # claims are created whole (see _create_with): a torn one is not ours to judge
-        if holder.get("host") == socket.gethostname():
-            return None if _pid_alive(int(holder.get("pid", -1))) else holder
-        return holder if age > CLAIM_STALE_S else None
+
+def _list(shards: list[int], most: int = 8) -> str:
+    return ", ".join(map(str, shards[:most])) + (f" and {len(shards) - most} more" if len(shards) > most else "")
 
 
-def _create_with(lock: Path, content: dict) -> bool:
+def _read_claim(lock: Path) -> tuple[bytes, float]:
+    """(content, heartbeat age in seconds); FileNotFoundError when released meanwhile."""
+    content = lock.read_bytes()
+    return content, time.time() - lock.stat().st_mtime
+
+
+def _holder(content: bytes) -> dict | None:
+    try:
+        holder = json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) and holder.get("host") else None
+
+
+def _judge(lock: Path) -> tuple[bool, bytes | None]:
+    """(abandoned?, the claim's content as judged; None if it was released meanwhile).
+
+    A claim of this host is abandoned when its process is gone: the pid is dead, or alive but started
+    at another time than the claim recorded (the pid was reused). Elsewhere, when its heartbeat stopped.
+    """
+    try:
+        content, age = _read_claim(lock)
+    except FileNotFoundError:
+        return True, None
+    holder = _holder(content)
+    if holder is None:
+        return age > 2 * CLAIM_HEARTBEAT_S, content
+    if holder["host"] != socket.gethostname():
+        return age > CLAIM_STALE_S, content
+    pid = holder["pid"]
+    if not _pid_alive(pid):
+        return True, content
+    started = holder.get("started")
+    return started is not None and _proc_start(pid) not in (None, started), content
+
+
+def _describe_claim(lock: Path) -> str:
+    try:
+        content, age = _read_claim(lock)
+    except FileNotFoundError:
+        return "released"
+    holder = _holder(content)
+    if holder is None:
+        return f"unreadable claim file {lock}, last touched {_age(age)} ago"
+    since = holder.get("since")
+    held = f", claimed {_age(time.time() - since)} ago" if isinstance(since, (int, float)) else ""
+    return f"{holder['host']}:{holder['pid']}{held}, heartbeat {_age(age)} ago"
+
+
+def _create_with(lock: Path, content: bytes) -> bool:
     """Create `lock` holding `content`, atomically and only if absent: a hard link of a written temp file
     (the classic lock-file idiom that also holds on NFS), so no reader ever sees an empty claim."""
-    tmp = lock.with_name(f".{lock.name}.{socket.gethostname()}.{os.getpid()}")
-    tmp.write_text(json.dumps(content))
+    tmp = tmp_path(lock)
+    tmp.write_bytes(content)
     try:
         os.link(tmp, lock)
         return True
@@ -203,18 +352,18 @@ def _create_with(lock: Path, content: dict) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def _take_over(lock: Path, judged: dict) -> bool:
+def _take_over(lock: Path, judged: bytes | None) -> bool:
     """Remove a stale claim. Renaming is atomic, so of several workers taking over only one moves it;
     if what moved is not the claim judged stale (a fresh one replaced it meanwhile), it is put back."""
-    if not judged:
+    if judged is None:
         return True
-    tomb = lock.with_name(f".{lock.name}.stale.{socket.gethostname()}.{os.getpid()}")
+    tomb = tmp_path(lock.with_name(f"{lock.name}.stale"))
     try:
         os.rename(lock, tomb)
     except FileNotFoundError:
         return True
     try:
-        if json.loads(tomb.read_text()) != judged:
+        if tomb.read_bytes() != judged:
             try:
                 os.link(tomb, lock)
             except FileExistsError:
@@ -233,14 +382,42 @@ def _heartbeat(lock: Path, stop: threading.Event) -> None:
             return
 
 
+def die_with_parent(parent: int) -> None:
+    """Worker start-up: exit when the process that started this one dies, kill -9 included, instead of
+    idling forever as an orphan (each holds a Python, maybe torch: ~250 MB). Linux: the kernel sends
+    SIGKILL (PR_SET_PDEATHSIG); elsewhere a thread polls the parent pid."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    else:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
 ShardTask = Callable[[int], dict]
 
+HELD = "held"  # what `_run_one` returns for a shard whose claim another live worker holds
 
-def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | None:
-    """Run shard i if it is neither done nor claimed; return its stats, or None when skipped."""
+
+def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | str | None:
+    """Run shard i unless it is done and whole; return its stats, HELD, or None when already done.
+
+    A done shard whose part is missing or damaged is run again: its input is there, so it is regenerated."""
     with stage.claim(i) as mine:
-        if not mine or stage.is_done(i):
-            return None
+        if not mine:
+            return HELD
+        if stage.is_done(i):
+            problem = stage.damage(i)
+            if problem is None:
+                return None
+            log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
+            stage.done_file(i).unlink(missing_ok=True)
         start = time.time()
         stats = task(i)
         stats = {"shard": i, **stats, "seconds": round(time.time() - start, 3)}
@@ -248,21 +425,29 @@ def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | None:
         return stats
 
 
-def _init_worker(threads: int, log: dict) -> None:
-    """Pool-worker start-up: log where the parent logs (see distill.console), and split the cores."""
+def _init_worker(threads: int, parent: int, log: dict) -> None:
+    """Pool-worker start-up: die with the parent, log where the parent logs (see distill.console), and
+    split the cores between the workers, so torch in each does not spin up a thread per core and
+    oversubscribe the machine."""
     from distill import console
 
+    die_with_parent(parent)
     console.worker_setup(**log)
-    _share_cores(threads)
-
-
-def _share_cores(threads: int) -> None:
-    """Split the cores between the workers, so torch in each does not spin up a thread per core and
-    oversubscribe the machine."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+
+
+def worker_pool(n: int, threads: int | None = None) -> ProcessPoolExecutor:
+    """A pool of `n` spawned worker processes that exit if this process dies.
+
+    spawn, not fork: the parent may hold torch or tokenizer threads that fork would copy."""
+    from distill import console
+
+    threads = threads or max(1, (os.cpu_count() or 1) // n)
+    return ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads, os.getpid(), console.worker_settings()))
 
 
 def _progress() -> Progress:
@@ -299,12 +484,15 @@ def run_shards(
     With `executor="ray"` each shard is a task of the Ray cluster at $RAY_ADDRESS (a local one if
     unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`); claims still apply, so Ray
     and plain workers can share an output directory.
+
+    Shards that other live workers hold are left to them; if any is still unfinished at the end, the
+    run fails naming those shards and their holders, so a stage never exits 0 with shards missing.
     """
     if not 0 <= rank < world_size:
         raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
     stage.plan(n_shards)
     mine = range(n_shards)[rank::world_size]
-    todo = [i for i in mine if not stage.is_done(i)]
+    todo = [i for i in mine if not stage.trusted(i)]
     if len(todo) < len(mine):
         log.info("%s: %d shard(s) already done, %d to run", stage.path, len(mine) - len(todo), len(todo))
     results: list[dict] = []
@@ -312,9 +500,9 @@ def run_shards(
         t = bar.add_task(desc or stage.path.name, total=len(todo), rows=0)
         rows = 0
 
-        def record(stats: dict | None) -> None:
+        def record(stats: dict | str | None) -> None:
             nonlocal rows
-            if stats is not None:
+            if isinstance(stats, dict):
                 results.append(stats)
                 rows += int(stats.get("rows_out", 0))
             bar.update(t, advance=1, rows=rows)
@@ -326,19 +514,22 @@ def run_shards(
             for i in todo:
                 record(_run_one(stage, task, i))
         else:
-            # spawn, not fork: the parent may hold torch or tokenizer threads that fork would copy.
-            from distill import console
-
-            n = min(workers, len(todo))
-            threads = max(1, (os.cpu_count() or 1) // n)
-            with ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads, console.worker_settings())) as pool:
+            with worker_pool(min(workers, len(todo))) as pool:
                 futures = [pool.submit(_run_one, stage, task, i) for i in todo]
                 for fut in as_completed(futures):
                     record(fut.result())
+    unfinished = [i for i in todo if not stage.trusted(i)]
+    if unfinished:
+        held = stage.held_claims()
+        holders = "; ".join(f"shard {i}: {held.get(i, 'no claim left: its holder stopped without finishing it')}" for i in unfinished[:8])
+        raise DistillError(
+            f"{stage.path}: {len(unfinished)} shard(s) unfinished because other workers hold them ({holders}); "
+            "rerun when they are done (a holder that is gone is taken over after its heartbeat stops)"
+        )
     return sorted(results, key=lambda s: s["shard"])
 
 
-def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -> Iterator[dict | None]:
+def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -> Iterator[dict | str | None]:
     """Yield each shard's stats as its Ray task finishes."""
     import ray
 

@@ -48,7 +48,8 @@ def write_traces_stage(path: Path, rows: list[dict], shards: int) -> StageDir:
     ids = sorted({r["id"] for r in rows})
     for i in range(shards):
         mine = set(ids[i::shards])
-        write_parquet(to_table([r for r in rows if r["id"] in mine], TRACE), stage.part(i))
-        stage.finish(i, {"rows_out": 0})
+        part = [r for r in rows if r["id"] in mine]
+        write_parquet(to_table(part, TRACE), stage.part(i))
+        stage.finish(i, {"rows_in": len(part), "rows_out": len(part)})
     stage.plan(shards)
     return stage

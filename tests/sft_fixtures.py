@@ -56,5 +56,6 @@ def write_curated(stage_dir: Path, n: int, seed: int = 0, shards: int = 1, **kw)
     rows = curated_rows(n, seed, **kw)
     for i in range(shards):
         write_parquet(to_table(rows[i::shards], CURATED), stage.part(i))
-        stage.finish(i, {"rows_in": len(rows[i::shards])})
+        stage.finish(i, {"rows_in": len(rows[i::shards]), "rows_out": len(rows[i::shards])})
+    stage.plan(shards)
     return Path(stage_dir)

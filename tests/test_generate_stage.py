@@ -67,7 +67,7 @@ def test_rerun_is_identical_and_other_config_refused(tmp_path):
 
 
 def test_missing_input_is_a_one_line_error(tmp_path):
-    with pytest.raises(DistillError, match="no finished prompt shards"):
+    with pytest.raises(DistillError, match="no finished prompts shards"):
         run(GenerateConfig(**TOY), tmp_path / "nope", tmp_path / "t")
 
 

@@ -134,16 +134,15 @@ def test_lineage_names_versions_hashes_and_tokens(run_dir):
         assert f"<td>{pkg}</td>" in lineage
 
 
-def test_reference_row_follows_the_baseline_base_model():
+def test_reference_rows_only_for_models_that_name_one():
     models = {
-        "student": {"spec": {"model": "runs/x/04_sft/s/model"}},
+        "student": {"spec": {"model": "runs/x/04_sft/s/model", "r1_reference": "DeepSeek-R1-Distill-Qwen-7B"}},
         "base": {"spec": {"model": "/models/Qwen/Qwen2.5-Math-7B/"}},
-        "released": {"spec": {"model": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"}},
+        # a model whose path reads like a released one gets no paper row unless its config names it
+        "lookalike": {"spec": {"model": "me/DeepSeek-R1-Distill-Llama-8B-my-retrain"}},
     }
-    rows = reference_rows(models, [("student", "base")])
-    assert rows["student"]["model"] == "DeepSeek-R1-Distill-Qwen-7B" and rows["student"]["scores"]["aime24/pass@1"] == 55.5
-    assert rows["released"]["scores"]["math500/pass@1"] == 89.1
-    assert "base" not in rows  # the undistilled base has no row in the distillation table
+    rows = reference_rows(models)
+    assert set(rows) == {"student"} and rows["student"]["scores"]["aime24/pass@1"] == 55.5
 
 
 def test_departures_from_the_paper_protocol_are_named():

@@ -11,9 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+import distill.stage
 from distill.errors import DistillError
 from distill.stage import StageDir, run_shards
-from tests.stage_tasks import ROWS_PER_SHARD, numbers_task
+from tests.stage_tasks import ROWS_PER_SHARD, numbers_task, wait_group_gone
 
 HERE = Path(__file__).parent
 
@@ -48,6 +49,28 @@ def test_done_markers_are_written_after_outputs_and_done_shards_are_skipped(tmp_
     run_shards(stage, 4, task)
     assert calls == [1]
     assert read_rows(stage) == list(range(4 * ROWS_PER_SHARD))
+
+
+def test_a_damaged_done_shard_is_named_to_readers_and_regenerated_by_its_stage(tmp_path):
+    stage = StageDir(tmp_path / "s")
+    calls = []
+
+    def task(i):
+        calls.append(i)
+        return numbers_task(str(stage.path), 0, i)
+
+    run_shards(stage, 4, task)
+    want = read_rows(stage)
+    stage.part(1).unlink()  # lost: the readers must not renumber the three parts left
+    pq.write_table(pq.read_table(stage.part(2)).slice(0, 2), stage.part(2))  # short: 2 rows, stats say 5
+    with pytest.raises(DistillError, match=r"part-00001\.parquet: file not found \(shard 1 of .*\); rerun the stage"):
+        stage.parts()
+    with pytest.raises(DistillError, match=r"part-00001\.parquet: file not found \(shard 1 of "):
+        stage.require_complete("numbers")
+    assert not stage.is_complete()
+    calls.clear()
+    run_shards(stage, 4, task)
+    assert calls == [1, 2] and read_rows(stage) == want and stage.is_complete()
 
 
 def test_rank_and_world_size_split_the_shards(tmp_path):
@@ -102,20 +125,80 @@ def test_kill_minus_nine_mid_stage_then_rerun_equals_uninterrupted_run(tmp_path)
     assert not list(out.glob(".*.tmp-*")), "no temporary files are left behind"
 
 
-def test_an_unreadable_claim_is_live_and_a_fresh_claim_is_never_taken_over(tmp_path):
-    from distill.stage import _take_over
-
+def test_a_torn_claim_is_respected_while_fresh_and_taken_over_once_untouched(tmp_path):
     stage = StageDir(tmp_path / "s")
-    lock = stage.path / "claims" / "00002"
+    lock = stage.claim_file(2)
     lock.parent.mkdir(parents=True)
-    lock.write_text("")  # as if read between another worker's create and write
+    lock.write_text('{"host": "vm", "pi')  # storage damage: no holder can be read from it
     with stage.claim(2) as mine:
         assert not mine
+    old = time.time() - 3 * distill.stage.CLAIM_HEARTBEAT_S
+    os.utime(lock, (old, old))
+    with stage.claim(2) as mine:
+        assert mine
+
+
+def test_a_fresh_claim_is_never_taken_over(tmp_path):
+    from distill.stage import _take_over
+
+    lock = StageDir(tmp_path / "s").claim_file(2)
+    lock.parent.mkdir(parents=True)
     # A worker judged holder `old` stale, but by the time it moves the lock a new holder wrote it.
-    old = {"host": socket.gethostname(), "pid": 1, "since": 0}
-    fresh = {"host": socket.gethostname(), "pid": os.getpid(), "since": 1}
-    lock.write_text(json.dumps(fresh))
+    old = json.dumps({"host": socket.gethostname(), "pid": 1, "since": 0}).encode()
+    fresh = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": 1}).encode()
+    lock.write_bytes(fresh)
     assert not _take_over(lock, old)
-    assert json.loads(lock.read_text()) == fresh, "the fresh claim is put back"
-    lock.write_text(json.dumps(old))
+    assert lock.read_bytes() == fresh, "the fresh claim is put back"
+    lock.write_bytes(old)
     assert _take_over(lock, old) and not lock.exists()
+    assert not list(lock.parent.iterdir()), "no temporary file is left"
+
+
+def test_a_live_pid_of_another_process_is_not_the_holder(tmp_path):
+    """pids restart in containers: a claim of pid P started at time T is abandoned once P runs another program."""
+    stage = StageDir(tmp_path / "s")
+    lock = stage.claim_file(0)
+    lock.parent.mkdir(parents=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": distill.stage._proc_start(os.getpid()), "since": 0}
+    lock.write_text(json.dumps(me))
+    with stage.claim(0) as mine:
+        assert not mine, "this very process holds it"
+    lock.write_text(json.dumps({**me, "started": me["started"] - 1}))
+    with stage.claim(0) as mine:
+        assert mine, "same pid, other start time: another process"
+
+
+def test_shards_held_elsewhere_fail_the_stage_naming_them_and_status_shows_them(tmp_path):
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    run = tmp_path / "run"
+    stage = StageDir(run / "01_prompts")
+    stage.prepare({"task": "numbers"})
+    lock = stage.claim_file(3)
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": "node-17", "pid": 4242, "since": time.time() - 300}))
+    with pytest.raises(DistillError, match=r"1 shard\(s\) unfinished.*shard 3: node-17:4242, claimed 5m ago, heartbeat \d+s ago"):
+        run_shards(stage, 5, partial(numbers_task, str(stage.path), 0))
+    assert stage.done_shards() == [0, 1, 2, 4]
+    (run / "pipeline.yaml").write_text("name: x\n")
+    result = CliRunner().invoke(app, ["status", str(run)], terminal_width=250)
+    assert result.exit_code == 0, result.output
+    assert "4/5 shards" in result.stdout and "shard 3 held by node-17:4242" in result.stdout
+
+
+def test_pool_workers_exit_when_only_their_parent_is_killed(tmp_path):
+    out = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, str(HERE / "stage_tasks.py"), str(out), "8", "5", "2"], cwd=HERE.parent, start_new_session=True)
+    claims = out / "claims"
+    deadline = time.time() + 60
+    while len([p for p in claims.glob("*") if p.name.isdigit()] if claims.exists() else []) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(list(claims.glob("0*"))) == 2, "both workers hold a shard"
+    os.kill(proc.pid, signal.SIGKILL)  # the parent only: its workers and the resource tracker are orphaned
+    proc.wait()
+    left = wait_group_gone(proc.pid, timeout_s=10)
+    if left:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert not left, "pool workers outlived their parent"

@@ -1,4 +1,5 @@
-"""`distill eval`: sample a model on benchmarks under the R1 protocol, or `--rescore` saved samples."""
+"""`distill eval`: sample a model on benchmarks under the R1 protocol, `--rescore` saved samples, or
+`--import` samples saved by another evaluation tool."""
 
 from __future__ import annotations
 
@@ -12,38 +13,84 @@ from distill.cli_options import ConfigOpt, OutputOpt, RankOpt, SetOpt, WorkersOp
 from distill.errors import DistillError
 
 
+def _eval_dirs(output: Path, model: str | None) -> list[Path]:
+    """The eval directories `--rescore` works on: OUTPUT itself, or the model directories under it
+    (a run's 05_eval/), only `model`'s if given."""
+    from distill.eval.stage import check_eval_dir
+
+    if (output / "config.json").exists() or not output.is_dir():
+        if model is not None:
+            name = (check_eval_dir(output).get("model") or {}).get("name")
+            if name != model:
+                raise DistillError(f"{output}: holds the samples of model '{name}', not '{model}'")
+        return [output]
+    found = sorted(d for d in output.iterdir() if (d / "config.json").exists())
+    if not found:
+        check_eval_dir(output)  # says what is missing
+    if model is not None:
+        if not (output / model / "config.json").exists():
+            raise DistillError(f"{output}: no eval directory of model '{model}' (has: {', '.join(d.name for d in found)})")
+        return [output / model]
+    return found
+
+
 def eval_cmd(
     output: OutputOpt,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model path or id to evaluate.")] = None,
+    path: Annotated[Optional[Path], typer.Argument(help="With --import: the file saved by the other tool.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model path or id to evaluate (with --rescore or --import: the model's name).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in scores and the report (default: output dir name).")] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="toy | transformers | vllm | openai.")] = "transformers",
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="Name of the undistilled model this one is compared with.")] = None,
+    r1_reference: Annotated[Optional[str], typer.Option("--r1-reference", help="R1 paper row shown beside this model, e.g. DeepSeek-R1-Distill-Qwen-7B.")] = None,
     benchmark: Annotated[Optional[list[str]], typer.Option("--benchmark", help="Benchmark spec name or YAML path (repeatable); default: the config's.")] = None,
-    rescore: Annotated[bool, typer.Option("--rescore", help="Re-judge the saved samples in --output and rewrite scores; no model runs.")] = False,
+    rescore: Annotated[bool, typer.Option("--rescore", help="Re-judge the saved samples in --output (a model's directory or a run's 05_eval/) and rewrite scores, keeping the old ones in backups/; no model runs.")] = False,
+    import_format: Annotated[Optional[str], typer.Option("--import", help="Import samples saved by another tool: lighteval | qwen-math | skythought.")] = None,
+    grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy.")] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     workers: WorkersOpt = 1,
     rank: RankOpt = 0,
     world_size: WorldSizeOpt = 1,
 ) -> None:
-    """Evaluate one model: k samples per problem (T=0.6, top-p 0.95, `<think>` prefix), every sample kept."""
-    from distill.config import load, parse
+    """Evaluate one model: k samples per problem (T=0.6, top-p 0.95, `<think>` prefix), every sample kept.
+
+    The model's own protocol goes in the config's `model:` block or `--set model.KEY=VALUE` (max_model_len,
+    max_tokens, force_think, template, system_prompt, and the backend's options, e.g. model.vllm.dtype)."""
+    from distill.config import apply_overrides, load, load_yaml, parse
     from distill.eval.config import EvalConfig, ModelSpec
     from distill.eval.stage import rescore as rescore_dir
     from distill.eval.stage import run
 
-    if rescore:
-        scores = rescore_dir(output)
+    results: list[dict] = []
+    if import_format is not None:
+        from distill.eval.importers import import_samples
+
+        if path is None or not benchmark or len(benchmark) != 1 or model is None:
+            raise DistillError("--import FORMAT PATH needs --benchmark NAME (one) and --model NAME")
+        cfg = load(EvalConfig, config, overrides or [])
+        summary = import_samples(import_format, path, output, benchmark=benchmark[0], model=model, bootstrap_resamples=cfg.bootstrap_resamples)
+        typer.echo(json.dumps({"imported": str(path), **summary}))
+        results.append(json.loads((output / "scores.json").read_text()))
+    elif rescore:
+        results += [rescore_dir(d, benchmark, grading) for d in _eval_dirs(output, model)]
     else:
         if model is None:
             raise DistillError("--model is required (or --rescore to re-judge saved samples)")
-        base = {"benchmarks": list(benchmark)} if benchmark else None
-        cfg = load(EvalConfig, config, overrides or [], base=base)
-        if benchmark and config is not None:
-            cfg = cfg.model_copy(update={"benchmarks": list(benchmark)})
-        spec = parse(ModelSpec, {"name": name or Path(output).name, "backend": backend, "model": model, "baseline": baseline}, "command line")
-        scores = run(cfg, spec, output, workers=workers, rank=rank, world_size=world_size)
-    for bench, s in scores.get("benchmarks", {}).items():
-        lo, hi = s["pass@1_ci95"]
-        typer.echo(json.dumps({"benchmark": bench, "pass@1": round(s["pass@1"], 4), "ci95": [round(lo, 4), round(hi, 4)],
-                               "cons@k": round(s["cons@k"], 4), "k": s["k"], "n": s["n_problems"]}))
+        data = load_yaml(config) if config is not None else {}
+        if benchmark:
+            data["benchmarks"] = list(benchmark)
+        if grading is not None:
+            data["grading"] = grading
+        apply_overrides(data, overrides or [])
+        own = data.pop("model", None) or {}
+        if not isinstance(own, dict):
+            raise DistillError(f"{config or 'config'}: field 'model': expected a mapping of the model's own protocol, got {own!r}")
+        cfg = parse(EvalConfig, data, config or "config")
+        spec = parse(ModelSpec, {**own, "name": name or Path(output).name, "backend": backend, "model": model,
+                                 "baseline": baseline, "r1_reference": r1_reference}, config or "command line")
+        results.append(run(cfg, spec, output, workers=workers, rank=rank, world_size=world_size))
+    for scores in results:
+        for bench, s in scores.get("benchmarks", {}).items():
+            lo, hi = s["pass@1_ci95"]
+            typer.echo(json.dumps({"model": (scores.get("model") or {}).get("name"), "benchmark": bench, "pass@1": round(s["pass@1"], 4),
+                                   "ci95": [round(lo, 4), round(hi, 4)], "cons@k": round(s["cons@k"], 4), "k": s["k"], "n": s["n_problems"]}))

@@ -1,14 +1,20 @@
-"""Eval config (benchmarks and the R1 sampling protocol) and the spec of one model to evaluate."""
+"""Eval config (benchmarks and the R1 sampling protocol) and the spec of one model to evaluate, with the
+model's own protocol where it cannot run R1's (a 4,096-token context, its own chain-of-thought prompt)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from distill.config import Config
 from distill.generate.config import BackendConfig
+from distill.generate.prompting import TemplateName
 from distill.toy.tasks import ToyTasks
+
+R1_REFERENCE_FILE = Path(__file__).resolve().parents[1] / "report" / "r1_reference.json"
 
 
 class BenchmarkOverride(Config):
@@ -33,9 +39,26 @@ class EvalConfig(Config):
     max_tokens: int | None = Field(None, ge=1, description="token limit for every benchmark (default: each spec's, 32,768)")
     seed: int = Field(0, description="sampling seed; distilled and baseline models get the same seeds")
     force_think: bool = Field(True, description="start every response with '<think>\\n' (R1 usage advice)")
+    grading: Literal["strict", "lenient"] = Field(
+        "strict",
+        description="strict: unfinished samples never credited, answer read after </think> (boxed or a final statement); "
+        "lenient: last \\boxed{} anywhere, last-number fallback (lighteval / Qwen2.5-Math style)",
+    )
     problems_per_shard: int = Field(64, ge=1, description="problems per output shard (a unit of resume and parallelism)")
     problems_per_chunk: int = Field(8, ge=1, description="problems generated between checkpoints inside a shard")
     bootstrap_resamples: int = Field(10_000, ge=100, description="resamples for the 95% confidence intervals")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _each_benchmark_once(cls, names: list[str]) -> list[str]:
+        # a benchmark listed twice would write every sample twice and then fail its own k check
+        seen = set()
+        for n in names:
+            key = Path(n).stem if Path(n).suffix in (".yaml", ".yml") else n
+            if key in seen:
+                raise ValueError(f"benchmark '{key}' is listed twice")
+            seen.add(key)
+        return names
 
 
 class ModelSpec(BackendConfig):
@@ -48,11 +71,68 @@ class ModelSpec(BackendConfig):
     baseline: str | None = Field(None, description="name of the undistilled model this one is compared with")
     baseline_of: str | None = Field(None, description="name of the distilled model this one is the baseline of")
     r1_reference: str | None = Field(
-        None, description="row of the R1 paper's Table 5 to show beside this model, e.g. DeepSeek-R1-Distill-Qwen-7B"
+        None, description="row of the R1 paper's Table 5 to show beside this model, e.g. DeepSeek-R1-Distill-Qwen-7B "
+        "(only this names a row: models are never matched to the paper by name)"
     )
+    # The model's own protocol; unset fields follow the eval config and the benchmark specs (R1's).
+    max_model_len: int | None = Field(
+        None, ge=1, description="context length (prompt + completion) the model supports; also vLLM's max_model_len"
+    )
+    max_tokens: int | None = Field(None, ge=1, description="token limit for this model: each benchmark's is lowered to it, never raised")
+    force_think: bool | None = Field(None, description="start responses with '<think>\\n' (default: the eval config's)")
+    template: TemplateName | None = Field(None, description="prompt template for every benchmark (default: each spec's, 'r1')")
+    system_prompt: str | None = Field(None, description="system turn before the problem (R1: none)")
 
     @model_validator(mode="after")
     def _not_own_baseline(self):
         if self.name in (self.baseline, self.baseline_of):
             raise ValueError(f"model '{self.name}' cannot be compared with itself")
         return self
+
+    @model_validator(mode="after")
+    def _one_context_length(self):
+        """`max_model_len` and `vllm.max_model_len` are one setting: either may be given, not two values."""
+        a, b = self.max_model_len, self.vllm.max_model_len
+        if a is not None and b is not None and a != b:
+            raise ValueError(f"max_model_len {a} and vllm.max_model_len {b} differ; give one")
+        if a is None and b is not None:
+            self.max_model_len = b
+        elif a is not None and b is None:
+            self.vllm = self.vllm.model_copy(update={"max_model_len": a})
+        if self.max_model_len is not None and self.max_tokens is not None and self.max_tokens >= self.max_model_len:
+            raise ValueError(f"max_tokens {self.max_tokens} leaves no room for the prompt in max_model_len {self.max_model_len}")
+        return self
+
+    @field_validator("r1_reference")
+    @classmethod
+    def _known_reference(cls, name: str | None) -> str | None:
+        if name is not None:
+            rows = [r["model"] for r in json.loads(R1_REFERENCE_FILE.read_text())["rows"]]
+            if name not in rows:
+                raise ValueError(f"'{name}' is not a row of the R1 paper's Table 5 ({', '.join(rows)})")
+        return name
+
+
+def token_limit(spec_max_tokens: int, model: ModelSpec) -> int:
+    """A benchmark's token limit for this model: the model's own limit caps it (a 4k-context baseline)."""
+    return min(spec_max_tokens, model.max_tokens) if model.max_tokens is not None else spec_max_tokens
+
+
+def check_fits(model: ModelSpec, limits: dict[str, int]) -> None:
+    """Every benchmark's token limit must leave room for a prompt in the model's context (config load).
+    Raises ValueError, so that a config validator reports it as a field error."""
+    if model.max_model_len is None:
+        return
+    for bench, limit in limits.items():
+        if limit >= model.max_model_len:
+            raise ValueError(
+                f"model '{model.name}': {bench} asks for {limit} new tokens but max_model_len is {model.max_model_len}; "
+                f"set the model's max_tokens below it (e.g. {model.max_model_len - 1024})"
+            )
+
+
+def check_fits_all(cfg: EvalConfig, model: ModelSpec) -> None:
+    """`check_fits` over the eval's benchmarks as configured (spec, overrides, then the model's cap)."""
+    from distill.eval.stage import resolved_specs  # the specs module reads files; configs import this one
+
+    check_fits(model, {s.name: token_limit(s.max_tokens, model) for s in resolved_specs(cfg)})

@@ -6,6 +6,7 @@ Output directory (05_eval/<model>/):
     part-*.parquet               EVAL_SAMPLE rows, one shard = up to `problems_per_shard` problems
     chunks/<shard>/*.parquet     in-shard checkpoints, merged into the part when the shard is done
     scores.json                  written once every shard is done (and by `rescore`)
+    backups/<UTC time>/          parts and scores.json as they were before a `rescore` replaced them
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import time
 from functools import partial
@@ -23,16 +25,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError
-from distill.eval.benchmarks import BenchmarkSpec, load_benchmark, load_spec
-from distill.eval.config import EvalConfig, ModelSpec
+from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
+from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
+from distill.eval.identity import model_identity
 from distill.eval.scores import summarize
 from distill.eval.scoring import score
-from distill.generate.config import BackendConfig
+from distill.generate.config import RUNTIME_ONLY, BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
 from distill.io import read_parquet, read_parquets, write_json, write_parquet
-from distill.records import EVAL_SAMPLE, PROBLEM, content_id, to_table
+from distill.records import EVAL_SAMPLE, PROBLEM, conform, content_id, to_table
 from distill.stage import StageDir, run_shards
+from distill.verify import GRADINGS
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ def resolved_specs(cfg: EvalConfig) -> list[BenchmarkSpec]:
     specs = []
     for name in cfg.benchmarks:
         spec = load_spec(name)
+        if spec.name in {s.name for s in specs}:
+            raise DistillError(f"benchmark '{spec.name}' is listed twice (as {name!r})")
         o = cfg.overrides.get(spec.name)
         if o is not None and o.source is not None:
             spec = load_spec(name, source=o.source)
@@ -60,22 +66,72 @@ def resolved_specs(cfg: EvalConfig) -> list[BenchmarkSpec]:
     return specs
 
 
-def protocol(cfg: EvalConfig, spec: BenchmarkSpec, problem_ids: list[str]) -> dict:
-    """Everything that must match for two models' scores on this benchmark to be comparable."""
+def protocol(cfg: EvalConfig, spec: BenchmarkSpec, problem_ids: list[str], model: ModelSpec | None = None) -> dict:
+    """Everything that must match for two models' scores on this benchmark to be comparable: the R1
+    protocol, except where the model's spec sets its own (token limit, prefix, template, system prompt)."""
+    model = model or ModelSpec(name="r1", model="r1")  # sets nothing of its own: the R1 protocol
+    force_think = cfg.force_think if model.force_think is None else model.force_think
     return {
         "temperature": cfg.temperature,
         "top_p": cfg.top_p,
-        "max_tokens": spec.max_tokens,
+        "max_tokens": token_limit(spec.max_tokens, model),
         "k": spec.k,
         "seed": cfg.seed,
         "problems_per_chunk": cfg.problems_per_chunk,  # the transformers backend seeds per batch
-        "template": spec.template,
-        "system_prompt": None,
-        "prefix": THINK_PREFIX if cfg.force_think else "",
+        "template": model.template or spec.template,
+        "system_prompt": model.system_prompt,
+        "prefix": THINK_PREFIX if force_think else "",
         "scorer": spec.scorer,
         "n_problems": len(problem_ids),
         "problems_hash": content_id(*sorted(problem_ids)),
     }
+
+
+def request_messages(problem: dict, proto: dict) -> list[dict]:
+    """The chat sent for one problem under a protocol: its system turn, if any, then the templated problem."""
+    system = [{"role": "system", "content": proto["system_prompt"]}] if proto.get("system_prompt") else []
+    return system + messages_for(problem["prompt"], problem["domain"], proto["template"])
+
+
+def check_prompts_fit(model: ModelSpec, protos: dict[str, dict], problems: dict[str, list[dict]]) -> None:
+    """Each benchmark's longest prompts, rendered with the model's chat template, plus its token limit must
+    fit `max_model_len`; otherwise the engine refuses those requests hours into the run."""
+    if model.max_model_len is None or model.backend not in ("vllm", "transformers"):
+        return
+    from transformers import AutoTokenizer
+
+    from distill.generate.prompting import render_chat
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model.model)
+    except Exception as e:  # noqa: BLE001 -- hub unreachable, gated: the engine will say more when it starts
+        log.warning("model '%s': tokenizer not loadable here (%s); prompt lengths not checked against max_model_len", model.name, type(e).__name__)
+        return
+    for bench, proto in protos.items():
+        longest = sorted(problems[bench], key=lambda p: len(p["prompt"]))[-8:]  # by characters, then counted in tokens
+        n = max(len(tok.encode(render_chat(tok, request_messages(p, proto), proto["prefix"]), add_special_tokens=False)) for p in longest)
+        if n + proto["max_tokens"] > model.max_model_len:
+            raise DistillError(
+                f"model '{model.name}': {bench}'s longest prompt is {n} tokens, which with max_tokens {proto['max_tokens']} exceeds "
+                f"max_model_len {model.max_model_len}; set the model's max_tokens to at most {model.max_model_len - n}"
+            )
+
+
+def model_record(model: ModelSpec) -> dict:
+    """The model's part of the stage config (its hash decides resume): what it is, not where it lies, and
+    none of how it is run (GPUs per engine, endpoint, concurrency) nor the report's labels."""
+    exclude = {**{f: True for f in _LABEL_FIELDS | {"model"}}, **RUNTIME_ONLY}
+    return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model, model.backend)}
+
+
+def spec_record(spec: BenchmarkSpec) -> dict:
+    """The benchmark's part of the stage config: its spec, with a local data file named relative to evals/
+    (or by its file name) instead of by where this checkout lies; its problems are hashed in the protocol."""
+    source = spec.source
+    if source != "toy" and not source.startswith("hf:"):
+        path = Path(source).resolve()
+        source = path.relative_to(EVALS_DIR).as_posix() if path.is_relative_to(EVALS_DIR) else path.name
+    return {**spec.model_dump(mode="json"), "source": source}
 
 
 def _plan(cfg: EvalConfig, specs: list[BenchmarkSpec], counts: dict[str, int]) -> list[list]:
@@ -95,6 +151,10 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     """
     out = Path(out)
     stage = StageDir(out)
+    try:
+        check_fits_all(cfg, model)
+    except ValueError as e:
+        raise DistillError(str(e)) from None
     specs = resolved_specs(cfg)
     problems = {}
     for spec in specs:
@@ -104,14 +164,16 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     config = {
         # EvalConfig's own fields only: a pipeline's eval section also lists every model, and adding
         # a model must not invalidate the others' finished samples
-        "eval": cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)),
-        "model": model.model_dump(mode="json", exclude=_LABEL_FIELDS),
+        # a model must not invalidate the others' finished samples; benchmarks by name, not by spec path
+        "eval": {**cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)), "benchmarks": [s.name for s in specs]},
+        "model": model_record(model),
         "benchmarks": {
-            s.name: {"spec": s.model_dump(mode="json"), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]])}
+            s.name: {"spec": spec_record(s), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
             for s in specs
         },
         "shards": shards,
     }
+    check_prompts_fit(model, {b: v["protocol"] for b, v in config["benchmarks"].items()}, problems)
     stage.prepare(config)
     for spec in specs:
         path = out / "problems" / f"{spec.name}.parquet"
@@ -146,16 +208,25 @@ def _sampling(cfg: dict, proto: dict) -> Sampling:
     return Sampling(temperature=cfg["temperature"], top_p=cfg["top_p"], max_tokens=proto["max_tokens"], n=proto["k"], seed=cfg["seed"])
 
 
-def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str, model: str, scorer: str) -> list[dict]:
-    """EVAL_SAMPLE rows for each problem's completions, scored."""
+def grading_args(config: dict, bench: str, grading: str | None = None) -> dict:
+    """The `score` keywords of one benchmark from a stage config: policy, forced `<think>`, tolerance."""
+    b = config["benchmarks"][bench]
+    # an imported run's prefix may be "unknown": only a prefix that opens <think> forces it
+    return {"grading": grading or config["eval"].get("grading", "strict"), "force_think": "<think>" in str(b["protocol"]["prefix"]),
+            "rel_tol": b["spec"].get("rel_tol")}
+
+
+def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str, model: str, scorer: str, grading: dict) -> list[dict]:
+    """EVAL_SAMPLE rows for each problem's completions, scored (`grading`: see `grading_args`)."""
     rows = []
     for p, comps in zip(problems, completions):
-        verdicts = score(scorer, [c.text for c in comps], p["answer"], p["tests"])
-        for j, (c, (extracted, correct)) in enumerate(zip(comps, verdicts)):
+        verdicts = score(scorer, [c.text for c in comps], p["answer"], p["tests"], finish_reasons=[c.finish_reason for c in comps], **grading)
+        for j, (c, v) in enumerate(zip(comps, verdicts)):
             rows.append({
                 "benchmark": benchmark, "problem_id": p["id"], "model": model, "sample_idx": j,
-                "answer": p["answer"], "completion": c.text, "extracted": extracted, "correct": correct,
+                "answer": p["answer"], "completion": c.text, "extracted": v.extracted, "correct": v.correct,
                 "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens,
+                "reason": v.reason, "grading": grading["grading"],
             })
     return rows
 
@@ -177,12 +248,13 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
             if path.exists():
                 continue
             chunk = problems[a : a + step]
-            requests = [Request(id=p["id"], messages=messages_for(p["prompt"], p["domain"], spec["template"]), prefix=proto["prefix"]) for p in chunk]
+            requests = [Request(id=p["id"], messages=request_messages(p, proto), prefix=proto["prefix"]) for p in chunk]
             t0 = time.time()
             completions = _backend(model).generate(requests, _sampling(cfg, proto))
             if [len(c) for c in completions] != [proto["k"]] * len(chunk):
                 raise DistillError(f"{bench} shard {i}: the backend returned {[len(c) for c in completions]} samples, expected k={proto['k']} per problem")
-            rows = sample_rows(chunk, completions, benchmark=bench, model=model["name"], scorer=spec["scorer"])
+            rows = sample_rows(chunk, completions, benchmark=bench, model=model["name"], scorer=spec["scorer"],
+                               grading=grading_args(config, bench))
             write_parquet(to_table(rows, EVAL_SAMPLE), path)
             took = time.time() - t0
             tokens = sum(r["completion_tokens"] or 0 for r in rows)
@@ -204,13 +276,19 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
 
 # Enough to score and compare without the completions' text (which is most of the bytes: 64 AIME
 # samples of up to 32k tokens each).
-SCORE_COLUMNS = ["benchmark", "problem_id", "sample_idx", "extracted", "correct", "finish_reason", "completion_tokens"]
+SCORE_COLUMNS = ["benchmark", "problem_id", "sample_idx", "extracted", "correct", "finish_reason", "completion_tokens", "reason", "grading"]
 
 
 def load_samples(out: Path, columns: list[str] | None = None) -> list[dict]:
-    """The finished shards' EVAL_SAMPLE rows (only `columns` if given)."""
+    """The finished shards' EVAL_SAMPLE rows (only `columns` if given); columns added to EVAL_SAMPLE
+    after a part was written (`reason`, `grading`) read as null."""
     parts = StageDir(Path(out)).parts()
-    return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts]).to_pylist() if parts else []
+    schema = pa.schema([EVAL_SAMPLE.field(c) for c in columns]) if columns else EVAL_SAMPLE
+    tables = []
+    for p in parts:
+        present = [c for c in schema.names if c in pq.read_schema(p).names]
+        tables.append(conform(pq.read_table(p, columns=present), schema))
+    return pa.concat_tables(tables).to_pylist() if tables else []
 
 
 def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list[dict] | None = None) -> dict:
@@ -223,7 +301,12 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
     benchmarks = {}
     for name, b in config["benchmarks"].items():
         rows = [r for r in samples if r["benchmark"] == name]
-        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": b["protocol"]}
+        # the policy that judged these samples (a rescore may have switched it) is part of the protocol
+        graded = sorted({r.get("grading") or "unrecorded" for r in rows})
+        protocol = {**b["protocol"], "grading": graded[0] if len(graded) == 1 else graded}
+        if b["spec"].get("date_window"):
+            protocol["date_window"] = b["spec"]["date_window"]
+        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
     scores = {
@@ -240,30 +323,88 @@ def _saved_model(out: Path) -> dict | None:
     return json.loads(f.read_text())["model"] if f.exists() else None
 
 
-def rescore(out: Path) -> dict:
-    """Re-judge every saved sample with the current scorers and rewrite parts and scores.json; no model runs."""
+def check_eval_dir(out: Path) -> dict:
+    """The config of a finished eval directory, or a one-line error saying what is missing (a directory
+    made by hand, a run still going, a file given instead of the directory)."""
     out = Path(out)
     stage = StageDir(out)
+    layout = "an eval directory holds config.json, part-*.parquet and a done/<shard> marker per part; bring samples from other tools with `distill eval --import`"
+    if not out.is_dir():
+        raise DistillError(f"{out}: not a directory ({layout})")
     if not (out / "config.json").exists():
-        raise DistillError(f"{out}: not an eval output directory (no config.json)")
-    if not stage.is_complete():
-        raise DistillError(f"{out}: the eval has unfinished shards; run it to completion before rescoring")
-    config = stage.config()
+        raise DistillError(f"{out}: no config.json ({layout})")
+    try:
+        config = stage.config()
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DistillError(f"{out / 'config.json'}: not a stage config ({type(e).__name__}: {e})") from None
+    needed = [("shards",), ("eval", "bootstrap_resamples"), ("eval", "seed"), ("benchmarks",)]
+    needed += [("benchmarks", b, *k) for b in config.get("benchmarks") or {} for k in (("spec", "scorer"), ("protocol", "k"))]
+    for keys in needed:
+        node = config
+        for k in keys:
+            if not isinstance(node, dict) or k not in node:
+                raise DistillError(f"{out / 'config.json'}: no field '{'.'.join(keys)}' (not written by `distill eval`?)")
+            node = node[k]
+    shards, benchmarks = config["shards"], config["benchmarks"]
+    missing = [i for i in range(stage.planned() or len(shards)) if not stage.is_done(i)]
+    if missing:
+        made = [i for i in missing if stage.part(i).exists()]
+        what = f"{stage.part(made[0]).name} has no done/{made[0]:05d} marker" if made else f"shard {missing[0]} was never finished"
+        raise DistillError(f"{out}: {len(missing)} of {len(shards)} shards not done ({what}); finish the eval first ({layout})")
+    for b in benchmarks:
+        if not (out / "problems" / f"{b}.parquet").exists():
+            raise DistillError(f"{out}: no problems/{b}.parquet (the problems as evaluated, needed to rescore)")
+    return config
+
+
+def _backup(out: Path, files: list[Path]) -> Path:
+    """Keep the files about to be rewritten under out/backups/<UTC time>/ (hard links: no copy, and the
+    atomic rewrite gives the live name a new inode, so the backup keeps the old bytes)."""
+    dest = out / "backups" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    dest.mkdir(parents=True)
+    for f in files:
+        if f.exists():
+            try:
+                os.link(f, dest / f.name)
+            except OSError:  # a filesystem without hard links
+                shutil.copy2(f, dest / f.name)
+    return dest
+
+
+def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None = None) -> dict:
+    """Re-judge the saved samples (of `benchmarks`, default all) with the current scorers, rewrite their
+    parts and scores.json, and keep the previous ones in out/backups/; no model runs.
+
+    `grading` (strict | lenient) switches the policy; None keeps the eval config's.
+    """
+    if grading is not None and grading not in GRADINGS:
+        raise DistillError(f"--grading: expected one of {', '.join(GRADINGS)}, got {grading!r}")
+    out = Path(out)
+    stage = StageDir(out)
+    config = check_eval_dir(out)
+    wanted = list(config["benchmarks"]) if not benchmarks else benchmarks
+    unknown = sorted(set(wanted) - set(config["benchmarks"]))
+    if unknown:
+        raise DistillError(f"{out}: no samples of {', '.join(unknown)} (it has {', '.join(config['benchmarks'])})")
     problems = {
         name: {p["id"]: p for p in read_parquet(out / "problems" / f"{name}.parquet").to_pylist()}
-        for name in config["benchmarks"]
+        for name in wanted
     }
-    all_rows = []
-    for part in stage.parts():
+    todo = [i for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
+    kept = _backup(out, [stage.part(i) for i in todo] + [out / "scores.json"])
+    log.info("%s: previous parts and scores kept in %s", out, kept)
+    for i in todo:
+        part = stage.part(i)
         rows = read_parquet(part).to_pylist()
         groups: dict[tuple[str, str], list[dict]] = {}
         for r in rows:
             groups.setdefault((r["benchmark"], r["problem_id"]), []).append(r)
         for (bench, pid), group in groups.items():
             p = problems[bench][pid]
-            verdicts = score(config["benchmarks"][bench]["spec"]["scorer"], [r["completion"] for r in group], p["answer"], p["tests"])
-            for r, (extracted, correct) in zip(group, verdicts):
-                r.update(extracted=extracted, correct=correct, answer=p["answer"])
+            args = grading_args(config, bench, grading)
+            verdicts = score(config["benchmarks"][bench]["spec"]["scorer"], [r["completion"] for r in group], p["answer"], p["tests"],
+                             finish_reasons=[r["finish_reason"] for r in group], **args)
+            for r, v in zip(group, verdicts):
+                r.update(extracted=v.extracted, correct=v.correct, reason=v.reason, grading=args["grading"], answer=p["answer"])
         write_parquet(to_table(rows, EVAL_SAMPLE), part)
-        all_rows += rows
-    return write_scores(out, samples=all_rows)
+    return write_scores(out)

@@ -16,7 +16,6 @@ from collections import Counter
 from functools import partial
 from pathlib import Path
 
-from distill.errors import DistillError
 from distill.filter import checks
 from distill.filter.config import FilterConfig
 from distill.filter.select import Sample, select
@@ -159,12 +158,12 @@ def curate_rows(rows: list[dict], cfg: FilterConfig) -> tuple[list[dict], list[d
     return kept, rejected, counts
 
 
-def filter_shard(i: int, *, src: list[str], out: str, cfg: dict) -> dict:
-    """Curate input part `src[i]` into output shard i; return its funnel counters."""
+def filter_shard(i: int, *, inp: str, out: str, cfg: dict) -> dict:
+    """Curate shard i of the traces stage `inp` into output shard i; return its funnel counters."""
     cpu = time.process_time()
     config = FilterConfig.model_validate(cfg)
     stage = StageDir(Path(out))
-    table = conform(read_parquet(Path(src[i])), TRACE)
+    table = conform(read_parquet(StageDir(Path(inp)).part(i)), TRACE)
     rows = table.to_pylist()
     kept, rejected, counts = curate_rows(rows, config)
     write_parquet(to_table(kept, CURATED), stage.part(i))
@@ -187,15 +186,11 @@ def filter_shard(i: int, *, src: list[str], out: str, cfg: dict) -> dict:
 def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int = 0, world_size: int = 1) -> dict:
     """Curate every shard of the traces stage `inp` into `out`; returns the totals over all done shards."""
     src = StageDir(Path(inp))
-    if src.planned() is not None and not src.is_complete():
-        raise DistillError(f"{src.path}: the traces stage is not finished (missing done/ markers); run generate first")
-    parts = src.parts()
-    if not parts:
-        raise DistillError(f"{src.path}: no finished trace shards (part-*.parquet with a done/ marker)")
+    n_shards = src.require_complete("generate")
     stage = StageDir(Path(out))
     stage.prepare({**cfg.model_dump(), "input_config": src.config_hash()})
-    task = partial(filter_shard, src=[str(p) for p in parts], out=str(stage.path), cfg=cfg.model_dump())
-    run_shards(stage, len(parts), task, workers=workers, rank=rank, world_size=world_size, desc="filter")
+    task = partial(filter_shard, inp=str(src.path), out=str(stage.path), cfg=cfg.model_dump())
+    run_shards(stage, n_shards, task, workers=workers, rank=rank, world_size=world_size, desc="filter")
     return totals(stage.stats())
 
 

@@ -9,7 +9,6 @@ or many, can work on the same output directory at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -30,7 +29,7 @@ from distill.generate.backends.base import Completion, derive_seed
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RowProgress
 from distill.generate.prompting import THINK_PREFIX, messages_for, split_think
-from distill.io import read_parquet, read_parquets, write_json, write_parquet
+from distill.io import read_json, read_parquet, read_parquets, write_json, write_parquet
 from distill.records import PROBLEM, TRACE, conform, to_json, to_table
 from distill.stage import StageDir, run_shards
 
@@ -173,7 +172,7 @@ def generate_shard(cfg: GenerateConfig, inp: Path, out: Path, i: int) -> dict:
     for c, start in enumerate(range(0, len(problems), cfg.chunk_size)):
         part, meta = chunk_dir / f"{c:05d}.parquet", chunk_dir / f"{c:05d}.json"
         if part.exists():  # checkpointed by an earlier, killed run; its stats were written just before it
-            chunk_stats = Counter(json.loads(meta.read_text()))
+            chunk_stats = Counter(read_json(meta, "chunk stats file"))
             tables.append(read_parquet(part))
             stats.update(chunk_stats)
             stats["chunks_resumed"] += 1
@@ -196,17 +195,6 @@ def generate_shard(cfg: GenerateConfig, inp: Path, out: Path, i: int) -> dict:
     stats.setdefault("rows_out", 0)
     # Which worker wrote the shard: for a Slurm array or a Ray cluster, the first question after a bad shard.
     return {**stats, "backend": backend.name if backend else cfg.backend, "host": socket.gethostname(), "pid": os.getpid()}
-
-
-def _input_shards(src: StageDir) -> int:
-    done = src.done_shards()
-    if not done:
-        raise DistillError(f"{src.path}: no finished prompt shards (need part-*.parquet with a done/ marker)")
-    n = src.planned() or max(done) + 1
-    missing = [i for i in range(n) if not src.is_done(i)]
-    if missing:
-        raise DistillError(f"{src.path}: input stage is incomplete (shards {missing[:5]} not done); finish it first")
-    return n
 
 
 def _clean_chunks(stage: StageDir) -> None:
@@ -263,7 +251,7 @@ def run(
     if executor not in ("local", "ray"):
         raise DistillError(f"--executor must be 'local' or 'ray', got {executor!r}")
     src, stage = StageDir(inp), StageDir(out)
-    n_shards = _input_shards(src)
+    n_shards = src.require_complete("prompts")
     stage.prepare({**cfg.identity(), "input_config": src.config_hash() or str(Path(inp).resolve())})
     _clean_chunks(stage)
     if backend is not None:

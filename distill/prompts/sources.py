@@ -9,10 +9,8 @@ import unicodedata
 from pathlib import Path
 from typing import Iterator
 
-import pyarrow.parquet as pq
-
 from distill.errors import DistillError, where
-from distill.io import iter_jsonl
+from distill.io import iter_jsonl, iter_parquet_rows
 from distill.prompts.config import PromptsConfig
 from distill.records import DOMAINS, content_id, to_json
 
@@ -83,13 +81,8 @@ def _records(cfg: PromptsConfig) -> Iterator[tuple[tuple, dict]]:
         for lineno, rec in iter_jsonl(Path(src)):
             yield (src, lineno), rec
     elif src.endswith(".parquet"):
-        if not Path(src).exists():
-            raise DistillError(f"{src}: file not found")
-        row = 0
-        for batch in pq.ParquetFile(src).iter_batches(batch_size=4096):
-            for rec in batch.to_pylist():
-                row += 1
-                yield (src, row), rec
+        for row, rec in iter_parquet_rows(Path(src)):
+            yield (src, row), rec
     else:
         raise DistillError(f"source {src!r}: expected 'toy', a .jsonl/.parquet path or 'hf:<dataset>'")
 

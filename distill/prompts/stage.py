@@ -18,13 +18,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
-from distill.io import write_parquet
+from distill.io import tmp_path, write_parquet
 from distill.prompts.config import PromptsConfig
 from distill.prompts.decontam import Decontaminator, benchmark_problems
 from distill.prompts.dedup import Deduplicator, exact_key, minhash
 from distill.prompts.sources import iter_problems
 from distill.records import PROBLEM, to_table
-from distill.stage import StageDir
+from distill.stage import StageDir, die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,11 @@ _worker: dict = {}  # per-process state of the fingerprinting workers (config, b
 def _init_worker(cfg: dict) -> None:
     config = PromptsConfig.model_validate(cfg)
     _worker.update(cfg=config, decon=_decontaminator(config))
+
+
+def _init_pool_worker(cfg: dict, parent: int) -> None:
+    die_with_parent(parent)
+    _init_worker(cfg)
 
 
 def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, str | None]]:
@@ -94,20 +99,20 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
 
     def flush() -> None:
         nonlocal buffer, counts, by_benchmark, rows_in, shard
-        if not stage.is_done(shard):
+        if not stage.trusted(shard):  # a done shard whose part is damaged is written again
             write_parquet(to_table(buffer, PROBLEM), stage.part(shard))
             stats = {"rows_in": rows_in, "rows_out": len(buffer), "rejected": dict(counts), "contaminated_by": dict(by_benchmark)}
             stage.finish(shard, {"shard": shard, **stats})
         buffer, counts, by_benchmark, rows_in, shard = [], Counter(), Counter(), 0, shard + 1
 
-    removed_tmp = stage.path / f".{REMOVED}.tmp-{os.getpid()}"
+    removed_tmp = tmp_path(stage.path / REMOVED)
     with ExitStack() as stack:
         # streamed to disk, not kept in memory: duplicates can be most of a web crawl
         removed = stack.enter_context(open(removed_tmp, "w", encoding="utf-8"))
         batches = _batches(iter_problems(cfg), BATCH)
         if workers > 1:
             pool = stack.enter_context(
-                get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(cfg.model_dump(mode="json"),))
+                get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(cfg.model_dump(mode="json"), os.getpid()))
             )
             fingerprinted = _in_pool(pool, batches, ahead=2 * workers)
         else:

@@ -18,7 +18,7 @@ from pathlib import Path
 from distill.errors import DistillError
 from distill.io import write_bytes, write_json, write_text
 from distill.report import plots
-from distill.report.collect import collect
+from distill.report.collect import collect, r1_departures
 
 
 def _pct(x: float | None) -> str:
@@ -35,27 +35,34 @@ def _signed(x: float) -> str:
 
 def results_table(data: dict) -> tuple[list[str], list[list[str]]]:
     head = ["model", "benchmark", "problems", "k", "pass@1 (%)", "95% CI", "cons@k (%)", "pass@k (%)",
-            "unfinished (%)", "repetition (%)", "tokens to answer"]
+            "unfinished (%)", "repetition (%)", "tokens to answer", "protocol"]
     rows = []
     for name, m in data["models"].items():
         for bench, s in sorted(m["scores"]["benchmarks"].items()):
             t = s["termination"]
             kmax = str(s["k"])
             tta = t.get("mean_tokens_to_answer")
+            departures = r1_departures(s.get("protocol", {}), m.get("templates", {}).get(bench, "r1"))
             rows.append([name, bench, str(s["n_problems"]), kmax, _pct(s["pass@1"]), _ci(*s["pass@1_ci95"]),
                          _pct(s["cons@k"]), _pct(s["pass@k"].get(kmax)), _pct(t["unfinished"]), _pct(t["repetition"]),
-                         "" if tta is None else f"{tta:.0f}"])
+                         "" if tta is None else f"{tta:.0f}", "not R1: " + ", ".join(departures) if departures else "R1"])
     return head, rows
 
 
 def comparison_table(data: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["distilled", "baseline", "benchmark", "problems", "Δ pass@1 (pts)", "95% CI", "Δ cons@k (pts)", "95% CI", "P(Δ pass@1 ≤ 0)"]
+    head = ["distilled", "baseline", "benchmark", "problems", "Δ pass@1 (pts)", "95% CI", "Δ cons@k (pts)", "95% CI",
+            "P(Δ pass@1 ≤ 0)", "protocols"]
     rows = []
     for c in data["comparisons"]:
         for bench, r in sorted(c["benchmarks"].items()):
+            if "refused" in r:  # different problem sets or k: no difference is computed (see eval.compare)
+                rows.append([c["distilled"], c["baseline"], bench, "", "", "", "", "", "", f"not compared: {r['refused']}"])
+                continue
             p, v = r["pass@1"], r["cons@k"]
+            differ = [m.split(": ", 1)[1] for m in c["protocol_mismatches"] if m.startswith(f"{bench}: ")]
             rows.append([c["distilled"], c["baseline"], bench, str(p["n_problems"]), _signed(p["diff"]), _ci(p["ci_low"], p["ci_high"]),
-                         _signed(v["diff"]), _ci(v["ci_low"], v["ci_high"]), f"{p['p_not_better']:.3f}"])
+                         _signed(v["diff"]), _ci(v["ci_low"], v["ci_high"]), f"{p['p_not_better']:.3f}",
+                         "; ".join(differ) if differ else "same"])
     return head, rows
 
 
@@ -72,6 +79,31 @@ def reference_table(data: dict) -> tuple[list[str], list[list[str]]]:
             bench, metric = c.split("/")
             cells.append(_pct(ours[bench][metric]) if bench in ours and metric in ours[bench] else "")
         rows.append([name, "this run"] + cells)
+    return head, rows
+
+
+# The report lists this many disagreements per model and benchmark; the rest are counted.
+MAX_DISAGREEMENTS = 50
+
+
+def agreement_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "benchmark", "labelled samples", "agree (%)", "correct here only", "correct there only"]
+    rows = [[name, bench, str(a["labelled"]), _pct(a["agree"]), str(a["only_ours_correct"]), str(a["only_theirs_correct"])]
+            for name, benches in data["agreement"].items() for bench, a in benches.items()]
+    return head, rows
+
+
+def disagreement_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "benchmark", "problem", "sample", "reference", "our answer", "ours", "their answer", "theirs"]
+    rows = []
+    for name, benches in data["agreement"].items():
+        for bench, a in benches.items():
+            for r in a["disagreements"][:MAX_DISAGREEMENTS]:
+                rows.append([name, bench, r["problem_id"], str(r["sample_idx"]), str(r["answer"]), str(r["extracted"]),
+                             "correct" if r["correct"] else "wrong", str(r["foreign_extracted"] or ""),
+                             "correct" if r["foreign_correct"] else "wrong"])
+            if len(a["disagreements"]) > MAX_DISAGREEMENTS:
+                rows.append([name, bench, f"... and {len(a['disagreements']) - MAX_DISAGREEMENTS} more", "", "", "", "", "", ""])
     return head, rows
 
 
@@ -131,6 +163,9 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
     if data["comparisons"]:
         out.append(("comparison", "Distilled vs baseline (paired bootstrap over problems)", comparison_table(data), None))
     out.append(("reference", "DeepSeek-R1 paper, Table 5 (same models)", reference_table(data) if data["reference_rows"] else None, None))
+    if data.get("agreement"):
+        out.append(("agreement", "Imported samples: our verdicts against the other tool's", agreement_table(data), None))
+        out.append(("disagreements", "Imported samples: where the verdicts disagree", disagreement_table(data), None))
     if data["models"]:
         out.append(("lengths", "Response lengths", None, "lengths"))
     if data["funnel"]:
@@ -142,8 +177,9 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
 
 
 LEGEND = (
-    "pass@1: mean correctness over the k samples per problem, averaged over problems (R1 protocol: T=0.6, "
-    "top-p 0.95, response forced to start with `<think>\\n`). cons@k: majority vote over the k answers. "
+    "pass@1: mean correctness over the k samples per problem, averaged over problems (the R1 protocol: T=0.6, "
+    "top-p 0.95, 32,768 tokens, response forced to start with `<think>\\n`, no system prompt; a row marked "
+    "'not R1' names how its model was sampled instead, and each model's settings are listed below). cons@k: majority vote over the k answers. "
     "pass@k: unbiased estimator. 95% CI: percentile bootstrap over problems. Unfinished: samples cut at the "
     "token limit; repetition: samples ending in a repeated block; tokens to answer: mean completion tokens "
     "of samples that stopped with an answer."
@@ -155,12 +191,14 @@ def markdown(data: dict, figs: dict[str, str]) -> str:
     if data["headline"]:
         lines += [f"**{headline_sentence(p)}**" for p in data["headline"]] + [""]
     lines += [LEGEND, ""]
+    if data.get("settings"):
+        lines += ["Sampling settings per model:", ""] + [f"- {n}: {s}" for n, s in data["settings"].items()] + [""]
     for sid, title, table, fig in _sections(data):
         lines += [f"## {title}", ""]
         if sid == "reference":
             lines += [f"Source: {data['reference']['citation']}", ""]
             if table is None:
-                lines += ["No model of this run matches a distilled model of the paper.", ""]
+                lines += ["No model of this run names a row of the paper (r1_reference in its eval spec).", ""]
         if table is not None:
             lines += _md_table(table)
         if fig:
@@ -201,10 +239,15 @@ pre{white-space:pre-wrap;word-break:break-word;background:#fafafa;border:1px sol
 BROWSER = Path(__file__).with_name("trace_browser.html")
 
 
+def _warn(cell: str) -> str:
+    """Cells that say a number is not what it seems (another protocol, a refused comparison) are shown in red."""
+    return ' class="warn"' if cell.startswith(("not R1", "not compared")) else ""
+
+
 def _html_table(sid: str, table: tuple) -> str:
     head, rows = table
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    trs = "".join("<tr>" + "".join(f"<td{_warn(c)}>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f'<div class="scroll"><table id="table-{sid}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>'
 
 
@@ -220,12 +263,15 @@ def html_page(data: dict, figs: dict[str, tuple[bytes, str]]) -> str:
     if data["headline"]:
         body.append('<section id="headline">' + "".join(f"<p>{html.escape(headline_sentence(p))}</p>" for p in data["headline"]) + "</section>")
     body.append(f'<p class="legend">{html.escape(LEGEND)} Generated {made}.</p>')
+    if data.get("settings"):
+        body.append('<ul class="legend" id="settings">' + "".join(
+            f"<li>{html.escape(n)}: {html.escape(s)}</li>" for n, s in data["settings"].items()) + "</ul>")
     for sid, title, table, fig in _sections(data):
         body.append(f'<section id="{sid}"><h2>{html.escape(title)}</h2>')
         if sid == "reference":
             body.append(f'<p class="note">Source: {html.escape(data["reference"]["citation"])}</p>')
             if table is None:
-                body.append('<p class="note">No model of this run matches a distilled model of the paper.</p>')
+                body.append('<p class="note">No model of this run names a row of the paper (r1_reference in its eval spec).</p>')
         if table is not None:
             body.append(_html_table(sid, table))
         if fig:

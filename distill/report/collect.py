@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from distill.eval.compare import compare
+from distill.eval.compare import compare, foreign_agreement
 from distill.eval.stage import SCORE_COLUMNS, load_samples
 from distill.pipeline import CURATED, EVAL, SFT
 from distill.stage import StageDir
@@ -93,7 +93,7 @@ def evals(run_dir: Path, notes: list[str]) -> dict[str, dict]:
             continue
         name = f.parent.name
         spec = {**(scores.get("model") or {}), **specs.get(name, {})}
-        out[name] = {"dir": f.parent, "scores": scores, "spec": spec}
+        out[name] = {"dir": f.parent, "scores": scores, "spec": spec, "templates": spec_templates(f.parent)}
     for name in specs:
         if name not in out:
             notes.append(f"model '{name}' is in pipeline.yaml but has no scores in {run_dir / EVAL}")
@@ -112,24 +112,78 @@ def pairs(models: dict[str, dict]) -> list[tuple[str, str]]:
     return sorted(set(found))
 
 
-def reference_rows(models: dict[str, dict], paired: list[tuple[str, str]]) -> dict[str, dict]:
-    """model name -> its R1 Table 5 row: the one named by its `r1_reference`; else the row whose
-    released model it is (path contains "DeepSeek-R1-Distill-Qwen-7B"); else, for a distilled model,
-    the row whose base model its baseline is (baseline path ends in "Qwen2.5-Math-7B")."""
-    rows = reference()["rows"]
-    by_name = {r["model"]: r for r in rows}
-    baseline_of = dict(paired)
+def reference_rows(models: dict[str, dict]) -> dict[str, dict]:
+    """model name -> the R1 Table 5 row its spec names in `r1_reference`. Never matched by name or path:
+    a model called "...Qwen-7B" trained another way would sit beside numbers that are not its own."""
+    by_name = {r["model"]: r for r in reference()["rows"]}
+    return {name: by_name[m["spec"]["r1_reference"]] for name, m in models.items() if m["spec"].get("r1_reference") in by_name}
+
+
+def r1_protocol(spec_template: str = "r1") -> dict:
+    """The R1 paper's sampling protocol as recorded in a benchmark's `protocol`; its prompt is the
+    benchmark spec's own template (`r1` for math, the file's layout for GPQA and LiveCodeBench)."""
+    return {**reference()["protocol"], "template": spec_template}
+
+
+def _setting(key: str, value) -> str:
+    if value == "unknown" or (value is None and key != "system_prompt"):  # imported samples: not saved by their tool
+        return f"{key} unknown"
+    return {
+        "temperature": f"T={value}",
+        "top_p": f"top-p {value}",
+        "max_tokens": f"{value} tokens",
+        "prefix": "no <think> prefix" if value == "" else f"prefix {value!r}",
+        "system_prompt": "no system prompt" if value is None else f"system prompt {value!r}",
+        "template": f"template {value}",
+    }[key]
+
+
+def r1_departures(proto: dict, spec_template: str = "r1") -> list[str]:
+    """Where one benchmark's protocol differs from R1's, in words ("3072 tokens", "no <think> prefix")."""
+    return [_setting(key, proto.get(key)) for key, want in r1_protocol(spec_template).items() if proto.get(key) != want]
+
+
+def import_note(name: str, eval_dir: Path) -> str | None:
+    """For samples imported from another tool: where from, and how many of its problems were left out."""
+    try:
+        imported = StageDir(eval_dir).config().get("imported")
+    except (OSError, KeyError, json.JSONDecodeError):
+        return None
+    if not imported:
+        return None
+    note = f"{name}: imported from {imported['format']} ({imported['file']}), {imported['matched']} problems matched to the benchmark"
+    if imported.get("unmatched"):
+        note += f"; {imported['unmatched']} not in it were left out (listed in {eval_dir / 'unmatched.jsonl'})"
+    return note
+
+
+def spec_templates(eval_dir: Path) -> dict[str, str]:
+    """benchmark -> the template its spec names (the R1 prompt for it), from the eval's config.json."""
+    try:
+        return {b: v["spec"]["template"] for b, v in StageDir(eval_dir).config()["benchmarks"].items()}
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return {}
+
+
+def sampling_settings(models: dict[str, dict]) -> dict[str, str]:
+    """model name -> its real sampling settings, for the legend (k and limits per benchmark when they differ)."""
     out = {}
     for name, m in models.items():
-        spec = m["spec"]
-        path = str(spec.get("model", "")).lower().rstrip("/")
-        base_path = str(models[baseline_of[name]]["spec"].get("model", "")).lower().rstrip("/") if name in baseline_of else None
-        match = by_name.get(spec.get("r1_reference") or "")
-        match = match or next((r for r in rows if r["distilled"] and r["model"].lower() in path), None)
-        if match is None and base_path:
-            match = next((r for r in rows if r["distilled"] and base_path.endswith(r["base"].lower())), None)
-        if match is not None:
-            out[name] = match
+        benches = m["scores"].get("benchmarks", {})
+        if not benches:
+            continue
+        protos = {b: s.get("protocol", {}) for b, s in sorted(benches.items())}
+        parts = []
+        for key in r1_protocol():
+            values = {b: p.get(key) for b, p in protos.items()}
+            if len(set(map(repr, values.values()))) == 1:
+                parts.append(_setting(key, next(iter(values.values()))))
+            else:
+                parts.append(", ".join(f"{b}: {_setting(key, v)}" for b, v in values.items()))
+        parts.append(", ".join(f"{b} k={p.get('k')}" for b, p in protos.items()))
+        parts.append("grading " + ", ".join(sorted({str(p.get("grading", "unrecorded")) for p in protos.values()})))  # strict | lenient
+        source = (m["scores"].get("model") or {}).get("imported_from")
+        out[name] = "; ".join(([f"imported from {source}"] if source else []) + parts)
     return out
 
 
@@ -183,9 +237,10 @@ def collect(run_dir: Path) -> dict:
         notes += [f"{distilled} vs {baseline}: {m}" for m in c["protocol_mismatches"]]
     samples = {name: load_samples(m["dir"], SCORE_COLUMNS) for name, m in models.items()}
     ref = reference()
-    matched = reference_rows(models, paired)
+    matched = reference_rows(models)
     for name in matched:
         notes += paper_protocol_gaps(name, models[name]["scores"], ref)
+    notes += [n for name, m in models.items() if (n := import_note(name, m["dir"]))]
     for name, m in models.items():
         for bench, s in m["scores"]["benchmarks"].items():
             if s["termination"].get("errors"):
@@ -204,5 +259,8 @@ def collect(run_dir: Path) -> dict:
         "headline": headline_pairs(models, comparisons),
         "traces": sample(run_dir, list(models)),
         "lineage": lineage(run_dir),
+        "settings": sampling_settings(models),
+        # imported samples: our verdicts against the other tool's
+        "agreement": {name: a for name, m in models.items() if (a := foreign_agreement(m["dir"]))},
         "notes": notes,
     }

@@ -1,0 +1,260 @@
+"""`distill eval --import`: completions saved by other evaluation tools, as an eval stage directory that
+`--rescore` and `report` read like one of ours, with the other tool's verdicts kept beside our own.
+
+Formats (what each tool writes; checked against their public sources):
+- `lighteval`: a details Parquet (`details_<task>_<time>.parquet`). Current lighteval writes each row as
+  its `Detail` dataclass: `doc` (with `query`), `model_response` (with `text`, one string per sample) and
+  `metric`; older releases wrote flat `example`, `predictions` and `metrics`. A per-sample verdict exists only with one sample per row (a
+  0/1 metric); with several samples lighteval keeps only their mean, so the labels stay empty.
+- `qwen-math`: the Qwen2.5-Math evaluation jsonl, also what SkyThought's math harness writes: one line
+  per problem with `question`, `gt`, `code` (the samples; `response` in its reward-model examples),
+  `pred` (their parsed answers), `score` (their verdicts).
+- `skythought`: SkyThought's per-problem results JSON: {problem text: {..., "responses": {temperature:
+  [{"content", "correctness"}, ...]}, "token_usages": {...}}} (a single response may be a bare object).
+
+Problems are matched to the shipped benchmark file by normalised text (or, for a templated query, the
+benchmark problem it contains); unmatched ones are listed in `unmatched.jsonl` and left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pyarrow.parquet as pq
+
+from distill.errors import DistillError, where
+from distill.eval.benchmarks import load_benchmark, load_spec
+from distill.eval.scoring import score
+from distill.io import iter_jsonl, write_parquet, write_text
+from distill.records import EVAL_SAMPLE, PROBLEM, content_id, to_table
+from distill.stage import StageDir
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"  # a sampling setting the other tool did not save
+
+
+@dataclass
+class Foreign:
+    """One problem as another tool saved it."""
+
+    at: str  # file:row, for messages
+    question: str
+    completions: list[str]
+    labels: list[bool | None]
+    extracted: list[str | None]
+    tokens: list[int | None]
+    system_prompt: str | None = None
+
+
+def _field(obj: dict, key: str, at: str, kind: type | tuple):
+    if key not in obj:
+        raise DistillError(f"{at}: field '{key}': missing (fields: {', '.join(list(obj)[:12])})")
+    if not isinstance(obj[key], kind):
+        raise DistillError(f"{at}: field '{key}': expected {getattr(kind, '__name__', kind)}, got {type(obj[key]).__name__}")
+    return obj[key]
+
+
+def _label(value) -> bool | None:
+    """A verdict as the other tool wrote it (True, 1, 1.0, "True"); anything else is no verdict."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def read_qwen_math(path: Path) -> Iterator[Foreign]:
+    for lineno, obj in iter_jsonl(path):
+        at = where(path, lineno)
+        question = _field(obj, "question", at, str)
+        code = _field(obj, "code" if "code" in obj or "response" not in obj else "response", at, list)
+        n = len(code)
+        score_ = obj.get("score") or [None] * n
+        pred = obj.get("pred") or [None] * n
+        if len(score_) != n or len(pred) != n:
+            raise DistillError(f"{at}: field 'score': {len(score_)} verdicts and {len(pred)} predictions for {n} samples in 'code'")
+        yield Foreign(at, question, [str(c) for c in code], [_label(s) for s in score_],
+                      [None if p is None else str(p) for p in pred], [None] * n, obj.get("system"))
+
+
+def _only_temperature(value, at: str, what: str):
+    """SkyThought keys samples by temperature; one import is one protocol, so one temperature."""
+    if isinstance(value, dict) and value and all(re.fullmatch(r"\d+(\.\d+)?", str(k)) for k in value):
+        if len(value) > 1:
+            raise DistillError(f"{at}: field '{what}': samples at several temperatures ({', '.join(value)}); import one run at a time")
+        value = next(iter(value.values()))
+    return value if isinstance(value, list) else [value]
+
+
+def read_skythought(path: Path) -> Iterator[Foreign]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DistillError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise DistillError(f"{where(path, e.lineno)}: malformed JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise DistillError(f"{path}: expected a JSON object keyed by problem, got {type(data).__name__}")
+    for i, (key, item) in enumerate(data.items(), start=1):
+        at = f"{path}: problem {i}"
+        if not isinstance(item, dict):
+            raise DistillError(f"{at}: expected an object, got {type(item).__name__}")
+        responses = _only_temperature(_field(item, "responses", at, (dict, list)), at, "responses")
+        usages = _only_temperature(item.get("token_usages") or {}, at, "token_usages")
+        if len(usages) != len(responses):
+            usages = [{}] * len(responses)
+        question = item.get("problem") or item.get("question") or key
+        texts = []
+        for j, r in enumerate(responses):
+            if not isinstance(r, dict) or not isinstance(r.get("content"), str):
+                raise DistillError(f"{at}: field 'responses[{j}].content': missing or not text")
+            texts.append(r["content"])
+        yield Foreign(at, str(question), texts, [_label(r.get("correctness")) for r in responses], [None] * len(texts),
+                      [(u or {}).get("completion_tokens") if isinstance(u, dict) else None for u in usages])
+
+
+def _lighteval_metric(metrics: dict) -> str | None:
+    """The metric that is a per-sample verdict: the only one, else one named like an exact match."""
+    if len(metrics) == 1:
+        return next(iter(metrics))
+    return next((m for m in metrics if "match" in m or "pass@1" in m), None)
+
+
+def read_lighteval(path: Path) -> Iterator[Foreign]:
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except FileNotFoundError:
+        raise DistillError(f"{path}: file not found") from None
+    except Exception as e:  # pyarrow raises several types for a file that is not Parquet
+        raise DistillError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
+    for i, row in enumerate(rows, start=1):
+        at = where(path, i)
+        if "doc" in row:  # current lighteval
+            question = _field(_field(row, "doc", at, dict), "query", at, str)
+            texts = _field(_field(row, "model_response", at, dict), "text", at, list)
+            metrics = row.get("metric") or {}
+        else:
+            question = _field(row, "example", at, str)
+            texts = _field(row, "predictions", at, list)
+            metrics = row.get("metrics") or {}
+        if isinstance(metrics, str):
+            metrics = json.loads(metrics)
+        metric = _lighteval_metric(metrics)
+        label = _label(metrics.get(metric)) if metric and len(texts) == 1 else None
+        yield Foreign(at, question, [str(t) for t in texts], [label] * len(texts), [None] * len(texts), [None] * len(texts))
+
+
+READERS: dict[str, Callable[[Path], Iterator[Foreign]]] = {
+    "lighteval": read_lighteval,
+    "qwen-math": read_qwen_math,
+    "skythought": read_skythought,
+}
+
+
+def normalise(text: str) -> str:
+    """Problem text compared across tools: Unicode-normalised, lower case, whitespace collapsed."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+def matcher(problems: list[dict]) -> Callable[[str], dict | None]:
+    """question -> the benchmark problem with the same normalised text, else the longest one contained
+    in it (a query wrapped in the tool's own instructions), else None."""
+    exact = {normalise(p["prompt"]): p for p in problems}
+    by_length = sorted(exact.items(), key=lambda kv: -len(kv[0]))
+
+    def match(question: str) -> dict | None:
+        q = normalise(question)
+        if q in exact:
+            return exact[q]
+        return next((p for text, p in by_length if len(text) >= 16 and text in q), None)
+
+    return match
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: str, bootstrap_resamples: int = 10_000) -> dict:
+    """Write `out` as a finished eval directory of `model` on `benchmark` from another tool's file; return
+    {"matched", "unmatched", "samples", "k"}. Importing the same file again changes nothing."""
+    from distill.eval.stage import spec_record, write_scores
+
+    if fmt not in READERS:
+        raise DistillError(f"--import {fmt}: unknown format (known: {', '.join(READERS)})")
+    path, out = Path(path), Path(out)
+    if not path.is_file():
+        raise DistillError(f"{path}: {'a directory, expected a file' if path.is_dir() else 'file not found'}")
+    spec = load_spec(benchmark)
+    problems = load_benchmark(spec)
+    match = matcher(problems)
+    found: dict[str, tuple[dict, Foreign]] = {}
+    unmatched = []
+    for item in READERS[fmt](path):
+        p = match(item.question)
+        if p is None:
+            unmatched.append({"at": item.at, "question": item.question[:200]})
+        elif p["id"] in found:
+            raise DistillError(f"{item.at}: the same {spec.name} problem as {found[p['id']][1].at}")
+        else:
+            found[p["id"]] = (p, item)
+    if not found:
+        raise DistillError(f"{path}: none of its {len(unmatched)} problems is a {spec.name} problem (first: {unmatched[0]['question'][:60]!r})"
+                           if unmatched else f"{path}: no problems in it")
+    ordered = [found[p["id"]] for p in problems if p["id"] in found]  # benchmark order
+    k = len(ordered[0][1].completions)
+    for _, item in ordered:
+        if len(item.completions) != k:
+            raise DistillError(f"{item.at}: {len(item.completions)} samples, but {ordered[0][1].at} has {k}; every problem needs the same k")
+    system = {item.system_prompt for _, item in ordered}
+    ids = [p["id"] for p, _ in ordered]
+    protocol = {
+        key: UNKNOWN for key in ("temperature", "top_p", "max_tokens", "seed", "problems_per_chunk", "template", "prefix")
+    } | {
+        "k": k, "scorer": spec.scorer, "n_problems": len(ids), "problems_hash": content_id(*sorted(ids)),
+        "system_prompt": system.pop() if len(system) == 1 and None not in system else UNKNOWN,
+    }
+    config = {
+        "imported": {"format": fmt, "file": path.name, "sha256": _sha256(path), "matched": len(ids), "unmatched": len(unmatched)},
+        "eval": {"bootstrap_resamples": bootstrap_resamples, "seed": 0},
+        "model": {"name": model, "backend": "imported", "imported_from": fmt},
+        "benchmarks": {spec.name: {"spec": spec_record(spec), "protocol": protocol}},
+        "shards": [[spec.name, 0, len(ids)]],
+    }
+    stage = StageDir(out)
+    stage.prepare(config)
+    if unmatched:
+        write_text(out / "unmatched.jsonl", "".join(json.dumps(u, ensure_ascii=False) + "\n" for u in unmatched))
+        log.warning("%s: %d of %d problems are not %s problems; left out, listed in %s (first: %s)",
+                    path, len(unmatched), len(unmatched) + len(ids), spec.name, out / "unmatched.jsonl", unmatched[0]["at"])
+    if not stage.is_done(0):
+        write_parquet(to_table([p for p, _ in ordered], PROBLEM), out / "problems" / f"{spec.name}.parquet")
+        rows = []
+        for p, item in ordered:
+            verdicts = score(spec.scorer, item.completions, p["answer"], p["tests"], rel_tol=spec.rel_tol)
+            for j, (text, v) in enumerate(zip(item.completions, verdicts)):
+                rows.append({
+                    "benchmark": spec.name, "problem_id": p["id"], "model": model, "sample_idx": j, "answer": p["answer"],
+                    "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
+                    "reason": v.reason, "grading": "strict",
+                    "completion_tokens": item.tokens[j], "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
+                })
+        write_parquet(to_table(rows, EVAL_SAMPLE), stage.part(0))
+        stage.plan(1)
+        stage.finish(0, {"benchmark": spec.name, "rows_in": len(ids), "rows_out": len(rows), "correct": sum(r["correct"] for r in rows)})
+    write_scores(out, config["model"])
+    return {"matched": len(ids), "unmatched": len(unmatched), "samples": len(ids) * k, "k": k}
