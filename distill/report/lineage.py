@@ -12,6 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from distill.pipeline import CURATED, EVAL, PROMPTS, SFT, TRACES
+from distill.errors import DistillError
+from distill.report.traces import trusted_parts
 from distill.stage import StageDir
 
 PACKAGES = ("distill", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "vllm", "math-verify", "pyarrow", "tokenizers")
@@ -43,7 +45,13 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
 
 
 def _stats_total(stage: StageDir, key: str) -> float:
-    return sum(float(s.get(key, 0) or 0) for s in stage.stats()) if stage.path.exists() else 0.0
+    total = 0.0
+    for i in stage.done_shards() if stage.path.is_dir() else []:
+        try:
+            total += float(stage.shard_stats(i).get(key, 0) or 0)
+        except DistillError:
+            continue  # damaged: `distill status` names it
+    return total
 
 
 def teachers(run_dir: Path) -> list[dict]:
@@ -51,7 +59,7 @@ def teachers(run_dir: Path) -> list[dict]:
     stage = StageDir(run_dir / TRACES)
     counts: Counter = Counter()
     cols = ["teacher", "backend", "backend_version", "prompt_template"]
-    for p in stage.parts() if stage.path.exists() else []:
+    for p in trusted_parts(stage) if stage.path.is_dir() else []:
         have = [c for c in cols if c in pq.read_schema(p).names]
         for r in pq.read_table(p, columns=have).to_pylist():
             counts[tuple(r.get(c) for c in cols)] += 1

@@ -34,6 +34,11 @@ def _rank(*key) -> str:
     return hashlib.sha256(repr(key).encode()).hexdigest()
 
 
+def trusted_parts(stage: StageDir) -> list[Path]:
+    """Parts of the whole, finished shards: the report shows what it can and leaves damaged shards to `status`."""
+    return [stage.part(i) for i in stage.done_shards() if stage.trusted(i)]
+
+
 def _read(paths: list[Path], columns: list[str]) -> list[dict]:
     rows = []
     for p in paths:
@@ -47,7 +52,7 @@ def curation(run_dir: Path) -> list[dict]:
     stage = StageDir(run_dir / CURATED)
     if not stage.path.exists():
         return []
-    kept = sorted(_read(stage.parts(), CURATED_COLUMNS), key=lambda r: _rank(r["id"], r["sample_idx"]))[:KEPT]
+    kept = sorted(_read(trusted_parts(stage), CURATED_COLUMNS), key=lambda r: _rank(r["id"], r["sample_idx"]))[:KEPT]
     by_reason: dict[str, list[dict]] = {}
     for r in _read(stage.rejected_parts(), CURATED_COLUMNS):
         by_reason.setdefault(r.get("reject_reason") or "?", []).append(r)
@@ -82,7 +87,7 @@ def evals(run_dir: Path, models: list[str], per_model: int = PER_MODEL) -> list[
     out = []
     for model in models:
         d = run_dir / EVAL / model
-        rows = _read(StageDir(d).parts(), EVAL_COLUMNS)
+        rows = _read(trusted_parts(StageDir(d)), EVAL_COLUMNS)
         prompts = {}
         for f in sorted((d / "problems").glob("*.parquet")):
             prompts.update({p["id"]: p["prompt"] for p in pq.read_table(f, columns=["id", "prompt"]).to_pylist()})
