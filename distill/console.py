@@ -21,7 +21,11 @@ from typing import Callable, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from distill.errors import DistillError
+
 CONSOLE = Console(stderr=True, highlight=False)
+if not CONSOLE.is_terminal:
+    CONSOLE.width = max(CONSOLE.width, 120)  # a log file or a pipe: rich's 80 columns would wrap every table
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # Set in each process by `setup` / `worker_setup`.
@@ -232,7 +236,7 @@ def stage_display(title: str, poll: Callable[[], list], every_s: float = 0.5) ->
         while not stop.wait(every_s):
             try:
                 refresh()
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, DistillError):
                 continue  # a file between writes: the next poll reads it whole
 
     before, _settings["display"] = _settings["display"], True
@@ -256,23 +260,28 @@ def print_summary(summary_file: Path) -> None:
     """The closing table of `distill run`: each distilled model against its baseline, with 95% CIs."""
     import json
 
+    from rich import box
     from rich.table import Table
 
     if not Path(summary_file).exists():
         return
     summary = json.loads(Path(summary_file).read_text())
-    if summary.get("pairs"):
-        table = Table(title="pass@1 (%) with 95% CI", title_justify="left")
-        for col in ("distilled", "baseline", "benchmark"):
-            table.add_column(col)
-        for col in ("distilled pass@1", "baseline pass@1", "difference (points)"):
-            table.add_column(col, justify="right")
-        for p in summary["pairs"]:
+    pairs = summary.get("pairs") or []
+    benches = sorted({p["benchmark"] for p in pairs})
+    if pairs:
+        ci = lambda x, lo, hi: f"{100 * x:.1f} ({100 * lo:.1f}-{100 * hi:.1f})"  # noqa: E731
+        table = Table(title=f"pass@1 (%) on {', '.join(benches)}, 95% CI", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("distilled", no_wrap=True)
+        table.add_column("vs baseline", no_wrap=True)
+        if len(benches) > 1:
+            table.add_column("benchmark", no_wrap=True)
+        for col in ("distilled", "baseline", "difference (points)"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for p in pairs:
             table.add_row(
-                p["distilled"], p["baseline"], p["benchmark"],
-                f"{100 * p['distilled_pass1']:.1f} [{100 * p['distilled_ci'][0]:.1f}, {100 * p['distilled_ci'][1]:.1f}]",
-                f"{100 * p['baseline_pass1']:.1f} [{100 * p['baseline_ci'][0]:.1f}, {100 * p['baseline_ci'][1]:.1f}]",
-                f"{100 * p['diff']:+.1f} [{100 * p['diff_ci'][0]:+.1f}, {100 * p['diff_ci'][1]:+.1f}]",
+                p["distilled"], p["baseline"], *([p["benchmark"]] if len(benches) > 1 else []),
+                ci(p["distilled_pass1"], *p["distilled_ci"]), ci(p["baseline_pass1"], *p["baseline_ci"]),
+                f"{100 * p['diff']:+.1f} ({100 * p['diff_ci'][0]:+.1f} to {100 * p['diff_ci'][1]:+.1f})",
             )
         CONSOLE.print(table)
     logs = Path(summary_file).parent.parent / "logs"
