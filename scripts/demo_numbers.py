@@ -75,7 +75,7 @@ def block(run_dir: Path, seconds: float | None, lines: int | None, repro: str | 
             f"| {100 * p['diff']:+.1f} [{100 * p['diff_ci'][0]:+.1f}, {100 * p['diff_ci'][1]:+.1f}] |"
         )
     f = summary.get("funnel") or {}
-    reasons = ", ".join(f"{r} {n:,}" for r, n in (f.get("rejected") or {}).items())
+    reasons = ", ".join(f"{r} {n:,}" for r, n in sorted((f.get("rejected") or {}).items(), key=lambda kv: -kv[1]))
     stage_times = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in times.items())
     lines_out = [
         START,
