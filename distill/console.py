@@ -54,7 +54,8 @@ def _shown_on_terminal(record: logging.LogRecord) -> bool:
         return True
     if record.name == "distill" or record.name.startswith("distill."):
         return record.levelno >= (logging.WARNING if _settings["display"] else logging.INFO)
-    return record.levelno >= logging.ERROR
+    # Library warnings go to the stage's log file; a standalone command without one shows them.
+    return record.levelno >= (logging.ERROR if _settings["log_file"] or _settings["display"] else logging.WARNING)
 
 
 class _TerminalHandler(logging.Handler):

@@ -80,7 +80,7 @@ def test_cli_runs_the_whole_pipeline_and_a_rerun_does_nothing(tmp_path):
     assert "loss" in (logs / "sft-distilled.log").read_text()
     assert (run / "03_curated" / "README.md").read_text().startswith("---\n")
     html = report.read_text()
-    assert "<table" in html and "data:image/png;base64," in html
+    assert "<table" in html and "<svg" in html and 'id="traces"' in html
     assert (run / "report" / "report.md").exists()
     for student in ("distilled", "base"):
         assert (run / "04_sft" / student / "done").exists()
