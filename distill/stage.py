@@ -126,6 +126,7 @@ class StageDir:
         self.path.mkdir(parents=True, exist_ok=True)
         for leftover in remove_leftover_tmp(self.path):
             log.info("removed %s (left by a killed writer)", leftover)
+        self._drop_abandoned_claims()
         cfg_file = self.path / "config.json"
         new_hash = config_hash(config)
         if cfg_file.exists():
@@ -253,6 +254,18 @@ class StageDir:
             if p.name.isdigit():
                 out[int(p.name)] = _describe_claim(p)
         return out
+
+    def _drop_abandoned_claims(self) -> None:
+        """Remove the claims of workers that are gone, so `status` lists only live holders."""
+        d = self.path / "claims"
+        for lock in d.iterdir() if d.is_dir() else []:
+            if lock.name.isdigit():
+                stale, seen = _judge(lock)
+                if stale and seen is not None:
+                    try:
+                        _take_over(lock, seen)
+                    except OSError:
+                        pass  # read-only storage: left as it is
 
     @contextmanager
     def claim(self, i: int) -> Iterator[bool]:
