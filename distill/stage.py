@@ -214,7 +214,7 @@ class StageDir:
         """The shard count of a finished input stage; otherwise an error saying what is missing."""
         n = self.planned()
         if n is None:
-            what = "no plan.json" if self.path.is_dir() else "no such directory"
+            what = "no plan.json" if self.path.is_dir() else "a file, not a stage directory" if self.path.exists() else "no such directory"
             raise DistillError(f"{self.path}: no finished {stage_name} shards ({what}); run `distill {stage_name}` into it first")
         missing = [i for i in range(n) if not self.is_done(i)]
         if missing:
