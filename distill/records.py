@@ -69,10 +69,12 @@ EVAL_SAMPLE = pa.schema(
         pa.field("sample_idx", pa.int32(), nullable=False),
         pa.field("answer", pa.string()),  # the reference, kept so scores can be recomputed alone
         pa.field("completion", pa.string(), nullable=False),
-        pa.field("extracted", pa.string()),
+        pa.field("extracted", pa.string()),  # the parsed answer that was compared; null when none was
         pa.field("correct", pa.bool_(), nullable=False),
         pa.field("finish_reason", pa.string()),
         pa.field("completion_tokens", pa.int32()),
+        pa.field("reason", pa.string()),  # why not correct: wrong_answer, no_answer, unfinished, timeout, ...
+        pa.field("grading", pa.string()),  # the policy that judged it: strict | lenient (null: written before policies)
         # samples imported from another tool (`distill eval --import`): its own verdict and parsed answer;
         # null for samples this project drew
         pa.field("foreign_correct", pa.bool_()),

@@ -47,9 +47,9 @@ def test_shipped_benchmark_references_score_correct_and_perturbed_wrong(name):
     for p in problems:
         assert p["answer"] and p["prompt"].strip() and p["domain"] == "math"
         assert "Please reason step by step" not in p["prompt"]  # the template adds it once
-        (_, right), (extracted, wrong) = score("math", [boxed(p["answer"]), boxed(perturbed(p["answer"]))], p["answer"])
-        assert right, (name, p["answer"])
-        assert not wrong, (name, p["answer"], extracted)
+        right, wrong = score("math", [boxed(p["answer"]), boxed(perturbed(p["answer"]))], p["answer"])
+        assert right.correct, (name, p["answer"], right)
+        assert not wrong.correct and wrong.reason in ("wrong_answer", "no_answer"), (name, p["answer"], wrong)
 
 
 def test_answer_normalisation_of_shipped_files():
@@ -75,7 +75,7 @@ def test_user_benchmark_from_spec_and_local_jsonl(tmp_path):
     (tmp_path / "mine.yaml").write_text("name: mine\nsource: mine.jsonl\nfields: {prompt: q, answer: a}\nk: 2\nmax_tokens: 64\n")
     problems = load_benchmark(tmp_path / "mine.yaml")
     assert [p["answer"] for p in problems] == ["4", "\\frac{1}{2}"]
-    assert [ok for _, ok in score("math", [boxed("0.5"), boxed("2")], "\\frac{1}{2}")] == [True, False]
+    assert [v.correct for v in score("math", [boxed("0.5"), boxed("2")], "\\frac{1}{2}")] == [True, False]
     assert load_spec(tmp_path / "mine.yaml").k == 2
 
 
@@ -100,7 +100,7 @@ def test_multiple_choice_from_a_local_csv(tmp_path):
         line = next(l for l in p["prompt"].splitlines() if l.startswith(p["answer"] + ")"))
         assert "right" in line and "Answer: $LETTER" in p["prompt"] and p["domain"] == "science"
         wrong = "ABCD".replace(p["answer"], "")[0]
-        assert score("choice", [f"...\nAnswer: {p['answer']}", f"...\nAnswer: {wrong}"], p["answer"]) == [
+        assert [(v.extracted, v.correct) for v in score("choice", [f"...\nAnswer: {p['answer']}", f"...\nAnswer: {wrong}"], p["answer"])] == [
             (p["answer"], True), (wrong, False)]
 
 
@@ -137,5 +137,5 @@ def test_user_code_benchmark_runs_programs_against_its_tests(tmp_path):
     right = "<think>\nadd\n</think>\n```python\na, b = map(int, input().split())\nprint(a + b)\n```"
     wrong = right.replace("a + b", "a - b")
     verdicts = score("code", [right, wrong, "no code"], p["answer"], p["tests"])
-    assert [ok for _, ok in verdicts] == [True, False, False]
-    assert "print(a + b)" in verdicts[0][0]
+    assert [v.correct for v in verdicts] == [True, False, False]
+    assert "print(a + b)" in verdicts[0].extracted

@@ -69,6 +69,10 @@ def test_problems_outside_the_benchmark_are_listed_not_imported(tmp_path):
     unmatched = [json.loads(line) for line in (out / "unmatched.jsonl").read_text().splitlines()]
     assert len(unmatched) == summary["unmatched"] == 100 - summary["matched"]
     assert unmatched[0]["at"] == f"{QWEN}:1"
+    from distill.report.collect import import_note
+
+    assert import_note("qwen", out) == (f"qwen: imported from qwen-math ({QWEN.name}), {summary['matched']} problems matched to the benchmark; "
+                                        f"{summary['unmatched']} not in it were left out (listed in {out / 'unmatched.jsonl'})")
     scores = json.loads((out / "scores.json").read_text())["benchmarks"]["math500"]
     assert scores["n_problems"] == summary["matched"] and scores["k"] == 8
     assert import_samples("qwen-math", QWEN, out, benchmark="math500", model="qwen", bootstrap_resamples=200) == summary  # idempotent
@@ -113,7 +117,7 @@ def lighteval_rows(new: bool):
     return rows
 
 
-@pytest.mark.parametrize("new", [True, False], ids=["lighteval>=0.10", "lighteval<0.10"])
+@pytest.mark.parametrize("new", [True, False], ids=["lighteval-current", "lighteval-older"])
 def test_lighteval_details_parquet_matches_templated_queries(tmp_path, new):
     f = tmp_path / "details_math_500.parquet"
     pq.write_table(pa.Table.from_pylist(lighteval_rows(new)), f)

@@ -210,3 +210,56 @@ def test_report_marks_other_protocols_refuses_other_k_and_states_each_models_set
     assert "- student: T=0.6; top-p 0.95; 32768 tokens; prefix '<think>\\n'; no system prompt; template r1; toy_arith k=2" in md
     page = (tmp_path / "report" / "index.html").read_text()
     assert '<td class="warn">not compared: k differs (2 vs 1)</td>' in page and 'id="settings"' in page
+
+
+@pytest.mark.slow
+def test_the_shipped_baseline_protocol_fits_real_prompts_and_a_tighter_one_is_refused(tmp_path):
+    """Qwen2.5-Math-7B-Instruct as r1_distill.yaml runs it (4,096 context, 3,072 new tokens), with the real
+    Qwen2.5 tokenizer and chat template, on the shipped MATH-500 and AIME 2024 files."""
+    from distill.eval.benchmarks import load_benchmark
+    from distill.pipeline import load_pipeline
+    from tests.real_students import real_tokenizer
+
+    real_tokenizer("qwen2.5", template="qwen2.5-math-instruct").save_pretrained(tmp_path / "tok")
+    (shipped,) = [m for m in load_pipeline("pipelines/r1_distill.yaml").eval.models if m.name == "qwen2.5-math-7b-instruct"]
+    baseline = shipped.model_copy(update={"model": str(tmp_path / "tok")})
+    r1 = EvalConfig(benchmarks=["math500", "aime24"])
+    specs = eval_stage.resolved_specs(r1)
+    problems = {s.name: load_benchmark(s) for s in specs}
+    protos = {s.name: eval_stage.protocol(r1, s, ["-"], baseline) for s in specs}
+    assert {p["max_tokens"] for p in protos.values()} == {3072} and protos["math500"]["system_prompt"]
+    eval_stage.check_prompts_fit(baseline, protos, problems)
+    tight = baseline.model_copy(update={"max_model_len": 3100})
+    with pytest.raises(DistillError, match=r"model 'qwen2.5-math-7b-instruct': \w+'s longest prompt is \d+ tokens, which with max_tokens 3072 exceeds max_model_len 3100"):
+        eval_stage.check_prompts_fit(tight, protos, problems)
+
+
+def test_cli_takes_the_models_own_protocol_and_paper_row(tmp_path):
+    from distill.eval.cli import eval_cmd
+
+    app = typer.Typer()
+    app.command()(eval_cmd)
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(app, ["--output", str(out), "--model", "toy-teacher", "--backend", "toy", "--r1-reference", "DeepSeek-R1-Distill-Qwen-1.5B",
+                                   "--set", "overrides.toy_arith.toy.n=4", "--set", "overrides.toy_arith.k=2", "--set", "bootstrap_resamples=200",
+                                   "--set", "model.force_think=false", "--set", "model.max_tokens=100"])
+    assert res.exit_code == 0, res.output
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["benchmarks"]["toy_arith"]["protocol"]["prefix"] == "" and scores["benchmarks"]["toy_arith"]["protocol"]["max_tokens"] == 100
+    assert scores["model"]["r1_reference"] == "DeepSeek-R1-Distill-Qwen-1.5B"
+    res = CliRunner().invoke(app, ["--output", str(tmp_path / "bad"), "--model", "toy-teacher", "--backend", "toy", "--set", "model.max_tokns=5"])
+    assert isinstance(res.exception, DistillError) and "field 'max_tokns'" in str(res.exception)
+
+
+def test_a_moved_benchmark_file_resumes(tmp_path):
+    """A user benchmark (spec + data) elsewhere on another node: same problems, same stage config."""
+    first = tmp_path / "a"
+    first.mkdir()
+    (first / "sums.jsonl").write_text("".join(json.dumps({"problem": f"What is {a} + {a + 1}?", "answer": str(2 * a + 1)}) + "\n" for a in range(100, 104)))
+    (first / "sums.yaml").write_text("name: sums\nsource: sums.jsonl\nk: 2\nmax_tokens: 512\n")
+    out = tmp_path / "eval"
+    spec = ModelSpec(name="m", backend="toy", model="toy-teacher")
+    run(EvalConfig(benchmarks=[str(first / "sums.yaml")], bootstrap_resamples=200), spec, out)
+    assert json.loads((out / "config.json").read_text())["config"]["benchmarks"]["sums"]["spec"]["source"] == "sums.jsonl"
+    shutil.move(first, tmp_path / "b")
+    run(EvalConfig(benchmarks=[str(tmp_path / "b" / "sums.yaml")], bootstrap_resamples=200), spec, out)  # no refusal

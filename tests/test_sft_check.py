@@ -6,7 +6,7 @@ from transformers import AutoTokenizer
 from distill.errors import DistillError
 from distill.sft.check import check_conversations, problems
 from distill.sft.config import StudentConfig
-from distill.sft.data import EMPTY_THINK, load_conversations
+from distill.sft.data import EMPTY_THINK, curated_dataset
 from distill.sft.stage import run
 from distill.toy.tokenizer import TEMPLATES_DIR, build_tokenizer
 from tests.sft_fixtures import curated_rows, write_curated
@@ -64,22 +64,22 @@ def test_check_catches_think_tags_registered_as_special(qwen_tok, conversations)
     assert check_conversations(tok, conversations, max_length=512)["think_lost"] == len(conversations)
 
 
-def test_check_measures_truncation(qwen_tok, conversations):
+def test_check_counts_rows_too_long(qwen_tok, conversations):
     report = check_conversations(qwen_tok, conversations, max_length=100)
-    assert 0 < report["truncated_share"] <= 1
-    assert report["truncated"] == sum(
+    assert 0 < report["too_long_share"] <= 1
+    assert report["too_long"] == sum(
         len(qwen_tok.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"]) > 100 for c in conversations
     )
-    assert "max_length=100" in problems(report, 0.0)[0]
+    assert "max_length=100" in problems(report, 0.0)[0] and "dropped" in problems(report, 0.0)[0]
     assert problems(report, 1.0) == []
 
 
 def test_answer_only_view_keeps_the_response_behind_an_empty_think(tmp_path):
     inp = write_curated(tmp_path / "curated", 20, seed=2)
-    reasoning, counts = load_conversations(inp, "reasoning")
-    answers, _ = load_conversations(inp, "answer_only")
-    assert counts["rows_train"] == len(reasoning) == len(answers) < counts["rows_in"] == 20
-    for r, a in zip(reasoning, answers):
+    reasoning, counts = curated_dataset(inp, "reasoning", tmp_path / "cache")
+    answers, _ = curated_dataset(inp, "answer_only", tmp_path / "cache")
+    assert counts["rows_kept"] == len(reasoning) == len(answers) < counts["rows_in"] == 20
+    for r, a in zip(reasoning["messages"], answers["messages"]):
         assert r[0] == a[0]
         assert a[-1]["content"] == EMPTY_THINK + r[-1]["content"].split("</think>\n")[1]
 

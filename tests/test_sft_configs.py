@@ -24,7 +24,8 @@ def test_every_r1_student_has_a_config():
 
 @pytest.mark.parametrize("path", STUDENTS, ids=lambda p: p.name)
 def test_shipped_student_config_validates_and_says_how_to_run_it(path):
-    cfg = load(StudentConfig, path)  # constructs the trl.SFTConfig too
+    cfg = load(StudentConfig, path)
+    cfg.check_training()  # constructs the trl.SFTConfig
     assert cfg.name == path.stem
     assert cfg.template_path().is_file()
     header = path.read_text().split("\nname:")[0]
@@ -46,3 +47,56 @@ def test_toy_student_configs_validate(path):
     assert cfg.name == path.stem and cfg.model.startswith("toy:")
     assert (cfg.data_format == "answer_only") == path.stem.endswith("answer-only")
     assert f"pipelines/sft/toy/{path.name}" in path.read_text().split("\nname:")[0]
+
+
+@pytest.mark.parametrize("path", STUDENTS, ids=lambda p: p.name)
+def test_student_config_states_its_batch_arithmetic(path):
+    """Sequences per step = per GPU x accumulation x GPUs as stated, and the stated steps per epoch at 800k."""
+    import re
+
+    cfg = load(StudentConfig, path)
+    text = path.read_text()
+    m = re.search(r"Batch: (\d+) sequences per optimizer step = (\d+) per GPU x (\d+) accumulation x (\d+) GPUs", text)
+    assert m, "state the batch as 'Batch: N sequences per optimizer step = A per GPU x B accumulation x C GPUs'"
+    seqs, per_gpu, accum, gpus = map(int, m.groups())
+    assert (per_gpu, accum) == (cfg.training["per_device_train_batch_size"], cfg.training["gradient_accumulation_steps"])
+    assert seqs == per_gpu * accum * gpus
+    steps = int(re.search(r"Steps per epoch at R1's 800k samples: ([\d,]+)", text).group(1).replace(",", ""))
+    assert steps == -(-800_000 // seqs)
+    # Sequences, not packed bins, as the cited recipe counts them; no row is cut to max_length.
+    assert cfg.training.get("packing") is False and cfg.training.get("padding_free") is True
+
+
+def test_students_are_saved_with_the_positions_the_eval_asks_for():
+    """vLLM refuses a max_model_len beyond max_position_embeddings: each student's (native or extended) must cover it."""
+    from distill.pipeline import load_pipeline
+    from tests.real_students import MODELS
+
+    pipeline = load_pipeline(ROOT / "pipelines" / "r1_distill.yaml")
+    students = {s.name: s for s in pipeline.sft.students}
+    checked = 0
+    for spec in pipeline.eval.models:
+        if not spec.model.startswith("sft:"):
+            continue
+        student = students[spec.model.removeprefix("sft:")]
+        extended = (student.training.get("model_init_kwargs") or {}).get("max_position_embeddings")
+        native = next(m.max_position_embeddings for name, m in MODELS.items() if student.model.lower().endswith(name))
+        want = spec.max_model_len
+        assert want and (extended or native) >= want >= student.max_length, spec.name
+        checked += 1
+    assert checked == 6
+
+
+def test_parsing_every_config_loads_neither_torch_nor_trl():
+    """`distill run --only generate` on a vLLM node parses every student config without the training stack."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from distill.pipeline import load_pipeline; "
+        "load_pipeline('pipelines/r1_distill.yaml'); "
+        "print(sorted(m for m in ('torch', 'trl', 'transformers', 'peft') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

@@ -55,27 +55,37 @@ def test_full_fine_tune_changes_every_weight_and_writes_the_student(arch, curate
 
 def test_lora_trains_the_adapter_only(curated, tmp_path):
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoTokenizer
+
+    from distill.sft.stage import load_model
 
     out = tmp_path / "lora"
     cfg = student(lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]})
     summary = run(cfg, curated, out, threads=1)
 
     base = weights(out / "base")
-    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(out / "base"), out / "adapter")
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    adapted = PeftModel.from_pretrained(load_model(str(out / "base"), None, tok, untied=True), out / "adapter")
     lora_b = {k: v for k, v in adapted.state_dict().items() if "lora_B" in k}
     assert lora_b and all(v.abs().sum() > 0 for v in lora_b.values())  # B starts at zero: it moved
-    assert summary["trainable_params"] == sum(v.numel() for k, v in adapted.state_dict().items() if "lora_" in k)
+    trained = ("lora_", "trainable_tokens_delta", "modules_to_save")
+    assert summary["trainable_params"] == sum(v.numel() for k, v in adapted.state_dict().items() if any(t in k for t in trained))
 
+    # LoRA layers, the think tokens' input rows and the output layer (untied to train it): nothing else.
     merged = weights(out / "model")
     changed = {k for k in base if not torch.equal(base[k], merged[k])}
-    assert changed and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in changed)
+    assert "lm_head.weight" in merged and any(k.endswith("q_proj.weight") for k in changed)
+    assert all(k.endswith(("q_proj.weight", "v_proj.weight", "embed_tokens.weight")) for k in changed)
+    think = tok.convert_tokens_to_ids(["<think>", "</think>"])
+    embed = "model.embed_tokens.weight"
+    assert (base[embed] != merged[embed]).any(dim=1).nonzero().flatten().tolist() == sorted(think)
+    assert not torch.equal(merged["lm_head.weight"][think], base[embed][think])
     assert "LoRA r=4" in (out / "model" / "README.md").read_text()
 
 
 def test_config_rejects_keys_that_are_not_sft_config_fields():
     with pytest.raises(ValueError, match="not a trl.SFTConfig field"):
-        student(training={"learning_rat": 1e-3})
+        student(training={"learning_rat": 1e-3}).check_training()
     with pytest.raises(ValueError, match="training.max_length is set by distill sft"):
         student(training={"max_length": 10})
     with pytest.raises(ValueError, match="toy model must be one of"):

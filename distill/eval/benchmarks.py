@@ -20,6 +20,7 @@ from pydantic import Field
 
 from distill.config import Config, load_yaml, parse
 from distill.errors import DistillError, where
+from distill.eval import livecodebench
 from distill.io import iter_jsonl
 from distill.records import content_id, to_json
 from distill.toy.tasks import ToyTasks
@@ -52,6 +53,15 @@ class ChoiceSpec(Config):
     )
 
 
+class DateWindow(Config):
+    """Only problems whose date column falls in [start, end] (ISO dates, inclusive): LiveCodeBench's
+    contamination control (R1: contests from 2024-08-01 to 2025-01-31)."""
+
+    column: str = Field("contest_date", description="column with an ISO date or datetime")
+    start: str = Field(description="first date kept, YYYY-MM-DD")
+    end: str = Field(description="last date kept, YYYY-MM-DD")
+
+
 class BenchmarkSpec(Config):
     name: str = Field(description="benchmark name used in scores, sample rows and the report")
     description: str = ""
@@ -59,6 +69,9 @@ class BenchmarkSpec(Config):
         description="a JSONL/Parquet/CSV path (relative to evals/), 'hf:<dataset>' or 'toy'"
     )
     hf_config: str | None = Field(None, description="hf: dataset config name, e.g. gpqa_diamond")
+    hf_data_files: list[str] | None = Field(
+        None, description="hf: read these data files of the dataset repo directly (for datasets whose loading script no longer runs)"
+    )
     split: str = Field("test", description="hf: dataset split")
     fields: FieldMap = Field(default_factory=FieldMap)
     choices: ChoiceSpec | None = None
@@ -68,7 +81,14 @@ class BenchmarkSpec(Config):
     )
     numeric_answer: bool = Field(False, description="drop thousands separators from the answer ('1,600' -> '1600')")
     strip_prompt_suffix: str | None = Field(None, description="text removed from the end of each prompt (an instruction baked into the file)")
+    layout: Literal["plain", "livecodebench"] = Field(
+        "plain", description="livecodebench: build prompt and tests from LiveCodeBench's columns (distill.eval.livecodebench)"
+    )
+    date_window: DateWindow | None = Field(None, description="keep only problems dated inside this window (recorded in scores)")
     domain: Literal["math", "code", "science", "general"] = "math"
+    rel_tol: float | None = Field(
+        None, gt=0, description="science: a numeric answer within this relative tolerance of the reference is correct (math: exact)"
+    )
     scorer: Literal["math", "choice", "code"] = "math"
     k: int = Field(4, ge=1, description="samples per problem (R1/open-r1: 64 AIME, 4 MATH-500, 8 GPQA, 16 LiveCodeBench)")
     max_tokens: int = Field(32768, ge=1, description="generation limit per sample (R1: 32,768)")
@@ -118,10 +138,14 @@ def load_benchmark(name_or_spec: str | Path | BenchmarkSpec, *, source: str | No
         return rows[:limit] if limit else rows
     problems = []
     seen: dict[str, int] = {}
-    for rowno, raw in _read_rows(spec):
-        p = _to_problem(spec, raw, rowno)
+    files = {spec.source: spec}
+    for src, rowno, raw in _read_rows(spec):
+        file_spec = files.setdefault(src, spec.model_copy(update={"source": src}))  # errors name the file, not its folder
+        if spec.date_window is not None and not _in_window(file_spec, raw, rowno):
+            continue
+        p = _to_problem(file_spec, raw, rowno)
         if p["id"] in seen:  # the same problem twice would be counted twice in every score
-            raise DistillError(f"{where(spec.source, rowno)}: duplicate of row {seen[p['id']]} (same problem text)")
+            raise DistillError(f"{where(src, rowno)}: duplicate of row {seen[p['id']]} (same problem text)")
         seen[p["id"]] = rowno
         problems.append(p)
         if limit and len(problems) >= limit:
@@ -131,24 +155,43 @@ def load_benchmark(name_or_spec: str | Path | BenchmarkSpec, *, source: str | No
     return problems
 
 
+def _in_window(spec: BenchmarkSpec, raw: dict, rowno: int) -> bool:
+    w = spec.date_window
+    day = str(_column(spec, raw, w.column, rowno))[:10]
+    return w.start <= day <= w.end
+
+
 def _read_rows(spec: BenchmarkSpec):
-    """(1-based row number, dict) from a local JSONL/Parquet/CSV file or a Hugging Face dataset."""
+    """(file, 1-based row number, dict) from a local JSONL/Parquet/CSV file, a folder of JSONL/Parquet
+    files or a Hugging Face dataset."""
     src = spec.source
     if src.startswith("hf:"):
-        yield from enumerate(_load_hf(spec), start=1)
+        for rowno, raw in enumerate(_load_hf(spec), start=1):
+            yield src, rowno, raw
         return
     path = Path(src)
     if not path.exists():
         raise DistillError(f"{path}: benchmark '{spec.name}' data not found (set its source to a local file)")
+    if path.is_dir():  # a dataset's published files, e.g. LiveCodeBench's test.jsonl ... test5.jsonl
+        files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".parquet"))
+        if not files:
+            raise DistillError(f"{path}: no .jsonl or .parquet files for benchmark '{spec.name}'")
+        for f in files:
+            yield from _read_rows(spec.model_copy(update={"source": str(f)}))
+        return
     if path.suffix == ".jsonl":
-        yield from iter_jsonl(path)
+        rows = iter_jsonl(path)
     elif path.suffix == ".parquet":
-        yield from enumerate(pq.read_table(path).to_pylist(), start=1)
+        rows = enumerate(pq.read_table(path).to_pylist(), start=1)
     elif path.suffix == ".csv":
         with open(path, encoding="utf-8", newline="") as f:
-            yield from enumerate(csv.DictReader(f), start=2)  # row 1 is the header
+            for rowno, raw in enumerate(csv.DictReader(f), start=2):  # row 1 is the header
+                yield src, rowno, raw
+        return
     else:
         raise DistillError(f"{path}: benchmark files must be .jsonl, .parquet or .csv")
+    for rowno, raw in rows:
+        yield src, rowno, raw
 
 
 def _load_hf(spec: BenchmarkSpec) -> list[dict]:
@@ -156,7 +199,11 @@ def _load_hf(spec: BenchmarkSpec) -> list[dict]:
 
     name = spec.source.removeprefix("hf:")
     try:
-        ds = datasets.load_dataset(name, spec.hf_config, split=spec.split)
+        if spec.hf_data_files:
+            files = [f"hf://datasets/{name}/{f}" for f in spec.hf_data_files]
+            ds = datasets.load_dataset("json" if files[0].endswith(".jsonl") else "parquet", data_files=files, split="train")
+        else:
+            ds = datasets.load_dataset(name, spec.hf_config, split=spec.split)
     except Exception as e:  # offline, gated (GPQA), or missing: all mean "give me a local copy"
         raise DistillError(
             f"benchmark '{spec.name}': cannot load {spec.source} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
@@ -215,7 +262,9 @@ def _to_problem(spec: BenchmarkSpec, raw: dict, rowno: int) -> dict:
     else:
         answer = _answer(spec, raw, rowno)
     tests = None
-    if spec.fields.tests is not None:
+    if spec.layout == "livecodebench":
+        prompt, tests = livecodebench.problem_parts(raw, spec.source, rowno)
+    elif spec.fields.tests is not None:
         t = _column(spec, raw, spec.fields.tests, rowno)
         tests = t if isinstance(t, str) else json.dumps(t)
     meta = {"benchmark": spec.name, "row": rowno}

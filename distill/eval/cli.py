@@ -41,17 +41,22 @@ def eval_cmd(
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in scores and the report (default: output dir name).")] = None,
     backend: Annotated[str, typer.Option("--backend", "-b", help="toy | transformers | vllm | openai.")] = "transformers",
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="Name of the undistilled model this one is compared with.")] = None,
+    r1_reference: Annotated[Optional[str], typer.Option("--r1-reference", help="R1 paper row shown beside this model, e.g. DeepSeek-R1-Distill-Qwen-7B.")] = None,
     benchmark: Annotated[Optional[list[str]], typer.Option("--benchmark", help="Benchmark spec name or YAML path (repeatable); default: the config's.")] = None,
     rescore: Annotated[bool, typer.Option("--rescore", help="Re-judge the saved samples in --output (a model's directory or a run's 05_eval/) and rewrite scores, keeping the old ones in backups/; no model runs.")] = False,
     import_format: Annotated[Optional[str], typer.Option("--import", help="Import samples saved by another tool: lighteval | qwen-math | skythought.")] = None,
+    grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy.")] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     workers: WorkersOpt = 1,
     rank: RankOpt = 0,
     world_size: WorldSizeOpt = 1,
 ) -> None:
-    """Evaluate one model: k samples per problem (T=0.6, top-p 0.95, `<think>` prefix), every sample kept."""
-    from distill.config import load, parse
+    """Evaluate one model: k samples per problem (T=0.6, top-p 0.95, `<think>` prefix), every sample kept.
+
+    The model's own protocol goes in the config's `model:` block or `--set model.KEY=VALUE` (max_model_len,
+    max_tokens, force_think, template, system_prompt, and the backend's options, e.g. model.vllm.dtype)."""
+    from distill.config import apply_overrides, load, load_yaml, parse
     from distill.eval.config import EvalConfig, ModelSpec
     from distill.eval.stage import rescore as rescore_dir
     from distill.eval.stage import run
@@ -67,15 +72,22 @@ def eval_cmd(
         typer.echo(json.dumps({"imported": str(path), **summary}))
         results.append(json.loads((output / "scores.json").read_text()))
     elif rescore:
-        results += [rescore_dir(d, benchmark) for d in _eval_dirs(output, model)]
+        results += [rescore_dir(d, benchmark, grading) for d in _eval_dirs(output, model)]
     else:
         if model is None:
             raise DistillError("--model is required (or --rescore to re-judge saved samples)")
-        base = {"benchmarks": list(benchmark)} if benchmark else None
-        cfg = load(EvalConfig, config, overrides or [], base=base)
-        if benchmark and config is not None:
-            cfg = cfg.model_copy(update={"benchmarks": list(benchmark)})
-        spec = parse(ModelSpec, {"name": name or Path(output).name, "backend": backend, "model": model, "baseline": baseline}, "command line")
+        data = load_yaml(config) if config is not None else {}
+        if benchmark:
+            data["benchmarks"] = list(benchmark)
+        if grading is not None:
+            data["grading"] = grading
+        apply_overrides(data, overrides or [])
+        own = data.pop("model", None) or {}
+        if not isinstance(own, dict):
+            raise DistillError(f"{config or 'config'}: field 'model': expected a mapping of the model's own protocol, got {own!r}")
+        cfg = parse(EvalConfig, data, config or "config")
+        spec = parse(ModelSpec, {**own, "name": name or Path(output).name, "backend": backend, "model": model,
+                                 "baseline": baseline, "r1_reference": r1_reference}, config or "command line")
         results.append(run(cfg, spec, output, workers=workers, rank=rank, world_size=world_size))
     for scores in results:
         for bench, s in scores.get("benchmarks", {}).items():

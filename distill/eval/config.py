@@ -39,6 +39,11 @@ class EvalConfig(Config):
     max_tokens: int | None = Field(None, ge=1, description="token limit for every benchmark (default: each spec's, 32,768)")
     seed: int = Field(0, description="sampling seed; distilled and baseline models get the same seeds")
     force_think: bool = Field(True, description="start every response with '<think>\\n' (R1 usage advice)")
+    grading: Literal["strict", "lenient"] = Field(
+        "strict",
+        description="strict: unfinished samples never credited, answer read after </think> (boxed or a final statement); "
+        "lenient: last \\boxed{} anywhere, last-number fallback (lighteval / Qwen2.5-Math style)",
+    )
     problems_per_shard: int = Field(64, ge=1, description="problems per output shard (a unit of resume and parallelism)")
     problems_per_chunk: int = Field(8, ge=1, description="problems generated between checkpoints inside a shard")
     bootstrap_resamples: int = Field(10_000, ge=100, description="resamples for the 95% confidence intervals")

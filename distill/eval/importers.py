@@ -2,9 +2,9 @@
 `--rescore` and `report` read like one of ours, with the other tool's verdicts kept beside our own.
 
 Formats (what each tool writes; checked against their public sources):
-- `lighteval`: a details Parquet (`details_<task>_<time>.parquet`). Since lighteval 0.10 each row has
-  `doc` (with `query`), `model_response` (with `text`, one string per sample) and `metric`; before, flat
-  `example`, `predictions` and `metrics`. A per-sample verdict exists only with one sample per row (a
+- `lighteval`: a details Parquet (`details_<task>_<time>.parquet`). Current lighteval writes each row as
+  its `Detail` dataclass: `doc` (with `query`), `model_response` (with `text`, one string per sample) and
+  `metric`; older releases wrote flat `example`, `predictions` and `metrics`. A per-sample verdict exists only with one sample per row (a
   0/1 metric); with several samples lighteval keeps only their mean, so the labels stay empty.
 - `qwen-math`: the Qwen2.5-Math evaluation jsonl, also what SkyThought's math harness writes: one line
   per problem with `question`, `gt`, `code` (the samples; `response` in its reward-model examples),
@@ -139,7 +139,7 @@ def read_lighteval(path: Path) -> Iterator[Foreign]:
         raise DistillError(f"{path}: not a readable Parquet file ({type(e).__name__})") from None
     for i, row in enumerate(rows, start=1):
         at = where(path, i)
-        if "doc" in row:  # lighteval >= 0.10
+        if "doc" in row:  # current lighteval
             question = _field(_field(row, "doc", at, dict), "query", at, str)
             texts = _field(_field(row, "model_response", at, dict), "text", at, list)
             metrics = row.get("metric") or {}
@@ -192,7 +192,7 @@ def _sha256(path: Path) -> str:
 def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: str, bootstrap_resamples: int = 10_000) -> dict:
     """Write `out` as a finished eval directory of `model` on `benchmark` from another tool's file; return
     {"matched", "unmatched", "samples", "k"}. Importing the same file again changes nothing."""
-    from distill.eval.stage import write_scores
+    from distill.eval.stage import spec_record, write_scores
 
     if fmt not in READERS:
         raise DistillError(f"--import {fmt}: unknown format (known: {', '.join(READERS)})")
@@ -232,7 +232,7 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: st
         "imported": {"format": fmt, "file": path.name, "sha256": _sha256(path), "matched": len(ids), "unmatched": len(unmatched)},
         "eval": {"bootstrap_resamples": bootstrap_resamples, "seed": 0},
         "model": {"name": model, "backend": "imported", "imported_from": fmt},
-        "benchmarks": {spec.name: {"spec": spec.model_dump(mode="json"), "protocol": protocol}},
+        "benchmarks": {spec.name: {"spec": spec_record(spec), "protocol": protocol}},
         "shards": [[spec.name, 0, len(ids)]],
     }
     stage = StageDir(out)
@@ -245,11 +245,12 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: st
         write_parquet(to_table([p for p, _ in ordered], PROBLEM), out / "problems" / f"{spec.name}.parquet")
         rows = []
         for p, item in ordered:
-            verdicts = score(spec.scorer, item.completions, p["answer"], p["tests"])
-            for j, (text, (extracted, correct)) in enumerate(zip(item.completions, verdicts)):
+            verdicts = score(spec.scorer, item.completions, p["answer"], p["tests"], rel_tol=spec.rel_tol)
+            for j, (text, v) in enumerate(zip(item.completions, verdicts)):
                 rows.append({
                     "benchmark": spec.name, "problem_id": p["id"], "model": model, "sample_idx": j, "answer": p["answer"],
-                    "completion": text, "extracted": extracted, "correct": correct, "finish_reason": None,
+                    "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
+                    "reason": v.reason, "grading": "strict",
                     "completion_tokens": item.tokens[j], "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
                 })
         write_parquet(to_table(rows, EVAL_SAMPLE), stage.part(0))

@@ -6,7 +6,7 @@ problems, as in the R1 paper; the 95% CI resamples problems.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -45,10 +45,15 @@ def termination(rows: list[dict]) -> dict:
         for r in rows
         if r.get("finish_reason") == "stop" and r.get("extracted") is not None and r.get("completion_tokens") is not None
     ]
+    # samples judged before verdict reasons were recorded have no `grading`: an empty extraction was "no answer"
+    no_answer = [r.get("reason") == "no_answer" if r.get("grading") else r.get("extracted") is None for r in rows]
+    reasons = Counter(r.get("reason") for r in rows if r.get("grading") and not r.get("correct"))
     return {
         "unfinished": sum(r.get("finish_reason") == "length" for r in rows) / n,
         "repetition": sum(ends_in_loop(r["completion"]) for r in rows) / n,
-        "no_answer": sum(r.get("extracted") is None for r in rows) / n,
+        "no_answer": sum(no_answer) / n,
+        # why samples were scored wrong (wrong_answer, no_answer, unfinished, timeout, ...), as shares of all samples
+        "reasons": {str(k): v / n for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])},
         # requests the backend gave up on (e.g. an API after its retries): scored wrong, so watch this
         "errors": sum(r.get("finish_reason") == "error" for r in rows) / n,
         "mean_tokens": float(np.mean(tokens)) if tokens else None,

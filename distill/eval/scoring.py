@@ -1,41 +1,64 @@
-"""Per-sample scoring: (completion, reference) -> (extracted answer, correct), by the spec's scorer.
+"""Per-sample scoring: one problem's completions -> their Verdicts (extracted answer, correct, reason),
+by the spec's scorer and the eval's grading policy (`strict` | `lenient`, see `distill.verify`).
 
 Math uses math-verify through `distill.verify.math` (the same verifier the filter uses, so a trace
-the filter keeps and an eval sample are judged alike); multiple choice uses `distill.verify.choice`;
-code runs the extracted program against the problem's tests in `distill.verify.code_sandbox`. math-verify's timeouts use
-`signal.alarm`: call these from a process's main thread (the stage runner's workers are processes).
+the filter keeps and an eval sample are judged alike); a math reference that names an option
+(`\\text{(C)}`, as in MATH-500) goes to the multiple-choice verifier `distill.verify.choice`; code
+runs the extracted program against the problem's tests in `distill.verify.code_sandbox`.
+math-verify's timeouts use `signal.alarm`: call these from a process's main thread (the stage
+runner's workers are processes).
 """
 
 from __future__ import annotations
 
-from distill.verify.choice import verify_choice
+from distill.verify import Verdict, check_grading
+from distill.verify.choice import is_choice_reference, verify_choice
 from distill.verify.math import parse_reference, verify_math
 
 
-def score_math(completions: list[str], answer: str | None, tests: str | None = None) -> list[tuple[str | None, bool]]:
-    if answer is None:
-        return [(None, False)] * len(completions)
-    gold = parse_reference(answer)  # once per problem, not once per sample (k=64 on AIME)
-    out = []
-    for text in completions:
-        v = verify_math(text, answer, gold=gold)
-        out.append((v.extracted, v.correct))
-    return out
+def _finish(finish_reasons: list[str | None] | None, n: int) -> list[str | None]:
+    return list(finish_reasons) if finish_reasons is not None else [None] * n
 
 
-def score_choice(completions: list[str], answer: str | None, tests: str | None = None) -> list[tuple[str | None, bool]]:
-    return [(v.extracted, v.correct) for v in (verify_choice(t, answer) for t in completions)]
+def score_math(completions, answer, tests, finish_reasons, grading, force_think, rel_tol) -> list[Verdict]:
+    if answer is not None and is_choice_reference(answer):
+        return score_choice(completions, answer, tests, finish_reasons, grading, force_think, rel_tol)
+    gold = parse_reference(answer) if answer is not None else None  # once per problem, not per sample (k=64 on AIME)
+    return [
+        verify_math(text, answer, gold=gold, grading=grading, finish_reason=fr, force_think=force_think, rel_tol=rel_tol)
+        for text, fr in zip(completions, finish_reasons)
+    ]
 
 
-def score_code(completions: list[str], answer: str | None, tests: str | None = None) -> list[tuple[str | None, bool]]:
+def score_choice(completions, answer, tests, finish_reasons, grading, force_think, rel_tol) -> list[Verdict]:
+    return [verify_choice(t, answer, grading=grading, finish_reason=fr, force_think=force_think) for t, fr in zip(completions, finish_reasons)]
+
+
+def score_code(completions, answer, tests, finish_reasons, grading, force_think, rel_tol) -> list[Verdict]:
     from distill.verify.code_sandbox import verify_code
 
-    return [(v.extracted, v.correct) for v in (verify_code(t, tests) for t in completions)]
+    return [verify_code(t, tests, grading=grading, finish_reason=fr, force_think=force_think) for t, fr in zip(completions, finish_reasons)]
 
 
 SCORERS = {"math": score_math, "choice": score_choice, "code": score_code}
 
 
-def score(scorer: str, completions: list[str], answer: str | None, tests: str | None = None) -> list[tuple[str | None, bool]]:
-    """(extracted, correct) for each of one problem's samples."""
-    return SCORERS[scorer](completions, answer, tests)
+def score(
+    scorer: str,
+    completions: list[str],
+    answer: str | None,
+    tests: str | None = None,
+    *,
+    finish_reasons: list[str | None] | None = None,
+    grading: str = "strict",
+    force_think: bool = False,
+    rel_tol: float | None = None,
+) -> list[Verdict]:
+    """A Verdict for each of one problem's samples.
+
+    `finish_reasons` (the backend's, per sample) and `force_think` (the prompt opened `<think>`) let
+    the strict policy refuse credit to unfinished samples; `rel_tol` is the science domain's
+    numeric tolerance (None: exact, as for math).
+    """
+    check_grading(grading)
+    return SCORERS[scorer](completions, answer, tests, _finish(finish_reasons, len(completions)), grading, force_think, rel_tol)

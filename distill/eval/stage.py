@@ -6,6 +6,7 @@ Output directory (05_eval/<model>/):
     part-*.parquet               EVAL_SAMPLE rows, one shard = up to `problems_per_shard` problems
     chunks/<shard>/*.parquet     in-shard checkpoints, merged into the part when the shard is done
     scores.json                  written once every shard is done (and by `rescore`)
+    backups/<UTC time>/          parts and scores.json as they were before a `rescore` replaced them
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError
-from distill.eval.benchmarks import BenchmarkSpec, load_benchmark, load_spec
+from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
 from distill.eval.identity import model_identity
 from distill.eval.scores import summarize
@@ -33,8 +34,9 @@ from distill.generate.config import RUNTIME_ONLY, BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
 from distill.io import read_parquet, read_parquets, write_json, write_parquet
-from distill.records import EVAL_SAMPLE, PROBLEM, content_id, to_table
+from distill.records import EVAL_SAMPLE, PROBLEM, conform, content_id, to_table
 from distill.stage import StageDir, run_shards
+from distill.verify import GRADINGS
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def resolved_specs(cfg: EvalConfig) -> list[BenchmarkSpec]:
 def protocol(cfg: EvalConfig, spec: BenchmarkSpec, problem_ids: list[str], model: ModelSpec | None = None) -> dict:
     """Everything that must match for two models' scores on this benchmark to be comparable: the R1
     protocol, except where the model's spec sets its own (token limit, prefix, template, system prompt)."""
-    model = model or ModelSpec(name="-", model="-")
+    model = model or ModelSpec(name="r1", model="r1")  # sets nothing of its own: the R1 protocol
     force_think = cfg.force_think if model.force_think is None else model.force_think
     return {
         "temperature": cfg.temperature,
@@ -91,11 +93,45 @@ def request_messages(problem: dict, proto: dict) -> list[dict]:
     return system + messages_for(problem["prompt"], problem["domain"], proto["template"])
 
 
-def model_config(model: ModelSpec) -> dict:
+def check_prompts_fit(model: ModelSpec, protos: dict[str, dict], problems: dict[str, list[dict]]) -> None:
+    """Each benchmark's longest prompts, rendered with the model's chat template, plus its token limit must
+    fit `max_model_len`; otherwise the engine refuses those requests hours into the run."""
+    if model.max_model_len is None or model.backend not in ("vllm", "transformers"):
+        return
+    from transformers import AutoTokenizer
+
+    from distill.generate.prompting import render_chat
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model.model)
+    except Exception as e:  # noqa: BLE001 -- hub unreachable, gated: the engine will say more when it starts
+        log.warning("model '%s': tokenizer not loadable here (%s); prompt lengths not checked against max_model_len", model.name, type(e).__name__)
+        return
+    for bench, proto in protos.items():
+        longest = sorted(problems[bench], key=lambda p: len(p["prompt"]))[-8:]  # by characters, then counted in tokens
+        n = max(len(tok.encode(render_chat(tok, request_messages(p, proto), proto["prefix"]), add_special_tokens=False)) for p in longest)
+        if n + proto["max_tokens"] > model.max_model_len:
+            raise DistillError(
+                f"model '{model.name}': {bench}'s longest prompt is {n} tokens, which with max_tokens {proto['max_tokens']} exceeds "
+                f"max_model_len {model.max_model_len}; set the model's max_tokens to at most {model.max_model_len - n}"
+            )
+
+
+def model_record(model: ModelSpec) -> dict:
     """The model's part of the stage config (its hash decides resume): what it is, not where it lies, and
     none of how it is run (GPUs per engine, endpoint, concurrency) nor the report's labels."""
     exclude = {**{f: True for f in _LABEL_FIELDS | {"model"}}, **RUNTIME_ONLY}
     return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model, model.backend)}
+
+
+def spec_record(spec: BenchmarkSpec) -> dict:
+    """The benchmark's part of the stage config: its spec, with a local data file named relative to evals/
+    (or by its file name) instead of by where this checkout lies; its problems are hashed in the protocol."""
+    source = spec.source
+    if source != "toy" and not source.startswith("hf:"):
+        path = Path(source).resolve()
+        source = path.relative_to(EVALS_DIR).as_posix() if path.is_relative_to(EVALS_DIR) else path.name
+    return {**spec.model_dump(mode="json"), "source": source}
 
 
 def _plan(cfg: EvalConfig, specs: list[BenchmarkSpec], counts: dict[str, int]) -> list[list]:
@@ -128,14 +164,16 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     config = {
         # EvalConfig's own fields only: a pipeline's eval section also lists every model, and adding
         # a model must not invalidate the others' finished samples
-        "eval": cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)),
-        "model": model_config(model),
+        # a model must not invalidate the others' finished samples; benchmarks by name, not by spec path
+        "eval": {**cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)), "benchmarks": [s.name for s in specs]},
+        "model": model_record(model),
         "benchmarks": {
-            s.name: {"spec": s.model_dump(mode="json"), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
+            s.name: {"spec": spec_record(s), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
             for s in specs
         },
         "shards": shards,
     }
+    check_prompts_fit(model, {b: v["protocol"] for b, v in config["benchmarks"].items()}, problems)
     stage.prepare(config)
     for spec in specs:
         path = out / "problems" / f"{spec.name}.parquet"
@@ -170,16 +208,25 @@ def _sampling(cfg: dict, proto: dict) -> Sampling:
     return Sampling(temperature=cfg["temperature"], top_p=cfg["top_p"], max_tokens=proto["max_tokens"], n=proto["k"], seed=cfg["seed"])
 
 
-def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str, model: str, scorer: str) -> list[dict]:
-    """EVAL_SAMPLE rows for each problem's completions, scored."""
+def grading_args(config: dict, bench: str, grading: str | None = None) -> dict:
+    """The `score` keywords of one benchmark from a stage config: policy, forced `<think>`, tolerance."""
+    b = config["benchmarks"][bench]
+    # an imported run's prefix may be "unknown": only a prefix that opens <think> forces it
+    return {"grading": grading or config["eval"].get("grading", "strict"), "force_think": "<think>" in str(b["protocol"]["prefix"]),
+            "rel_tol": b["spec"].get("rel_tol")}
+
+
+def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str, model: str, scorer: str, grading: dict) -> list[dict]:
+    """EVAL_SAMPLE rows for each problem's completions, scored (`grading`: see `grading_args`)."""
     rows = []
     for p, comps in zip(problems, completions):
-        verdicts = score(scorer, [c.text for c in comps], p["answer"], p["tests"])
-        for j, (c, (extracted, correct)) in enumerate(zip(comps, verdicts)):
+        verdicts = score(scorer, [c.text for c in comps], p["answer"], p["tests"], finish_reasons=[c.finish_reason for c in comps], **grading)
+        for j, (c, v) in enumerate(zip(comps, verdicts)):
             rows.append({
                 "benchmark": benchmark, "problem_id": p["id"], "model": model, "sample_idx": j,
-                "answer": p["answer"], "completion": c.text, "extracted": extracted, "correct": correct,
+                "answer": p["answer"], "completion": c.text, "extracted": v.extracted, "correct": v.correct,
                 "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens,
+                "reason": v.reason, "grading": grading["grading"],
             })
     return rows
 
@@ -206,7 +253,8 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
             completions = _backend(model).generate(requests, _sampling(cfg, proto))
             if [len(c) for c in completions] != [proto["k"]] * len(chunk):
                 raise DistillError(f"{bench} shard {i}: the backend returned {[len(c) for c in completions]} samples, expected k={proto['k']} per problem")
-            rows = sample_rows(chunk, completions, benchmark=bench, model=model["name"], scorer=spec["scorer"])
+            rows = sample_rows(chunk, completions, benchmark=bench, model=model["name"], scorer=spec["scorer"],
+                               grading=grading_args(config, bench))
             write_parquet(to_table(rows, EVAL_SAMPLE), path)
             took = time.time() - t0
             tokens = sum(r["completion_tokens"] or 0 for r in rows)
@@ -228,13 +276,19 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
 
 # Enough to score and compare without the completions' text (which is most of the bytes: 64 AIME
 # samples of up to 32k tokens each).
-SCORE_COLUMNS = ["benchmark", "problem_id", "sample_idx", "extracted", "correct", "finish_reason", "completion_tokens"]
+SCORE_COLUMNS = ["benchmark", "problem_id", "sample_idx", "extracted", "correct", "finish_reason", "completion_tokens", "reason", "grading"]
 
 
 def load_samples(out: Path, columns: list[str] | None = None) -> list[dict]:
-    """The finished shards' EVAL_SAMPLE rows (only `columns` if given)."""
+    """The finished shards' EVAL_SAMPLE rows (only `columns` if given); columns added to EVAL_SAMPLE
+    after a part was written (`reason`, `grading`) read as null."""
     parts = StageDir(Path(out)).parts()
-    return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts]).to_pylist() if parts else []
+    schema = pa.schema([EVAL_SAMPLE.field(c) for c in columns]) if columns else EVAL_SAMPLE
+    tables = []
+    for p in parts:
+        present = [c for c in schema.names if c in pq.read_schema(p).names]
+        tables.append(conform(pq.read_table(p, columns=present), schema))
+    return pa.concat_tables(tables).to_pylist() if tables else []
 
 
 def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list[dict] | None = None) -> dict:
@@ -247,7 +301,12 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
     benchmarks = {}
     for name, b in config["benchmarks"].items():
         rows = [r for r in samples if r["benchmark"] == name]
-        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": b["protocol"]}
+        # the policy that judged these samples (a rescore may have switched it) is part of the protocol
+        graded = sorted({r.get("grading") or "unrecorded" for r in rows})
+        protocol = {**b["protocol"], "grading": graded[0] if len(graded) == 1 else graded}
+        if b["spec"].get("date_window"):
+            protocol["date_window"] = b["spec"]["date_window"]
+        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
     scores = {
@@ -312,9 +371,14 @@ def _backup(out: Path, files: list[Path]) -> Path:
     return dest
 
 
-def rescore(out: Path, benchmarks: list[str] | None = None) -> dict:
+def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None = None) -> dict:
     """Re-judge the saved samples (of `benchmarks`, default all) with the current scorers, rewrite their
-    parts and scores.json, and keep the previous ones in out/backups/; no model runs."""
+    parts and scores.json, and keep the previous ones in out/backups/; no model runs.
+
+    `grading` (strict | lenient) switches the policy; None keeps the eval config's.
+    """
+    if grading is not None and grading not in GRADINGS:
+        raise DistillError(f"--grading: expected one of {', '.join(GRADINGS)}, got {grading!r}")
     out = Path(out)
     stage = StageDir(out)
     config = check_eval_dir(out)
@@ -337,8 +401,10 @@ def rescore(out: Path, benchmarks: list[str] | None = None) -> dict:
             groups.setdefault((r["benchmark"], r["problem_id"]), []).append(r)
         for (bench, pid), group in groups.items():
             p = problems[bench][pid]
-            verdicts = score(config["benchmarks"][bench]["spec"]["scorer"], [r["completion"] for r in group], p["answer"], p["tests"])
-            for r, (extracted, correct) in zip(group, verdicts):
-                r.update(extracted=extracted, correct=correct, answer=p["answer"])
+            args = grading_args(config, bench, grading)
+            verdicts = score(config["benchmarks"][bench]["spec"]["scorer"], [r["completion"] for r in group], p["answer"], p["tests"],
+                             finish_reasons=[r["finish_reason"] for r in group], **args)
+            for r, v in zip(group, verdicts):
+                r.update(extracted=v.extracted, correct=v.correct, reason=v.reason, grading=args["grading"], answer=p["answer"])
         write_parquet(to_table(rows, EVAL_SAMPLE), part)
     return write_scores(out)

@@ -143,6 +143,20 @@ def r1_departures(proto: dict, spec_template: str = "r1") -> list[str]:
     return [_setting(key, proto.get(key)) for key, want in r1_protocol(spec_template).items() if proto.get(key) != want]
 
 
+def import_note(name: str, eval_dir: Path) -> str | None:
+    """For samples imported from another tool: where from, and how many of its problems were left out."""
+    try:
+        imported = StageDir(eval_dir).config().get("imported")
+    except (OSError, KeyError, json.JSONDecodeError):
+        return None
+    if not imported:
+        return None
+    note = f"{name}: imported from {imported['format']} ({imported['file']}), {imported['matched']} problems matched to the benchmark"
+    if imported.get("unmatched"):
+        note += f"; {imported['unmatched']} not in it were left out (listed in {eval_dir / 'unmatched.jsonl'})"
+    return note
+
+
 def spec_templates(eval_dir: Path) -> dict[str, str]:
     """benchmark -> the template its spec names (the R1 prompt for it), from the eval's config.json."""
     try:
@@ -167,6 +181,7 @@ def sampling_settings(models: dict[str, dict]) -> dict[str, str]:
             else:
                 parts.append(", ".join(f"{b}: {_setting(key, v)}" for b, v in values.items()))
         parts.append(", ".join(f"{b} k={p.get('k')}" for b, p in protos.items()))
+        parts.append("grading " + ", ".join(sorted({str(p.get("grading", "unrecorded")) for p in protos.values()})))  # strict | lenient
         source = (m["scores"].get("model") or {}).get("imported_from")
         out[name] = "; ".join(([f"imported from {source}"] if source else []) + parts)
     return out
@@ -204,6 +219,7 @@ def collect(run_dir: Path) -> dict:
     matched = reference_rows(models)
     for name in matched:
         notes += paper_protocol_gaps(name, models[name]["scores"], ref)
+    notes += [n for name, m in models.items() if (n := import_note(name, m["dir"]))]
     for name, m in models.items():
         for bench, s in m["scores"]["benchmarks"].items():
             if s["termination"].get("errors"):

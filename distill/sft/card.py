@@ -32,7 +32,7 @@ distilled its students (no RL stage). Loss on the assistant turn only, end-of-tu
 ## Data
 - curated stage: `{Path(inp).resolve()}` (config hash `{data_hash}`)
 - rows: {summary['rows_in']} in, {summary['rows_train']} kept and trained on, view `{cfg.data_format}`
-- tokens per sample: mean {check['tokens_mean']}, longest {check['tokens_max']}; max_length {check['max_length']}, {check['truncated_share']:.1%} truncated
+- tokens per sample: mean {check['tokens_mean']}, longest {check['tokens_max']}; max_length {check['max_length']}: {summary['rows_too_long']} longer rows dropped, none truncated
 
 ## Training
 - method: {"LoRA r=%d alpha=%d (merged into the saved weights)" % (cfg.lora.r, cfg.lora.alpha) if cfg.lora else "full fine-tune"}

@@ -5,7 +5,9 @@ ruin a distillation run while the loss still looks healthy.
   had (a template that strips reasoning from history, or think tags registered as special tokens);
 - assistant mask all zero: no token would be trained (no `{% generation %}` in the template);
 - end token missing from labels: the model never learns to stop;
-- truncated share: traces longer than max_length lose their answer and their end token.
+- too long: rows longer than max_length are dropped from training (a truncated trace loses its answer
+  and end token and teaches the student not to stop); too large a share of them refuses the run;
+- max_length beyond the model's max_position_embeddings: positions the model cannot encode.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def check_conversations(
     """Counts of each failure over a seeded sample of conversations, with the first failing example of each."""
     picked = conversations if len(conversations) <= samples else random.Random(seed).sample(conversations, samples)
     eos_id = tokenizer.eos_token_id
-    counts = {"think_lost": 0, "mask_all_zero": 0, "eos_missing_from_labels": 0, "truncated": 0}
+    counts = {"think_lost": 0, "mask_all_zero": 0, "eos_missing_from_labels": 0, "too_long": 0}
     examples: dict[str, str] = {}
     lengths = []
     for messages in picked:
@@ -47,7 +49,7 @@ def check_conversations(
         if any(tag in assistant and tag not in seen for tag in (THINK_OPEN, THINK_CLOSE)):
             failures.append("think_lost")
         if len(ids) > max_length:
-            failures.append("truncated")
+            failures.append("too_long")
         for f in failures:
             counts[f] += 1
             examples.setdefault(f, tokenizer.decode(ids)[-300:])
@@ -56,7 +58,7 @@ def check_conversations(
     return {
         "samples": n,
         **counts,
-        "truncated_share": round(counts["truncated"] / n, 4) if n else 0.0,
+        "too_long_share": round(counts["too_long"] / n, 4) if n else 0.0,
         "max_length": max_length,
         "tokens_max": max(lengths, default=0),
         "tokens_mean": round(sum(lengths) / n, 1) if n else 0.0,
@@ -66,7 +68,7 @@ def check_conversations(
     }
 
 
-def problems(report: dict, max_truncated_share: float) -> list[str]:
+def problems(report: dict, max_too_long_share: float) -> list[str]:
     """Human-readable reasons to refuse training; empty when the setup is sound."""
     n = report["samples"]
     out = []
@@ -85,15 +87,21 @@ def problems(report: dict, max_truncated_share: float) -> list[str]:
             f"end token {report['eos_token']!r} missing from the labels in {report['eos_missing_from_labels']}/{n} samples: "
             "put the end-of-turn token inside {% generation %}, or set training.eos_token to the template's end-of-turn token"
         )
-    if report["truncated_share"] > max_truncated_share:
+    if report["too_long_share"] > max_too_long_share:
         out.append(
-            f"{report['truncated_share']:.1%} of samples exceed max_length={report['max_length']} tokens "
-            f"(longest {report['tokens_max']}; allowed {max_truncated_share:.1%}): raise max_length or filter long traces"
+            f"{report['too_long_share']:.1%} of samples exceed max_length={report['max_length']} tokens and would be dropped "
+            f"(longest {report['tokens_max']}; allowed {max_too_long_share:.1%}): raise max_length or filter long traces"
+        )
+    positions = report.get("max_position_embeddings")
+    if positions is not None and report["max_length"] > positions:
+        out.append(
+            f"max_length={report['max_length']} exceeds the model's max_position_embeddings={positions}: extend the context "
+            "in training.model_init_kwargs (max_position_embeddings and rope_parameters; see qwen2.5-math-7b.yaml)"
         )
     return out
 
 
-def refuse_if_broken(report: dict, max_truncated_share: float, source: str) -> None:
-    found = problems(report, max_truncated_share)
+def refuse_if_broken(report: dict, max_too_long_share: float, source: str) -> None:
+    found = problems(report, max_too_long_share)
     if found:
         raise DistillError(f"{source}: refusing to train: " + "; ".join(found))

@@ -27,7 +27,7 @@ def sft_cmd(
     cfg = load(StudentConfig, config, set)
     result = run(cfg, input, output, check_only=check, threads=threads)
     if check:
-        found = problems(result, cfg.max_truncated_share)
+        found = problems(result, cfg.max_too_long_share)
         typer.echo(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2), err=True)
         typer.echo("\n".join(["check failed:"] + [f"  - {p}" for p in found]) if found else "check passed", err=True)
         raise typer.Exit(1 if found else 0)

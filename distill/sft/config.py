@@ -1,8 +1,10 @@
 """A student: which model, which chat template, which data view, and trl.SFTConfig overrides.
 
 Training hyperparameters are not re-declared here: `training` holds `trl.SFTConfig` fields and is
-validated by constructing one, so every TRL/transformers option (schedulers, DeepSpeed, report_to)
-is available under its own documented name.
+validated by constructing one (`check_training`, run by `distill sft` before anything else), so every
+TRL/transformers option (schedulers, DeepSpeed, report_to) is available under its own documented name.
+Parsing a config imports neither torch nor trl: a vLLM node running `distill run --only generate`
+parses every student without loading the training stack.
 """
 
 from __future__ import annotations
@@ -46,8 +48,12 @@ class StudentConfig(Config):
         "<think></think> and the response only (the undistilled-baseline control)",
     )
     lora: LoraSpec | None = Field(None, description="train a LoRA adapter instead of every weight")
-    max_length: int = Field(4096, ge=16, description="tokens per training sequence (prompt + trace); longer rows are truncated")
-    max_truncated_share: float = Field(0.05, ge=0, le=1, description="the check refuses to train when more rows than this are truncated")
+    max_length: int = Field(
+        4096, ge=16, description="tokens per training sequence (prompt + trace); longer rows are dropped, never truncated"
+    )
+    max_too_long_share: float = Field(
+        0.05, ge=0, le=1, description="the check refuses to train when a larger share of rows is longer than max_length"
+    )
     check_samples: int = Field(2000, ge=1, description="rows rendered by the pre-training check (a seeded sample)")
     training: dict[str, Any] = Field(
         default_factory=dict, description="trl.SFTConfig fields (learning_rate, num_train_epochs, packing, report_to...)"
@@ -68,12 +74,15 @@ class StudentConfig(Config):
         return v
 
     @model_validator(mode="after")
-    def _training_is_an_sft_config(self) -> "StudentConfig":
+    def _no_reserved_training_keys(self) -> "StudentConfig":
         reserved = [k for k in RESERVED_TRAINING_KEYS if k in self.training]
         if reserved:
             raise ValueError(f"training.{reserved[0]} is set by distill sft (use the student's own field or the output dir)")
-        sft_config(self.training, Path(tempfile.gettempdir()) / "distill-sft-validate", validate_only=True)
         return self
+
+    def check_training(self) -> None:
+        """ValueError unless `training` builds a trl.SFTConfig (imports trl: call it where training happens)."""
+        sft_config(self.training, Path(tempfile.gettempdir()) / "distill-sft-validate", validate_only=True)
 
     def template_path(self) -> Path:
         return resolve_path(self.chat_template)

@@ -1,14 +1,22 @@
-"""The SFT conversations from a curated stage: kept rows only, in the reasoning or answer-only view."""
+"""The SFT rows from a curated stage: kept rows only, in the reasoning or answer-only view, tokenized once.
+
+Nothing here holds the conversations as Python objects: the curated Parquet parts are read through
+`datasets` (converted once to memory-mapped Arrow under the student's `data/` directory), and each
+step writes its result there too. A restarted run, and every rank of a multi-process run, finds the
+files and reuses them: rank 0 builds them first (`main_process_first`), the others only open them.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import random
 from pathlib import Path
 
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from distill.errors import DistillError, where
 from distill.generate.prompting import split_think
-from distill.io import read_parquet
 from distill.stage import StageDir
 
 # The answer-only control keeps R1's output shape with an empty reasoning block, as R1 itself writes
@@ -16,35 +24,114 @@ from distill.stage import StageDir
 EMPTY_THINK = "<think>\n\n</think>\n\n"
 
 
-def load_conversations(inp: Path, data_format: str) -> tuple[list[list[dict]], dict]:
-    """(conversations, counts) from every finished part of curated stage `inp`."""
+def curated_dataset(inp: Path, data_format: str, cache_dir: Path):
+    """(datasets.Dataset with one `messages` column, counts) from every finished part of curated stage `inp`."""
+    from datasets import Dataset
+
     stage = StageDir(inp)
     if stage.done_shards():
         stage.require_complete("filter")
     parts = stage.parts()
     if not parts:
         raise DistillError(f"{inp}: no finished curated parts (run `distill filter` into it first)")
-    conversations, rows_in = [], 0
-    for path in parts:
-        table = read_parquet(path)
-        rows_in += table.num_rows
-        if "messages" not in table.column_names:
+    schemas = [pq.read_schema(p) for p in parts]
+    for path, schema in zip(parts, schemas):
+        if "messages" not in schema.names:
             raise DistillError(f"{where(path, field='messages')}: column missing (is this a curated stage?)")
-        if "reject_reason" in table.column_names:
-            table = table.filter(pc.is_null(table["reject_reason"]))
-        for row, messages in enumerate(table.column("messages").to_pylist(), start=1):
-            if not messages or messages[-1].get("role") != "assistant" or not messages[-1].get("content"):
-                raise DistillError(f"{where(path, row, 'messages')}: a kept row must end with a non-empty assistant turn")
-            conversations.append(_view(messages, data_format))
-    if not conversations:
+    columns = ["messages"] + (["reject_reason"] if all("reject_reason" in s.names for s in schemas) else [])
+    cache_dir = Path(cache_dir)
+    ds = Dataset.from_parquet([str(p) for p in parts], columns=columns, cache_dir=str(cache_dir / "parquet"))
+    rows_in = len(ds)
+    starts = [0]
+    for p in parts:
+        starts.append(starts[-1] + pq.ParquetFile(p).metadata.num_rows)
+    key = source_key(parts, data_format)
+    kept = ds.filter(
+        _kept_and_well_formed,
+        with_indices=True,
+        batched=True,
+        fn_kwargs={"parts": [str(p) for p in parts], "starts": starts},
+        cache_file_name=str(cache_dir / f"kept-{key}.arrow"),
+        desc="Selecting kept rows",
+    ).select_columns(["messages"])
+    if len(kept) == 0:
         raise DistillError(f"{inp}: no kept rows to train on ({rows_in} rows, all rejected)")
-    return conversations, {"rows_in": rows_in, "rows_train": len(conversations), "parts": len(parts)}
-
-
-def _view(messages: list[dict], data_format: str) -> list[dict]:
-    messages = [{"role": m["role"], "content": m["content"]} for m in messages]
     if data_format == "answer_only":
-        reasoning, response = split_think(messages[-1]["content"])
-        answer = response if reasoning is not None else messages[-1]["content"]
-        messages[-1]["content"] = EMPTY_THINK + answer
-    return messages
+        kept = kept.map(_answer_only, input_columns="messages", cache_file_name=str(cache_dir / f"answer-only-{key}.arrow"))
+    return kept, {"rows_in": rows_in, "rows_kept": len(kept), "parts": len(parts)}
+
+
+def source_key(parts: list[Path], data_format: str) -> str:
+    """Names the cached files of one input: its finished parts (name, size, mtime) and the view."""
+    return _key([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in parts], data_format)
+
+
+def sample_conversations(conversations, samples: int, seed: int = 0) -> list[list[dict]]:
+    """A seeded sample of at most `samples` conversations, as Python lists, for the pre-training check."""
+    n = len(conversations)
+    picked = sorted(random.Random(seed).sample(range(n), min(samples, n)))
+    return conversations.select(picked)["messages"]
+
+
+def _kept_and_well_formed(batch: dict, indices: list[int], parts: list[str], starts: list[int]) -> list[bool]:
+    out = []
+    rejected = batch.get("reject_reason") or [None] * len(indices)
+    for messages, reason, i in zip(batch["messages"], rejected, indices):
+        if reason is not None:
+            out.append(False)
+            continue
+        if not messages or messages[-1].get("role") != "assistant" or not messages[-1].get("content"):
+            part = next(k for k in range(len(parts)) if starts[k] <= i < starts[k + 1])
+            raise DistillError(f"{where(Path(parts[part]), i - starts[part] + 1, 'messages')}: a kept row must end with a non-empty assistant turn")
+        out.append(True)
+    return out
+
+
+def _answer_only(messages: list[dict]) -> dict:
+    messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+    reasoning, response = split_think(messages[-1]["content"])
+    answer = response if reasoning is not None else messages[-1]["content"]
+    messages[-1]["content"] = EMPTY_THINK + answer
+    return {"messages": messages}
+
+
+def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, cache_dir: Path, num_proc: int | None = None):
+    """(input_ids + assistant_masks dataset of the rows that fit in max_length, rows dropped as too long).
+
+    Tokenized exactly as trl renders a conversation (`check.render`), once: the Arrow files are keyed by
+    the rows, the template, the tokenizer and max_length, so a restart or another rank reuses them.
+    """
+    from datasets import Features, Sequence, Value
+
+    from distill.sft.check import render
+
+    key = _key(source, tokenizer.chat_template, tokenizer.name_or_path, len(tokenizer), tokenizer.eos_token)
+    features = Features({"input_ids": Sequence(Value("int32")), "assistant_masks": Sequence(Value("int8")), "length": Value("int32")})
+    tokens = conversations.map(
+        _tokenize,
+        input_columns="messages",
+        batched=True,
+        fn_kwargs={"tokenizer": tokenizer, "render": render},
+        remove_columns=conversations.column_names,
+        features=features,
+        num_proc=num_proc if num_proc and num_proc > 1 and len(conversations) >= num_proc else None,
+        cache_file_name=str(Path(cache_dir) / f"tokens-{key}.arrow"),
+        desc="Tokenizing",
+    )
+    fits = tokens.filter(
+        lambda n: [x <= max_length for x in n],
+        input_columns="length",
+        batched=True,
+        cache_file_name=str(Path(cache_dir) / f"fits-{key}-{max_length}.arrow"),
+        desc=f"Dropping rows longer than {max_length} tokens",
+    )
+    return fits.remove_columns("length"), len(tokens) - len(fits)
+
+
+def _tokenize(batch: list[list[dict]], tokenizer, render) -> dict:
+    ids, masks = zip(*(render(tokenizer, messages) for messages in batch)) if batch else ((), ())
+    return {"input_ids": list(ids), "assistant_masks": list(masks), "length": [len(i) for i in ids]}
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
-
-from distill.toy.tokenizer import build_tokenizer
-
-ARCHS = {"qwen2": (Qwen2Config, Qwen2ForCausalLM, "qwen2"), "llama": (LlamaConfig, LlamaForCausalLM, "llama3")}
+# arch -> (transformers config class, model class, toy tokenizer family); imported when a student is
+# built, so parsing a config that names `toy:*` loads neither torch nor transformers.
+ARCHS = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "qwen2"), "llama": ("LlamaConfig", "LlamaForCausalLM", "llama3")}
 
 # hidden, layers, heads (head_dim 32), kv heads, MLP width. "tiny" is ~0.9M parameters with the toy
 # vocabulary; it learns 3-digit column addition from ~2.8k traces in a few CPU minutes.
@@ -37,14 +34,22 @@ def parse_toy_name(name: str) -> tuple[str, str] | None:
     return arch, size
 
 
-def build_student(arch: str, out_dir: Path, tokenizer: Path | PreTrainedTokenizerBase | None = None, size: str = "tiny") -> Path:
+def build_student(arch: str, out_dir: Path, tokenizer=None, size: str = "tiny") -> Path:
     """Random-init (fixed seed) student of `arch` saved with its tokenizer in `out_dir`; returns `out_dir`.
 
-    Without a tokenizer, the toy tokenizer of the arch's family is built into `out_dir`.
+    `tokenizer`: a path or tokenizer object; without one, the toy tokenizer of the arch's family is
+    built into `out_dir`.
     """
+    import torch
+    import transformers
+    from transformers import AutoTokenizer
+
+    from distill.toy.tokenizer import build_tokenizer
+
     if arch not in ARCHS:
         raise ValueError(f"toy arch must be one of {sorted(ARCHS)}, got {arch!r}")
-    config_cls, model_cls, family = ARCHS[arch]
+    config_name, model_name, family = ARCHS[arch]
+    config_cls, model_cls = getattr(transformers, config_name), getattr(transformers, model_name)
     out_dir = Path(out_dir)
     if tokenizer is None:
         tok = build_tokenizer(out_dir, family)

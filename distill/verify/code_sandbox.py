@@ -15,7 +15,10 @@ What contains the program (checked once per process by `isolation()`):
   determined code: `isolation()` reports "rlimits" so callers and logs can tell).
 
 Tests are a JSON list of {"input": stdin text, "output": expected stdout}; outputs are compared
-line by line with trailing whitespace ignored.
+line by line with trailing whitespace ignored. A LeetCode-style (LiveCodeBench "functional") test
+adds "testtype": "functional" and "fn_name": its input is one JSON value per line (the arguments),
+its output the JSON of the return value; the program is loaded as a module (its `__main__` block
+does not run, LeetCode's usual imports are in scope) and `Solution().<fn_name>(*args)` is called.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from pathlib import Path
 
 import psutil
 
-from distill.verify import CORRECT, INCORRECT, UNVERIFIABLE, Verdict, answer_text
+from distill.verify import CORRECT, INCORRECT, UNFINISHED, UNVERIFIABLE, Verdict, answer_text, check_grading, is_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -222,26 +225,69 @@ def extract_program(completion: str) -> str | None:
 # run status -> verdict reason, so the funnel counts why code failed
 _REASON = {"error": "runtime_error", "timeout": "timeout", "memory": "memory_limit", "output_limit": "output_limit"}
 
+# What LeetCode has in scope before a solution runs (starter code uses List, Optional, ... unimported).
+_FUNCTIONAL_PRELUDE = (
+    "from typing import *\nfrom collections import *\nfrom functools import *\nfrom itertools import *\n"
+    "from heapq import *\nfrom bisect import *\nfrom math import *\nimport math, heapq, bisect, collections, itertools, functools, string, re\n"
+)
 
-def verify_code(completion: str, tests: str | list | None, *, timeout_s: float = 10.0, memory_mb: int = 512) -> Verdict:
-    """Correct when the extracted program passes every test; the first failing test gives the reason."""
+
+def functional_program(program: str, fn_name: str) -> str:
+    """A stdin/stdout program that loads `program` as a module and prints the JSON of
+    `Solution().fn_name(*args)` (or a top-level `fn_name`), args read as one JSON value per line."""
+    return (
+        "import json, sys\n"
+        f"ns = {{'__name__': 'solution'}}\n"
+        f"exec(compile({_FUNCTIONAL_PRELUDE!r}, 'prelude', 'exec'), ns)\n"
+        f"exec(compile({program!r}, 'solution.py', 'exec'), ns)\n"
+        "args = [json.loads(line) for line in sys.stdin.read().splitlines() if line.strip()]\n"
+        f"fn = getattr(ns['Solution'](), {fn_name!r}) if 'Solution' in ns else ns[{fn_name!r}]\n"
+        "print(json.dumps(fn(*args)))\n"
+    )
+
+
+def _same_value(stdout: str, expected: str) -> bool:
     try:
-        cases = json.loads(tests) if isinstance(tests, str) else tests
-        cases = [(str(c["input"]), str(c["output"])) for c in cases]
-    except (TypeError, KeyError, ValueError):
+        return json.loads(stdout.strip().splitlines()[-1]) == json.loads(expected)
+    except (ValueError, IndexError):
+        return False
+
+
+def _cases(tests: str | list) -> list[tuple[str, str, str | None]]:
+    """(stdin, expected, fn_name or None for stdin tests) per test case; raises on a malformed list."""
+    cases = json.loads(tests) if isinstance(tests, str) else tests
+    out = []
+    for c in cases:
+        fn = c.get("fn_name") if c.get("testtype") == "functional" else None
+        if c.get("testtype") == "functional" and not fn:
+            raise KeyError("fn_name")
+        out.append((str(c["input"]), str(c["output"]), fn))
+    return out
+
+
+def verify_code(completion: str, tests: str | list | None, *, timeout_s: float = 10.0, memory_mb: int = 512,
+                grading: str = "strict", finish_reason: str | None = None, force_think: bool = False) -> Verdict:
+    """Correct when the extracted program passes every test; the first failing test gives the reason."""
+    check_grading(grading)
+    try:
+        cases = _cases(tests)
+    except (TypeError, KeyError, ValueError, AttributeError):
         return Verdict(UNVERIFIABLE, None, "bad_tests")
     if not cases:
         return Verdict(UNVERIFIABLE, None, "no_tests")
+    if grading == "strict" and is_unfinished(completion, finish_reason, force_think):
+        return UNFINISHED
     program = extract_program(completion)
     if program is None:
         return Verdict(INCORRECT, None, "no_answer")
-    for stdin, expected in cases:
-        res = run_program(program, stdin, timeout_s=timeout_s, memory_mb=memory_mb)
+    for stdin, expected, fn_name in cases:
+        source = functional_program(program, fn_name) if fn_name else program
+        res = run_program(source, stdin, timeout_s=timeout_s, memory_mb=memory_mb)
         if res.status == "setup_failed":
             raise RuntimeError(f"code sandbox could not start: {res.stderr.strip()[-300:]}")
         if res.status != "ok":
             return Verdict(INCORRECT, program, _REASON[res.status])
-        if _lines(res.stdout) != _lines(expected):
+        if not (_same_value(res.stdout, expected) if fn_name else _lines(res.stdout) == _lines(expected)):
             return Verdict(INCORRECT, program, "wrong_answer")
     return Verdict(CORRECT, program, None)
 

@@ -1,5 +1,18 @@
-"""Math answers checked with math-verify (HF): the reference and the response's boxed/final answer
-are parsed to sympy and compared symbolically.
+"""Math answers checked with math-verify (HF): the reference and the response's final answer are
+parsed to sympy and compared symbolically. We choose *where* the answer is read (the grading policy,
+see `distill.verify`) and pre-process references math-verify misreads; the parsing and the
+comparison are math-verify's.
+
+Reference rules (`parse_reference`):
+- a plain number is a number first: `1e-5` is 0.00001, not the expression E-5;
+- a percentage matches the number as written or its value: reference `17.5\\%` accepts 17.5,
+  `17.5\\%` and 0.175 (the response's own percent sign is math-verify's business);
+- a bare comma list with repeated items keeps its multiplicity: `-2,-2` (a double root) needs both
+  roots, while math-verify would read the set {-2} and accept `-2`;
+- `E_1`, `E_{k}`: a subscripted E is a symbol, not Euler's number (math-verify cannot parse it at all
+  and falls back to comparing strings, so `E_{1}` would not match `E_1`).
+A numeric relative tolerance (`rel_tol`) is for the `science` domain, where answers are measurements;
+math keeps math-verify's exact comparison.
 
 math-verify's timeouts use `signal.alarm`, which only works in a process's main thread: call these
 functions in the main thread of a worker process (`verify_math_many` does), never from a thread.
@@ -8,11 +21,16 @@ functions in the main thread of a worker process (`verify_math_many` does), neve
 from __future__ import annotations
 
 import logging
+import re
+from itertools import product
 
+import sympy
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+from math_verify.errors import TimeoutException
+from math_verify.utils import timeout
 
 from distill.stage import worker_pool
-from distill.verify import CORRECT, INCORRECT, UNVERIFIABLE, Verdict, answer_text
+from distill.verify import CORRECT, INCORRECT, UNFINISHED, UNVERIFIABLE, Verdict, answer_text, check_grading, is_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +42,23 @@ for _name in ("math_verify", "math_verify.parser", "math_verify.grader", "latex2
 # A final answer sits at the end; parsing only the tail keeps pathological inputs (a 100k-char
 # repetition loop) from costing seconds of regex work. 4000 chars is ~1000 tokens of response.
 TAIL_CHARS = 4000
+STATEMENT_CHARS = 400  # strict: the final statement is read from at most this tail of the last paragraph
 
-_PRED_CONFIG = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+# lenient: the last \boxed{} first, else any final-answer phrase, LaTeX or number (math-verify's defaults)
+_LENIENT = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+# strict: the last \boxed{} (or an anchored phrase) ...
+_STRICT_BOXED = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
+# ... else only an anchored statement ("the final answer is X", "Answer: X"), never a stray number
+_STRICT_STATEMENT = [
+    LatexExtractionConfig(boxed_match_priority=-1, try_extract_without_anchor=False),
+    ExprExtractionConfig(try_extract_without_anchor=False),
+]
 _GOLD_CONFIG = [LatexExtractionConfig(), ExprExtractionConfig()]
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_PERCENT = re.compile(r"(.+?)\s*(?:\\%|%|\\text\{\s*\\?%\s*\})")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,(?:\\!)?\s*\d{3})+(?:\.\d+)?")
+_E_SUBSCRIPT = re.compile(r"(?<![\\A-Za-z])([Ee])_")
 
 
 def _short(text: str, n: int = 80) -> str:
@@ -41,48 +73,183 @@ def _answer_window(text: str) -> str:
     return text[max(0, at - 200) : at + TAIL_CHARS]
 
 
+def _last_paragraph(text: str) -> str:
+    return text.strip().rsplit("\n\n", 1)[-1][-STATEMENT_CHARS:]
+
+
+def _symbols(latex: str) -> str:
+    """`E_1` -> `\\mathrm{E}_1`: a subscripted E is a name, which latex2sympy reads as a symbol."""
+    return _E_SUBSCRIPT.sub(r"\\mathrm{\1}_", latex)
+
+
+def _parse(text: str, config, timeout_s: int) -> list:
+    """math-verify's parse; a timeout raises TimeoutException instead of looking like "no answer"."""
+    try:
+        return parse(text, config, parsing_timeout=timeout_s, raise_on_error=True)
+    except Exception:  # noqa: BLE001 - math-verify's own policy for unparseable text: nothing found
+        return []
+
+
+def _parse_gold(ref: str, timeout_s: int) -> list:
+    gold = _parse(ref if "\\boxed" in ref else f"\\boxed{{{ref}}}", _GOLD_CONFIG, timeout_s)
+    return gold or _parse(ref, _GOLD_CONFIG, timeout_s)
+
+
 def parse_reference(reference: str, timeout_s: int = 5) -> list:
-    """Parse a reference answer ("420", "\\frac{1}{2}", "$x=3$"); boxed so bare LaTeX is found."""
-    ref = str(reference).strip()
-    gold = parse(ref if "\\boxed" in ref else f"\\boxed{{{ref}}}", _GOLD_CONFIG, parsing_timeout=timeout_s)
-    gold = gold or parse(ref, _GOLD_CONFIG, parsing_timeout=timeout_s)
+    """Parse a reference answer ("420", "\\frac{1}{2}", "$x=3$", "1e-5", "17.5\\%"): the module's rules."""
+    ref = _symbols(str(reference).strip())
+    bare = ref.strip("$ ")  # "$17.5\%$" reads as "17.5\%"
+    try:
+        if _PLAIN_NUMBER.fullmatch(bare):  # "025" (AIME) is 25; "1e-5" is 0.00001
+            return [sympy.Integer(int(bare)) if bare.lstrip("+-").isdigit() else sympy.Float(bare), ref]
+        gold = _parse_gold(ref, timeout_s)
+        if (m := _PERCENT.fullmatch(bare)) and gold:
+            gold = gold[:1] + [g for g in _parse_gold(m.group(1), timeout_s)[:1]] + gold[1:]
+    except TimeoutException:
+        gold = []
     if not gold:
         log.warning("reference answer not parseable, its samples are unverifiable: %r", _short(ref))
     return gold
 
 
-def verify_math(completion: str, reference: str | None, *, timeout_s: int = 5, gold: list | None = None) -> Verdict:
+def _top_level_items(latex: str) -> list[str]:
+    """`-2, -2` -> ['-2', '-2']; commas inside brackets or braces do not split."""
+    items, depth, cur = [], 0, ""
+    for ch in latex:
+        depth += 1 if ch in "([{" else -1 if ch in ")]}" else 0
+        if ch == "," and depth == 0:
+            items.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return items + [cur.strip()]
+
+
+def repeated_items(reference: str) -> list[str] | None:
+    """The items of a bare comma list with a repeated item (`-2,-2`), else None."""
+    ref = str(reference).strip().strip("$")
+    if _THOUSANDS.fullmatch(ref):
+        return None
+    items = _top_level_items(ref)
+    return items if len(items) > 1 and len(set(items)) < len(items) else None
+
+
+def _same(gold: list, pred: list, timeout_s: int, rel_tol: float | None) -> bool:
+    """math-verify's verify over every (gold, pred) reading; raises TimeoutException when no pair
+    matched and at least one comparison ran out of time."""
+    if rel_tol is not None and any(_close(g, p, rel_tol, timeout_s) for g, p in product(gold, pred)):
+        return True
+    timed_out = False
+    for g, p in product(gold, pred):
+        try:
+            if verify(g, p, timeout_seconds=timeout_s, raise_on_error=True):
+                return True
+        except TimeoutException:
+            timed_out = True
+        except Exception:  # noqa: BLE001 - an uncomparable pair is "not equal", as in math-verify
+            pass
+    if timed_out:
+        raise TimeoutException("comparison timed out")
+    return False
+
+
+def _close(g, p, rel_tol: float, timeout_s: int) -> bool:
+    """|p - g| <= rel_tol * |g| for two numbers (sympy); False for anything else."""
+    if not (isinstance(g, sympy.Basic) and isinstance(p, sympy.Basic) and g.is_number and p.is_number):
+        return False
+    try:
+        x, y = timeout(timeout_seconds=timeout_s)(lambda: (complex(g), complex(p)))()
+    except (TypeError, ValueError, OverflowError, TimeoutException):
+        return False
+    return abs(y - x) <= rel_tol * abs(x)
+
+
+def _same_multiset(items: list[str], extracted: str, timeout_s: int) -> bool:
+    """Every reference item matched by its own predicted item (`-2,-2` needs two roots of -2)."""
+    preds = _top_level_items(extracted)
+    if len(preds) != len(items):
+        return False
+    golds = [parse_reference(i, timeout_s) for i in items]
+    left = [parse_reference(p, timeout_s) for p in preds]
+    for g in golds:
+        hit = next((j for j, p in enumerate(left) if p and g and _same(g, p, timeout_s, None)), None)
+        if hit is None:
+            return False
+        left.pop(hit)
+    return True
+
+
+def _extract(completion: str, grading: str, timeout_s: int) -> list:
+    if grading == "lenient":
+        return _parse(_symbols(_answer_window(completion)), _LENIENT, timeout_s)
+    response = answer_text(completion)
+    if "\\boxed" in response:
+        found = _parse(_symbols(_answer_window(response)), _STRICT_BOXED, timeout_s)
+        if found:
+            return found
+    return _parse(_symbols(_last_paragraph(response)), _STRICT_STATEMENT, timeout_s)
+
+
+def _shown(pred: list, timeout_s: int) -> str:
+    """The compared value as text: sympy's form of the parsed answer (bounded), else the matched string."""
+    try:
+        return timeout(timeout_seconds=timeout_s)(sympy.sstr)(pred[0], full_prec=False)
+    except (Exception, TimeoutException):  # noqa: BLE001 - printing a pathological expression
+        return str(pred[-1])
+
+
+def verify_math(
+    completion: str,
+    reference: str | None,
+    *,
+    timeout_s: int = 5,
+    gold: list | None = None,
+    grading: str = "strict",
+    finish_reason: str | None = None,
+    force_think: bool = False,
+    rel_tol: float | None = None,
+) -> Verdict:
     """Verdict for a completion (R1 `<think>...</think>answer` or a plain response) against `reference`.
 
-    `gold` lets a caller pass `parse_reference(reference)` once for the many samples of one problem.
+    `gold` lets a caller pass `parse_reference(reference)` once for the many samples of one problem;
+    `finish_reason` and `force_think` tell the strict policy whether the sample finished.
     """
+    check_grading(grading)
     if reference is None or not str(reference).strip():
         return Verdict(UNVERIFIABLE, None, "no_reference")
-    text = _answer_window(answer_text(completion))
     if gold is None:
         gold = parse_reference(reference, timeout_s)
     if not gold:
         return Verdict(UNVERIFIABLE, None, "reference_unparseable")
-    pred = parse(text, _PRED_CONFIG, parsing_timeout=timeout_s)
+    if grading == "strict" and is_unfinished(completion, finish_reason, force_think):
+        return UNFINISHED
+    try:
+        pred = _extract(completion, grading, timeout_s)
+    except TimeoutException:
+        return Verdict(INCORRECT, None, "timeout")
     if not pred:
         return Verdict(INCORRECT, None, "no_answer")
-    extracted = str(pred[-1])
-    ok = verify(gold, pred, timeout_seconds=timeout_s)
+    extracted = _shown(pred, timeout_s)
+    try:
+        items = repeated_items(reference)
+        ok = _same_multiset(items, str(pred[-1]), timeout_s) if items else _same(gold, pred, timeout_s, rel_tol)
+    except TimeoutException:
+        return Verdict(INCORRECT, extracted, "timeout")
     return Verdict(CORRECT, extracted, None) if ok else Verdict(INCORRECT, extracted, "wrong_answer")
 
 
-def _verify_pairs(pairs: list[tuple[str, str | None]], timeout_s: int) -> list[Verdict]:
-    return [verify_math(c, r, timeout_s=timeout_s) for c, r in pairs]
+def _verify_pairs(pairs: list[tuple[str, str | None]], timeout_s: int, grading: str) -> list[Verdict]:
+    return [verify_math(c, r, timeout_s=timeout_s, grading=grading) for c, r in pairs]
 
 
 def verify_math_many(
-    pairs: list[tuple[str, str | None]], *, workers: int = 1, timeout_s: int = 5, chunk: int = 64
+    pairs: list[tuple[str, str | None]], *, workers: int = 1, timeout_s: int = 5, chunk: int = 64, grading: str = "strict"
 ) -> list[Verdict]:
     """Verdicts for (completion, reference) pairs, in order, computed in `workers` spawned processes
     (so math-verify's alarm-based timeouts work even when the caller runs threads)."""
     chunks = [pairs[i : i + chunk] for i in range(0, len(pairs), chunk)]
     with worker_pool(max(1, workers)) as pool:
         out: list[Verdict] = []
-        for part in pool.map(_verify_pairs, chunks, [timeout_s] * len(chunks)):
+        for part in pool.map(_verify_pairs, chunks, [timeout_s] * len(chunks), [grading] * len(chunks)):
             out += part
     return out
