@@ -28,7 +28,7 @@ from distill.generate.backends import Backend, Request, make_backend
 from distill.generate.backends.base import Completion, derive_seed
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RowProgress
-from distill.generate.prompting import THINK_PREFIX, messages_for, split_think
+from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for, split_think
 from distill.io import read_json, read_parquet, read_parquets, write_json, write_parquet
 from distill.records import PROBLEM, TRACE, conform, to_json, to_table
 from distill.stage import StageDir, run_shards
@@ -109,15 +109,36 @@ def _rows(problem: dict, samples: list[Completion], first_idx: int, cfg: Generat
     return rows
 
 
+def _nonreasoning_rows(problems: list[dict], cfg: GenerateConfig, backend: Backend) -> tuple[list[dict], list[dict]]:
+    """Rows of the non-reasoning problems of the mix, and the problems left for reasoning traces.
+
+    An imported reply (`metadata.reply`, empty think block included) becomes the one row of its problem as
+    it is, with no teacher call; a `nonreasoning: teacher` problem gets one teacher sample with thinking off
+    (the response forced to start with an empty think block)."""
+    meta = {p["id"]: json.loads(p["metadata"]) if p.get("metadata") and "nonreasoning" in p["metadata"] else {} for p in problems}
+    rows: list[dict] = []
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    imported = [p for p in problems if meta[p["id"]].get("nonreasoning") == "imported"]
+    for p in imported:
+        row = _rows(p, [Completion(meta[p["id"]]["reply"], "stop")], 0, cfg, backend, at)[0]
+        rows.append({**row, "teacher": p["source"], "backend": "imported", "backend_version": None, "prompt_tokens": None, "completion_tokens": None})
+    off = [p for p in problems if meta[p["id"]].get("nonreasoning") == "teacher"]
+    if off:
+        requests = [Request(p["id"], messages_for(p["prompt"], p["domain"], cfg.prompt_template), NO_THINK_PREFIX) for p in off]
+        for p, samples in zip(off, backend.generate(requests, cfg.sampling.to_sampling(1))):
+            rows += _rows(p, samples, 0, cfg, backend, at)
+    return rows, [p for p in problems if not meta[p["id"]].get("nonreasoning")]
+
+
 def _sample_chunk(problems: list[dict], cfg: GenerateConfig, backend: Backend) -> tuple[list[dict], Counter]:
     """All rows of these problems; with a budget, in rounds until each has `budget.accept` correct traces."""
     prefix = THINK_PREFIX if cfg.force_think else ""
+    rows, problems = _nonreasoning_rows(problems, cfg, backend)
     requests = {p["id"]: Request(p["id"], messages_for(p["prompt"], p["domain"], cfg.prompt_template), prefix) for p in problems}
     by_id = {p["id"]: p for p in problems}
     cap, want = cfg.samples_per_prompt, cfg.budget.accept
     step = cap if want is None else cfg.budget.round_size
     taken, correct = Counter(), Counter()
-    rows: list[dict] = []
     active = list(by_id)
     rnd = 0
     while active:
@@ -136,7 +157,7 @@ def _sample_chunk(problems: list[dict], cfg: GenerateConfig, backend: Backend) -
         active = [pid for pid in active if taken[pid] < cap and (want is None or correct[pid] < want)]
         rnd += 1
     stats = Counter(
-        rows_in=len(problems),
+        rows_in=len(problems) + len({r["id"] for r in rows if r["id"] not in by_id}),
         rows_out=len(rows),
         prompt_tokens=sum(r["prompt_tokens"] or 0 for r in rows),
         completion_tokens=sum(r["completion_tokens"] or 0 for r in rows),

@@ -6,6 +6,7 @@ import random
 
 import distill
 from distill.generate.backends.base import Completion, Request, Sampling, derive_seed
+from distill.generate.prompting import NO_THINK_PREFIX
 from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
 
 
@@ -24,7 +25,8 @@ class ToyBackend:
             for j in range(sampling.n):
                 # One RNG per (seed, request, sample): reruns and any chunking give the same traces.
                 rng = random.Random(derive_seed(sampling.seed, req.id, j))
-                text, finish = write_trace(prompt, rng, self.cfg, sampling.max_tokens)
+                # An empty think block forced as the prefix asks for an answer with thinking off.
+                text, finish = write_trace(prompt, rng, self.cfg, sampling.max_tokens, thinking=req.prefix != NO_THINK_PREFIX)
                 # The teacher always opens with "<think>\n"; without a forced prefix the row still keeps it,
                 # as R1 does most of the time on its own.
                 samples.append(Completion(text, finish, count_tokens(prompt), count_tokens(text)))
