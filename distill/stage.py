@@ -186,7 +186,8 @@ class StageDir:
         """Shard i is done and its part is whole."""
         return self.is_done(i) and self.damage(i) is None
 
-    def _verified(self, i: int) -> int:
+    def verify(self, i: int) -> int:
+        """i, once shard i is found whole; otherwise an error naming what is wrong and how to regenerate it."""
         problem = self.damage(i)
         if problem is not None:
             raise DistillError(
@@ -197,7 +198,7 @@ class StageDir:
 
     def parts(self) -> list[Path]:
         """The output parts of the finished shards, in shard order; a damaged one is an error naming it."""
-        return [self.part(self._verified(i)) for i in self.done_shards()]
+        return [self.part(self.verify(i)) for i in self.done_shards()]
 
     def rejected_parts(self) -> list[Path]:
         return [self.rejected(i) for i in self.done_shards() if self.rejected(i).exists()]
@@ -223,7 +224,7 @@ class StageDir:
                 f"run `distill {stage_name}` to completion first"
             )
         for i in range(n):
-            self._verified(i)
+            self.verify(i)
         return n
 
     def plan(self, n_shards: int) -> None:

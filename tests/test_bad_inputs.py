@@ -98,6 +98,13 @@ def pipe(d: Path, **changes) -> Path:
     return d / "pipe.yaml"
 
 
+def changed_source(d: Path) -> None:
+    """A prompts stage made from s.jsonl, whose file was edited afterwards."""
+    write(d / "s.jsonl", jsonl(GOOD))
+    assert CliRunner().invoke(app, [str(a) for a in prompts_src("s.jsonl")(d)]).exit_code == 0
+    write(d / "s.jsonl", jsonl(GOOD, {"problem": "What is 3 + 3?", "answer": "6"}))
+
+
 def run_dir(d: Path, extra: dict | None = None) -> None:
     """A run directory holding the pristine stages under their pipeline names."""
     run = d / "run"
@@ -146,15 +153,19 @@ CASES = [
     Case("jsonl-bad-domain", prompts_src("s.jsonl", "--set", "columns={prompt: problem, domain: kind}"), ["s.jsonl:1: field 'kind'", "domain 'poetry'"],
          setup=lambda d: write(d / "s.jsonl", jsonl({**GOOD, "kind": "poetry"}))),
     Case("jsonl-renamed-column-absent", prompts_src("s.jsonl", "--set", "columns.prompt=question"), ["s.jsonl:1: field 'question'"], setup=lambda d: write(d / "s.jsonl", jsonl(GOOD))),
+    Case("jsonl-list-answer", prompts_src("s.jsonl"), ["s.jsonl:2: field 'answer'", "a list [5, 7]"], setup=lambda d: write(d / "s.jsonl", jsonl(GOOD, {"problem": "p", "answer": [5, 7]}))),
+    Case("jsonl-object-answer", prompts_src("s.jsonl"), ["s.jsonl:1: field 'answer'", "an object"], setup=lambda d: write(d / "s.jsonl", jsonl({"problem": "p", "answer": {"a": 1}}))),
+    Case("jsonl-empty-source", prompts_src("s.jsonl"), ["s.jsonl", "no problems", "allow_empty"], setup=lambda d: write(d / "s.jsonl", "")),
+    Case("source-changed-on-resume", prompts_src("s.jsonl"), ["out/sources.json", "changed since this stage started"], setup=lambda d: changed_source(d)),
     Case("source-missing", prompts_src("nope.jsonl"), ["nope.jsonl", "file not found"]),
-    Case("source-is-dir", prompts_src("dir.jsonl"), ["dir.jsonl", "is a directory"], setup=lambda d: (d / "dir.jsonl").mkdir()),
+    Case("source-is-dir", prompts_src("dir.jsonl"), ["dir.jsonl", "directory"], setup=lambda d: (d / "dir.jsonl").mkdir()),
     Case("source-unknown-kind", prompts_src("s.csv"), ["s.csv", "expected 'toy'"], setup=lambda d: write(d / "s.csv", "a,b\n")),
     # --- Parquet sources
     Case("parquet-src-truncated", prompts_src("s.parquet"), ["s.parquet", "not a readable Parquet file"],
          setup=lambda d: (pq.write_table(pa.table({"problem": ["a"] * 50}), d / "s.parquet"), truncate(d / "s.parquet"))),
     Case("parquet-src-is-text", prompts_src("s.parquet"), ["s.parquet", "not a readable Parquet file"], setup=lambda d: write(d / "s.parquet", "prompt\nhello\n")),
     Case("parquet-src-empty-file", prompts_src("s.parquet"), ["s.parquet", "not a readable Parquet file"], setup=lambda d: write(d / "s.parquet", b"")),
-    Case("parquet-src-is-dir", prompts_src("s.parquet"), ["s.parquet", "is a directory"], setup=lambda d: (d / "s.parquet").mkdir()),
+    Case("parquet-src-is-dir", prompts_src("s.parquet"), ["s.parquet", "directory"], setup=lambda d: (d / "s.parquet").mkdir()),
     Case("parquet-src-no-prompt-column", prompts_src("s.parquet"), ["s.parquet:1: field 'problem'"], setup=lambda d: pq.write_table(pa.table({"query": ["a"]}), d / "s.parquet")),
     Case("parquet-src-null-prompt", prompts_src("s.parquet"), ["s.parquet:2: field 'problem'"], setup=lambda d: pq.write_table(pa.table({"problem": ["a", None]}), d / "s.parquet")),
     # --- an input stage that is damaged or unfinished (generate reads prompts)
@@ -228,6 +239,10 @@ CASES = [
     Case("read-only-unfinished-filter", lambda d: ["filter", "-i", d / "t", "-o", d / "c"], ["c/", "part-00002.parquet", "read-only file system"],
          stages="tc", setup=lambda d: (StageDir(d / "c").part(2).unlink(), StageDir(d / "c").done_file(2).unlink()), read_only=True),
     Case("read-only-new-output", lambda d: ["prompts", "-o", d / "p", *PROMPT_SET], ["p/config.json", "read-only file system"], read_only=True),
+    Case("eval-benchmark-twice", lambda d: ["eval", "-o", d / "e2", "--model", "toy-teacher", "--backend", "toy", "--benchmark", "toy_arith", "--benchmark", "toy_arith"],
+         ["toy_arith", "listed twice"]),
+    Case("eval-rescore-part-missing", lambda d: ["eval", "-o", d / "e", "--rescore"], ["e/part-00002.parquet", "file not found", "shard 2"],
+         stages="e", setup=lambda d: StageDir(d / "e").part(2).unlink()),
     # --- distill status
     Case("status-not-a-run", lambda d: ["status", d], ["not a run directory"]),
     Case("status-pipeline-yaml-is-dir", lambda d: ["status", d / "run"], ["run", "not a run directory"], setup=lambda d: (d / "run" / "pipeline.yaml").mkdir(parents=True)),

@@ -63,7 +63,9 @@ def kill_once(cmd: list[str], out: Path, delay_s: float, whole_group: bool) -> b
     except ProcessLookupError:
         pass
     proc.wait()
-    left = wait_group_gone(proc.pid, timeout_s=15)
+    # A worker still starting (spawn: a fresh interpreter importing the stage) exits once it gets to its
+    # start-up hook; on a loaded 2-core machine that can take many seconds.
+    left = wait_group_gone(proc.pid, timeout_s=60)
     if left:
         os.killpg(proc.pid, signal.SIGKILL)
     assert not left, f"{cmd[3]}: processes {left} outlived a kill of {'the group' if whole_group else 'the parent'}"
