@@ -125,12 +125,14 @@ def plan_cmd(
     """Before generating: per source the problems, samples, expected tokens and kept samples, and the GPU-hours or API cost."""
     from distill.pipeline import load_pipeline
     from distill.plan import DEFAULT_TOKENS_PER_S, cost_line, plan, print_plan, read_pilot
+    from distill.pricing import Price
 
     cfg = load_pipeline(pipeline, overrides or [])
     measured = read_pilot(pilot) if pilot is not None else None
     rows = plan(cfg, measured)
     rate = tokens_per_s or (measured.tokens_per_s if measured and measured.tokens_per_s else DEFAULT_TOKENS_PER_S)
-    print_plan(cfg, rows, cost_line(cfg, rows, rate, price_input, price_output), as_json=as_json)
+    price = Price(input=price_input, output=price_output) if price_input is not None and price_output is not None else None
+    print_plan(cfg, rows, cost_line(cfg, rows, rate, price), as_json=as_json)
 
 
 @app.command("status")

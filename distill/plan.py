@@ -22,6 +22,7 @@ from rich.table import Table
 from distill.errors import DistillError
 from distill.filter.stage import totals as filter_totals
 from distill.pipeline import CURATED, TRACES, PipelineConfig
+from distill.pricing import Price
 from distill.stage import StageDir
 
 DEFAULT_TOKENS_PER_S = 2000.0  # per engine; an assumption to replace with a pilot's measured value
@@ -113,16 +114,18 @@ def plan(cfg: PipelineConfig, pilot: Pilot | None = None) -> list[SourcePlan]:
     return out
 
 
-def cost_line(cfg: PipelineConfig, rows: list[SourcePlan], tokens_per_s: float, price_input: float | None, price_output: float | None) -> str:
-    """GPU-hours for a local engine, USD for a paid endpoint; the assumption it rests on, stated."""
+def cost_line(cfg: PipelineConfig, rows: list[SourcePlan], tokens_per_s: float, price: Price | None) -> str:
+    """GPU-hours for a local engine, USD for a paid endpoint at `price`; the assumption it rests on, stated."""
     prompt = sum(r.prompt_tokens or 0 for r in rows)
     completion = sum(r.completion_tokens or 0 for r in rows)
     g = cfg.generate
     if g.backend == "openai":
-        if price_input is None or price_output is None:
+        if price is None:
             return "API cost: give --price-input and --price-output (USD per 1M tokens, from your provider's price list)"
-        usd = (prompt * price_input + completion * price_output) / 1e6
-        return f"API cost: ${usd:,.0f} at ${price_input}/1M input and ${price_output}/1M output tokens ({g.openai.model or g.model})"
+        return (
+            f"API cost: ${price.cost(prompt, completion):,.0f} at ${price.input}/1M input and ${price.output}/1M output tokens "
+            f"({g.openai.model or g.model})"
+        )
     gpus = g.vllm.tensor_parallel_size if g.backend == "vllm" else 1
     hours = completion / tokens_per_s / 3600
     return (

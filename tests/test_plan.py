@@ -11,6 +11,7 @@ from distill.filter.config import FilterConfig
 from distill.filter.stage import run as run_filter
 from distill.pipeline import CURATED, TRACES, load_pipeline
 from distill.plan import cost_line, plan, read_pilot
+from distill.pricing import Price
 from distill.toy.tasks import make_chat_problems, make_problems
 from distill.toy.teacher import ToyTeacherConfig, write_trace
 from tests.filter_fixtures import trace_row, write_traces_stage
@@ -42,11 +43,11 @@ def test_plan_from_assumptions_and_from_a_pilot(tmp_path):
     assert measured["toy-arith"].measured and measured["toy-arith"].completion_tokens == round(6000 * mean)
     assert measured["toy-arith"].keep_rate == round(pilot.keep_rate["toy-arith"], 4) < 1
     assert pilot.tokens_per_s == 3000.0
-    assert "at 3,000 generated tokens/s" in cost_line(cfg, list(measured.values()), pilot.tokens_per_s, None, None)
+    assert "at 3,000 generated tokens/s" in cost_line(cfg, list(measured.values()), pilot.tokens_per_s, None)
 
     api = load_pipeline(TOY, ["generate.backend=openai", "generate.model=deepseek-reasoner"])
     rows = plan(api)
     usd = (sum(r.prompt_tokens for r in rows) * 0.5 + sum(r.completion_tokens for r in rows) * 2.0) / 1e6
-    assert f"API cost: ${usd:,.0f}" in cost_line(api, rows, 1.0, 0.5, 2.0)
+    assert f"API cost: ${usd:,.0f}" in cost_line(api, rows, 1.0, Price(input=0.5, output=2.0))
     out = CliRunner().invoke(app, ["plan", str(TOY), "--pilot", str(tmp_path)])
     assert out.exit_code == 0 and "toy-arith" in out.output and "(pilot)" in out.output

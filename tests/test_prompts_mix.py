@@ -162,3 +162,25 @@ def test_bad_mix_configs_are_refused():
         PromptsConfig(sources=[{"source": "a.jsonl"}, {"source": "dir/a.jsonl"}])
     with pytest.raises(ValueError, match="not both"):
         PromptsConfig(sources=[{"source": "a.jsonl", "limit": 3, "share": 0.1}], total=10)
+
+
+def test_nonreasoning_problems_through_generate(tmp_path):
+    """Imported replies are kept as they are (no teacher call); `nonreasoning: teacher` problems get one
+    sample with thinking off; reasoning problems get their samples_per_prompt."""
+    from distill.generate.config import GenerateConfig
+    from distill.generate.stage import run as run_generate
+
+    sources = _sources(tmp_path)[2:] + [
+        {"source": "toy", "name": "greet", "toy": {"task": "chat", "n": 5}, "nonreasoning": "teacher"},
+        {"source": "toy", "name": "arith", "toy": {"n": 5}},
+    ]
+    run(PromptsConfig(sources=sources, rows_per_shard=50), tmp_path / "p")
+    run_generate(GenerateConfig(backend="toy", samples_per_prompt=2, sampling={"max_tokens": 256}), tmp_path / "p", tmp_path / "t")
+    rows = read_parquets(StageDir(tmp_path / "t").parts()).to_pylist()
+    by = {}
+    for r in rows:
+        by.setdefault(r["source"], []).append(r)
+    assert len(by["chat"]) == 20 and {r["backend"] for r in by["chat"]} == {"imported"}
+    assert all(r["completion"] == "<think>\n\n</think>\n\n" + r["answer"] and r["reasoning"] == "" for r in by["chat"])
+    assert len(by["greet"]) == 5 and all(r["completion"].startswith("<think>\n\n</think>\n\n") for r in by["greet"])
+    assert len(by["arith"]) == 10 and all(r["reasoning"] for r in by["arith"] if r["finish_reason"] == "stop" and r["reasoning"] is not None)

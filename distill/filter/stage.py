@@ -17,6 +17,7 @@ from collections import Counter
 from functools import partial
 from pathlib import Path
 
+from distill import engines
 from distill.errors import DistillError
 from distill.filter import checks
 from distill.filter.config import FilterConfig
@@ -81,7 +82,6 @@ def format_reason(row: dict, cfg: FilterConfig, prompt_script: str) -> str | Non
     return None
 
 
-_judges: dict[str, object] = {}  # one judge backend per worker process, built on first use
 
 
 def judge_pending(rows: list[dict], verdicts: list[Verdict], judge_cfg) -> None:
@@ -91,11 +91,8 @@ def judge_pending(rows: list[dict], verdicts: list[Verdict], judge_cfg) -> None:
         return
     from distill.verify.judge import judge_many, make_judge
 
-    key = judge_cfg.model_dump_json()
-    if key not in _judges:
-        _judges[key] = make_judge(judge_cfg)
     items = [(rows[i]["prompt"], rows[i]["completion"], rows[i].get("answer")) for i in todo]
-    for i, v in zip(todo, judge_many(items, _judges[key])):
+    for i, v in zip(todo, judge_many(items, make_judge(judge_cfg))):
         verdicts[i] = v
 
 
@@ -226,7 +223,10 @@ def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int 
     stage = StageDir(Path(out))
     stage.prepare({**cfg.model_dump(), "input_config": src.config_hash()})
     task = partial(filter_shard, inp=str(src.path), out=str(stage.path), cfg=cfg.model_dump())
-    run_shards(stage, n_shards, task, workers=workers, rank=rank, world_size=world_size, desc="filter")
+    try:
+        run_shards(stage, n_shards, task, workers=workers, rank=rank, world_size=world_size, desc="filter")
+    finally:
+        engines.release()  # the judge's engine, if this process started one: SFT comes next
     return totals(stage.stats())
 
 
