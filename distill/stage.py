@@ -59,23 +59,30 @@ def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    stat = _proc_stat(pid)
+    return stat is None or stat[0] != "Z"
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first); None where there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 def _proc_start(pid: int) -> int | None:
     """When process `pid` started, in clock ticks since boot (Linux); None where /proc has no answer.
     With the pid, it names one process: pids are reused, most of all in containers that restart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    stat = _proc_stat(pid)
+    return int(stat[19]) if stat else None
 
 
 def _age(seconds: float) -> str:
@@ -417,6 +424,7 @@ def _exit_with(parent: int) -> None:
 
 ShardTask = Callable[[int], dict]
 
+HELD_WAIT_S = 60.0  # how long a stage waits for the shards other live workers hold before it fails
 HELD = "held"  # what `_run_one` returns for a shard whose claim another live worker holds
 
 
@@ -490,8 +498,9 @@ def run_shards(
     unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`); claims still apply, so Ray
     and plain workers can share an output directory.
 
-    Shards that other live workers hold are left to them; if any is still unfinished at the end, the
-    run fails naming those shards and their holders, so a stage never exits 0 with shards missing.
+    Shards that other live workers hold are left to them, and waited for up to HELD_WAIT_S (one whose
+    holder dies meanwhile is taken over); if any is still unfinished then, the run fails naming those
+    shards and their holders, so a stage never exits 0 with shards missing.
     """
     if not 0 <= rank < world_size:
         raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
@@ -523,7 +532,15 @@ def run_shards(
                 futures = [pool.submit(_run_one, stage, task, i) for i in todo]
                 for fut in as_completed(futures):
                     record(fut.result())
-    unfinished = [i for i in todo if not stage.trusted(i)]
+    # Shards other workers hold: wait a while for them (workers sharing a directory finish at about the
+    # same time), taking over any whose holder dies meanwhile; still held after that, the stage fails.
+    deadline = time.time() + HELD_WAIT_S
+    while (unfinished := [i for i in todo if not stage.trusted(i)]) and time.time() < deadline:
+        time.sleep(min(1.0, HELD_WAIT_S / 10))
+        for i in unfinished:
+            stats = _run_one(stage, task, i)
+            if isinstance(stats, dict):
+                results.append(stats)
     if unfinished:
         held = stage.held_claims()
         holders = "; ".join(f"shard {i}: {held.get(i, 'no claim left: its holder stopped without finishing it')}" for i in unfinished[:8])
