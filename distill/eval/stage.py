@@ -106,7 +106,7 @@ def check_prompts_fit(model: ModelSpec, protos: dict[str, dict], problems: dict[
 
     try:
         tok = AutoTokenizer.from_pretrained(model.model)
-    except Exception as e:  # noqa: BLE001 -- hub unreachable, gated: the engine will say more when it starts
+    except Exception as e:  # hub unreachable, gated, no tokenizer files: the engine will say more when it starts
         log.warning("model '%s': tokenizer not loadable here (%s); prompt lengths not checked against max_model_len", model.name, type(e).__name__)
         return
     for bench, proto in protos.items():
@@ -445,7 +445,7 @@ def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None 
         name: {p["id"]: p for p in read_parquet(out / "problems" / f"{name}.parquet").to_pylist()}
         for name in wanted
     }
-    todo = [i for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
+    todo = [stage.verify(i) for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
     kept = _backup(out, [stage.part(i) for i in todo] + [out / "scores.json"])
     log.info("%s: previous parts and scores kept in %s", out, kept)
     for i in todo:
