@@ -158,7 +158,6 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
             _init_worker(cfg.model_dump(mode="json"))
             fingerprint_all = lambda batches: ((b, _fingerprints(b)) for b in batches)  # noqa: E731
         for k in range(first, len(cfg.sources)):
-            src = cfg.sources[k]
             shard = _run_source(stage, cfg, k, quotas[k], shard, dedup, fingerprint_all)
             write_bytes(_checkpoint(stage, k), pickle.dumps({"next_shard": shard, "dedup": dedup}, protocol=5))
     if shard == 0:  # every source empty, and allowed to be: one empty shard, so later stages see a finished stage
