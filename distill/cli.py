@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -63,13 +62,14 @@ app = typer.Typer(
 
 
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def _setup(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging, and the libraries' logs and progress bars on stderr (otherwise in <run>/logs/).")
+    ] = False,
+) -> None:
+    from distill import console
+
+    console.setup(verbose)
 
 
 def _register() -> None:

@@ -199,6 +199,7 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
 
 def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path) -> dict:
     from accelerate import PartialState
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
@@ -215,6 +216,9 @@ def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path)
         peft_config=lora_config(cfg, tokenizer),
         callbacks=[metrics],
     )
+    # The Trainer's tqdm bar and its printed dict per logging step: MetricsFile logs one line instead.
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
     # Counted before the trainer shards the model; ds_numel is a ZeRO-3 partitioned parameter's full size.
     trainable = sum(getattr(p, "ds_numel", p.numel()) for p in trainer.model.parameters() if p.requires_grad)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
