@@ -54,7 +54,7 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(
     cls=OneLineErrors,
     help="Distil a large reasoning teacher into small reasoning students, the DeepSeek-R1 way.\n\n"
-    "Stages: prompts -> generate -> filter -> sft -> eval -> report. `distill run pipelines/toy.yaml` runs them all.",
+    "Stages: prompts -> generate -> filter -> sft -> [kd] -> eval -> report. `distill run pipelines/toy.yaml` runs them all.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -76,6 +76,7 @@ def _register() -> None:
     from distill.eval.cli import eval_cmd
     from distill.filter.cli import filter_cmd
     from distill.generate.cli import generate_cmd
+    from distill.kd.cli import kd_cmd
     from distill.prompts.cli import prompts_cmd
     from distill.report.cli import report_cmd
     from distill.sft.cli import sft_cmd
@@ -85,6 +86,7 @@ def _register() -> None:
         ("generate", generate_cmd),
         ("filter", filter_cmd),
         ("sft", sft_cmd),
+        ("kd", kd_cmd),
         ("eval", eval_cmd),
         ("report", report_cmd),
     ]:
@@ -100,7 +102,7 @@ def run_cmd(
     overrides: SetOpt = None,
     workers: WorkersOpt = 2,
     only: Annotated[
-        Optional[list[str]], typer.Option("--only", help="Run only these stages (repeatable): prompts generate filter sft eval report.")
+        Optional[list[str]], typer.Option("--only", help="Run only these stages (repeatable): prompts generate filter sft kd eval report.")
     ] = None,
 ) -> None:
     """Run every stage of a pipeline in order; a rerun resumes where the last one stopped."""

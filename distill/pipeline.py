@@ -25,19 +25,25 @@ from distill.eval.config import EvalConfig, ModelSpec, check_fits_all
 from distill.filter.config import FilterConfig
 from distill.generate.config import GenerateConfig
 from distill.io import remove_leftover_tmp, write_text
+from distill.kd.config import KDConfig
 from distill.prompts.config import PromptsConfig
 from distill.sft.config import StudentConfig
 from distill.stage import StageDir, worker_pool
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prompts", "generate", "filter", "sft", "eval", "report")
-PROMPTS, TRACES, CURATED, SFT, EVAL, REPORT = "01_prompts", "02_traces", "03_curated", "04_sft", "05_eval", "report"
+STAGES = ("prompts", "generate", "filter", "sft", "kd", "eval", "report")
+PROMPTS, TRACES, CURATED, SFT, KD, EVAL, REPORT = "01_prompts", "02_traces", "03_curated", "04_sft", "04_kd", "05_eval", "report"
 
 
 class SFTSection(Config):
     students: list[StudentConfig]
     parallel: int = Field(1, ge=1, description="students trained at once, one process each (CPU: one per core)")
+
+
+class KDSection(Config):
+    runs: list[KDConfig] = Field(description="on-policy distillation runs, each into 04_kd/<name>")
+    prompts: str = Field("curated", description="the prompt set: 'curated' or 'prompts' (this run's stages) or a stage directory")
 
 
 class EvalSection(EvalConfig):
@@ -68,7 +74,19 @@ class PipelineConfig(Config):
     generate: GenerateConfig
     filter: FilterConfig
     sft: SFTSection
+    kd: KDSection | None = Field(None, description="optional: on-policy distillation after sft (pipelines/toy_kd.yaml)")
     eval: EvalSection
+
+    @model_validator(mode="after")
+    def _kd_students_are_trained_here(self) -> "PipelineConfig":
+        names = {s.name for s in self.sft.students}
+        for r in self.kd.runs if self.kd else []:
+            for role, ref in (("student", r.student), ("teacher", r.teacher)):
+                if ref.startswith("sft:") and ref[4:] not in names:
+                    raise ValueError(f"kd run '{r.name}': {role} {ref} is not in sft.students")
+            if r.sft_control and not r.student.startswith("sft:"):
+                raise ValueError(f"kd run '{r.name}': sft_control continues the student's SFT, so the student must be sft:<student>")
+        return self
 
     @property
     def dir(self) -> Path:
@@ -76,19 +94,33 @@ class PipelineConfig(Config):
 
 
 def _inline(value, base: Path):
-    """A stage section (or a student) given as a YAML path is read from that file, relative to `base`."""
-    return load_yaml(base / value) if isinstance(value, str) else value
+    """A stage section (or a student) given as a YAML path is read from that file, relative to `base`;
+    `other.yaml#key` takes section `key` of another pipeline, so two pipelines can share their data stages."""
+    if not isinstance(value, str):
+        return value
+    file, _, key = value.partition("#")
+    data = load_yaml(base / file)
+    if not key:
+        return data
+    if key not in data:
+        raise DistillError(f"{base / file}: no section '{key}' (named by '{value}')")
+    return _section(key, data[key], (base / file).parent)
+
+
+def _section(key: str, value, base: Path):
+    value = _inline(value, base)
+    if key == "sft" and isinstance(value, dict) and isinstance(value.get("students"), list):
+        value = {**value, "students": [_inline(s, base) for s in value["students"]]}
+    return value
 
 
 def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineConfig:
     """Load a pipeline YAML; any stage section, or any entry of `sft.students`, may name a YAML file."""
     path = Path(path)
     data = load_yaml(path)
-    for key in ("prompts", "generate", "filter", "sft", "eval"):
+    for key in ("prompts", "generate", "filter", "sft", "kd", "eval"):
         if key in data:
-            data[key] = _inline(data[key], path.parent)
-    if isinstance(data.get("sft"), dict) and isinstance(data["sft"].get("students"), list):
-        data["sft"]["students"] = [_inline(s, path.parent) for s in data["sft"]["students"]]
+            data[key] = _section(key, data[key], path.parent)
     return parse(PipelineConfig, apply_overrides(data, overrides or []), path)
 
 
@@ -103,14 +135,31 @@ def _train(student: StudentConfig, inp: Path, out: Path, threads: int, log: dict
 
 
 def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
-    """`sft:<student>` -> the trained model directory of that student in this run."""
-    if spec.model.startswith("sft:"):
-        student = spec.model.removeprefix("sft:")
-        path = run_dir / SFT / student / "model"
-        if not (run_dir / SFT / student / "done").exists():
-            raise DistillError(f"eval model '{spec.name}': student '{student}' has not finished training in {run_dir / SFT}")
-        return spec.model_copy(update={"model": str(path)})
+    """`sft:<student>` / `kd:<run>` -> the trained model directory of that student or kd run (or its
+    `<run>-sft-control`) in this run."""
+    for prefix, stage in (("sft:", SFT), ("kd:", KD)):
+        if spec.model.startswith(prefix):
+            student = spec.model.removeprefix(prefix)
+            if not (run_dir / stage / student / "done").exists():
+                raise DistillError(f"eval model '{spec.name}': '{student}' has not finished training in {run_dir / stage}")
+            return spec.model_copy(update={"model": str(run_dir / stage / student / "model")})
     return spec
+
+
+def _distil_on_policy(cfg: PipelineConfig, run_dir: Path) -> None:
+    """Each kd run, then its matched-compute SFT control, one after the other on every core (equal footing)."""
+    from distill.kd.stage import run as run_kd
+    from distill.kd.stage import run_control
+
+    inp = {"curated": run_dir / CURATED, "prompts": run_dir / PROMPTS}.get(cfg.kd.prompts, Path(cfg.kd.prompts))
+    threads = max(1, os.cpu_count() or 1)
+    students = {s.name: s for s in cfg.sft.students}
+    for r in cfg.kd.runs:
+        log.info("stage kd: %s", r.name)
+        run_kd(r, inp, run_dir / KD / r.name, sft_dir=run_dir / SFT, threads=threads)
+        if r.sft_control:
+            student = students[r.student.removeprefix("sft:")]
+            run_control(r, student, run_dir / CURATED, run_dir / KD / r.name, run_dir / KD / f"{r.name}-sft-control", run_dir / SFT, threads)
 
 
 def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | None = None) -> Path | None:
@@ -181,6 +230,9 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
                     ]
                     for f in futures:
                         f.result()
+    if "kd" in wanted and cfg.kd:
+        with console.log_file(logs / "kd.log"):
+            _distil_on_policy(cfg, run_dir)
     if "eval" in wanted:
         models = cfg.eval.models
         poll = lambda: [progress.eval_model(run_dir / EVAL / m.name) for m in models]  # noqa: E731

@@ -173,6 +173,9 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
         out.append(("results", "Results", results_table(data), "accuracy"))
     if data["comparisons"]:
         out.append(("comparison", "Distilled vs baseline (paired bootstrap over problems)", comparison_table(data), None))
+    if data.get("kd"):
+        out.append(("kd", "After SFT: on-policy distillation vs more SFT (paired bootstrap over problems; tokens generated: "
+                    "by the teacher for SFT's traces, by the student for KD)", data["kd"], None))
     out.append(("reference", "DeepSeek-R1 paper, Table 5 (same models)", reference_table(data) if data["reference_rows"] else None, None))
     if data.get("agreement"):
         out.append(("agreement", "Imported samples: our verdicts against the other tool's", agreement_table(data), None))

@@ -16,6 +16,7 @@ import yaml
 
 from distill.eval.compare import compare, foreign_agreement
 from distill.eval.stage import SCORE_COLUMNS, load_samples
+from distill.kd.report import kd_table
 from distill.pipeline import CURATED, EVAL, SFT
 from distill.stage import StageDir
 
@@ -256,6 +257,7 @@ def collect(run_dir: Path) -> dict:
     return {
         "run_dir": run_dir,
         "name": run_dir.resolve().name,
+        "kd": kd_table(run_dir, models),
         "funnel": funnel(run_dir, notes),
         "losses": losses(run_dir, notes),
         "models": models,
