@@ -76,8 +76,9 @@ def _inline(value, base: Path):
     return load_yaml(base / value) if isinstance(value, str) else value
 
 
-def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineConfig:
-    """Load a pipeline YAML; any stage section, or any entry of `sft.students`, may name a YAML file."""
+def read_pipeline(path: Path) -> dict:
+    """A pipeline YAML as one mapping: stage sections and `sft.students` entries given as YAML paths
+    are read from those files, so the result can be changed (overrides, a rehearsal) and parsed."""
     path = Path(path)
     data = load_yaml(path)
     for key in ("prompts", "generate", "filter", "sft", "eval"):
@@ -85,7 +86,12 @@ def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineCon
             data[key] = _inline(data[key], path.parent)
     if isinstance(data.get("sft"), dict) and isinstance(data["sft"].get("students"), list):
         data["sft"]["students"] = [_inline(s, path.parent) for s in data["sft"]["students"]]
-    return parse(PipelineConfig, apply_overrides(data, overrides or []), path)
+    return data
+
+
+def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a pipeline YAML; any stage section, or any entry of `sft.students`, may name a YAML file."""
+    return parse(PipelineConfig, apply_overrides(read_pipeline(path), overrides or []), path)
 
 
 def _train(student: StudentConfig, inp: Path, out: Path, threads: int) -> dict:

