@@ -112,6 +112,29 @@ def run_cmd(
         typer.echo(f"report: {report}")
 
 
+@app.command("plan")
+def plan_cmd(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML.")],
+    overrides: SetOpt = None,
+    pilot: Annotated[Optional[Path], typer.Option("--pilot", help="A finished pilot run directory: measured tokens, keep rates, throughput.")] = None,
+    tokens_per_s: Annotated[Optional[float], typer.Option("--tokens-per-s", help="Generated tokens/s per engine (default: the pilot's, else 2000).")] = None,
+    price_input: Annotated[Optional[float], typer.Option("--price-input", help="openai backend: USD per 1M prompt tokens.")] = None,
+    price_output: Annotated[Optional[float], typer.Option("--price-output", help="openai backend: USD per 1M completion tokens.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Before generating: per source the problems, samples, expected tokens and kept samples, and the GPU-hours or API cost."""
+    from distill.pipeline import load_pipeline
+    from distill.plan import DEFAULT_TOKENS_PER_S, cost_line, plan, print_plan, read_pilot
+    from distill.pricing import Price
+
+    cfg = load_pipeline(pipeline, overrides or [])
+    measured = read_pilot(pilot) if pilot is not None else None
+    rows = plan(cfg, measured)
+    rate = tokens_per_s or (measured.tokens_per_s if measured and measured.tokens_per_s else DEFAULT_TOKENS_PER_S)
+    price = Price(input=price_input, output=price_output) if price_input is not None and price_output is not None else None
+    print_plan(cfg, rows, cost_line(cfg, rows, rate, price), as_json=as_json)
+
+
 @app.command("status")
 def status_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/toy.")]) -> None:
     """Show each stage's progress in a run directory."""

@@ -46,6 +46,14 @@ TRACE = pa.schema(
         pa.field("backend_version", pa.string()),
         pa.field("prompt_template", pa.string()),
         pa.field("generated_at", pa.string()),  # ISO 8601, UTC
+        # what actually answered (an API's served model name and build) and what it cost
+        pa.field("served_model", pa.string()),
+        pa.field("system_fingerprint", pa.string()),
+        pa.field("cached_tokens", pa.int32()),  # part of prompt_tokens served from the provider's cache
+        pa.field("reasoning_tokens", pa.int32()),  # part of completion_tokens, when the API reports it
+        pa.field("cost_usd", pa.float64()),  # from the config's price table; null without one
+        pa.field("attempts", pa.int32()),  # requests this sample took to get its answer (errors retried)
+        pa.field("error", pa.string()),  # the endpoint's message when finish_reason is "error"
     ]
 )
 

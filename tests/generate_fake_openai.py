@@ -1,8 +1,11 @@
 """A local OpenAI-compatible chat endpoint that misbehaves on schedule, for the openai backend tests.
 
 Each (prompt, seed) sample fails its first attempts with one fault each, in the order of `FAULTS`
-rotated by the sample's seed, then answers with a text that names the prompt and the seed. It binds
-127.0.0.1 only and serves one request per thread.
+rotated by the sample's seed, then answers with a text that names the prompt and the seed. Per prompt
+(`per_prompt`: a prompt's text -> behaviour) it can also refuse every request with a content-filter
+400, answer with finish_reason "content_filter", or answer slowly (a long-tail sample); after
+`pay_after` paid answers it answers 402 (balance exhausted). Every paid answer is recorded in `paid`.
+It binds 127.0.0.1 only and serves one request per thread.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ FAULTS = ("429", "500", "timeout", "malformed", "drop", "truncated")
 
 
 class FakeOpenAI:
-    def __init__(self, *, faults_per_sample: int = 2, key: str | None = None, hang_s: float = 1.0, fail_after_ok: int | None = None):
-        """`fail_after_ok`: after that many successful answers, answer every request with HTTP 500."""
+    def __init__(self, *, faults_per_sample: int = 2, key: str | None = None, hang_s: float = 1.0, fail_after_ok: int | None = None,
+                 per_prompt: dict[str, str] | None = None, pay_after: int | None = None, slow_s: float = 1.0):
+        """`fail_after_ok`: after that many successful answers, answer every request with HTTP 500.
+        `per_prompt`: {prompt text: "reject" | "filter" | "slow"}."""
         self.faults_per_sample, self.key, self.hang_s, self.fail_after_ok = faults_per_sample, key, hang_s, fail_after_ok
+        self.per_prompt, self.pay_after, self.slow_s = per_prompt or {}, pay_after, slow_s
+        self.paid: list[tuple[str, int | None]] = []
         self.ok = 0
         self.attempts: Counter = Counter()
         self.faults: Counter = Counter()
@@ -55,6 +62,15 @@ class FakeOpenAI:
             return self._send(h, 401, json.dumps({"error": "bad key"}).encode())
         user = body["messages"][0]["content"]
         sample = (user, body.get("seed"))
+        behaviour = next((b for text, b in self.per_prompt.items() if user.startswith(text)), None)
+        if behaviour == "reject":  # DeepSeek's content filter: a 400 for this prompt, every time
+            with self.lock:
+                self.attempts[sample] += 1
+            return self._send(h, 400, json.dumps({"error": {"message": "Content Exists Risk", "type": "invalid_request_error"}}).encode())
+        with self.lock:
+            broke = self.pay_after is not None and len(self.paid) >= self.pay_after
+        if broke:
+            return self._send(h, 402, json.dumps({"error": {"message": "Insufficient Balance"}}).encode())
         with self.lock:
             attempt = self.attempts[sample]
             self.attempts[sample] += 1
@@ -85,15 +101,23 @@ class FakeOpenAI:
         message = {"role": "assistant", "content": f"thinking\n</think>\n{answer}" if forced else answer}
         if not forced:  # like DeepSeek's API: the reasoning comes in its own field
             message["reasoning_content"] = "thinking"
+        finish = "stop"
+        if behaviour == "filter":  # cut by the provider's output filter: a paid, empty answer
+            message, finish = {"role": "assistant", "content": ""}, "content_filter"
+        if behaviour == "slow":
+            time.sleep(self.slow_s)
         resp = {
             "id": "x",
             "object": "chat.completion",
-            "model": body["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": len(user.split()), "completion_tokens": len(answer.split()) + 2},
+            "model": f"{body['model']}-served",  # what answered is named by the server, not by the request
+            "system_fingerprint": "fp_test_1",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": len(user.split()), "completion_tokens": len(answer.split()) + 2,
+                      "prompt_cache_hit_tokens": 2, "completion_tokens_details": {"reasoning_tokens": 1}},
         }
         with self.lock:
             self.ok += 1
+            self.paid.append(sample)
         self._send(h, 200, json.dumps(resp).encode())
 
     @staticmethod

@@ -61,24 +61,19 @@ def test_killed_shard_resumes_without_regenerating_finished_chunks(tmp_path, mon
     (out / "part-00001.parquet").unlink()
     (out / "chunks" / "00001").mkdir(parents=True)
     pq.write_table(first_chunk, out / "chunks" / "00001" / "00000.parquet")
+    (out / "chunks" / "00001" / "00000.json").write_text('{"items": [0, 1, 2, 3]}')
     (out / "scores.json").unlink()
 
-    real = eval_stage._backend
+    real = eval_stage.EvalShard.first_jobs
     calls = []
 
-    def counting(model):
-        backend = real(model)
+    def counting(self, item):
+        calls.append(self.items[item]["id"])
+        return real(self, item)
 
-        class Counting:
-            def generate(self, requests, sampling):
-                calls.append([r.id for r in requests])
-                return backend.generate(requests, sampling)
-
-        return Counting()
-
-    monkeypatch.setattr(eval_stage, "_backend", counting)
+    monkeypatch.setattr(eval_stage.EvalShard, "first_jobs", counting)
     run(cfg(), TEACHER, out)
-    assert len(calls) == 1 and len(calls[0]) == 4  # only the second chunk of shard 1 was sampled again
+    assert len(calls) == 4  # only the problems of shard 1 after its first chunk were sampled again
     assert sorted_rows(out) == reference  # same samples: seeds depend on (seed, problem, sample), not on the run
     assert not (out / "chunks" / "00001").exists()
 
@@ -96,7 +91,7 @@ def test_rescore_recomputes_from_saved_samples_only(tmp_path, monkeypatch):
     for part in sorted(out.glob("part-*.parquet")):
         t = pq.read_table(part)
         pq.write_table(t.set_column(t.schema.get_field_index("correct"), "correct", [[True] * t.num_rows]), part)
-    monkeypatch.setattr(eval_stage, "_backend", lambda model: pytest.fail("rescore must not build a backend"))
+    monkeypatch.setattr(eval_stage.engines, "engine", lambda cfg: pytest.fail("rescore must not build a backend"))
     after = rescore(out)["benchmarks"]["toy_arith"]
     for key in ("pass@1", "pass@1_ci95", "cons@k", "pass@k", "termination", "protocol"):
         assert after[key] == before[key], key

@@ -1,5 +1,5 @@
 """The real-model backends on a tiny Qwen2 built from config: transformers, vLLM's offline engine, and
-the openai backend against vLLM's own OpenAI-compatible server. One engine and one server per module:
+the openai backend against vLLM's own OpenAI-compatible server, run with R1's reasoning parser. One engine and one server per module:
 each takes 20-40 s to start on this CPU."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def vllm_server(tiny_model, tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model), "--served-model-name", "tiny",
          "--host", "127.0.0.1", "--port", str(port), "--enforce-eager", "--dtype", "float32", "--max-model-len", "1024",
-         "--api-key", SERVER_KEY],
+         "--api-key", SERVER_KEY, "--reasoning-parser", "deepseek_r1"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     # fmt: on
@@ -141,13 +141,27 @@ def test_openai_backend_against_a_real_vllm_server(tmp_path, monkeypatch, vllm_s
         time.sleep(1)
     monkeypatch.setenv("DISTILL_TEST_VLLM_KEY", SERVER_KEY)
     inp = make_prompts_stage(tmp_path / "p", 8, 8)
+    # A random model seldom writes </think>: a logit bias makes most samples close their think block.
+    close_id = str(vllm_backend.tokenizer.convert_tokens_to_ids("</think>"))
     cfg = GenerateConfig(
         backend="openai", model="tiny", teacher="tiny", samples_per_prompt=2, chunk_size=4,
         sampling={"max_tokens": MAX_TOKENS},
-        openai={"base_url": base_url, "api_key_env": "DISTILL_TEST_VLLM_KEY", "max_concurrency": 8, "timeout_s": 60},
+        openai={"base_url": base_url, "api_key_env": "DISTILL_TEST_VLLM_KEY", "max_concurrency": 8, "timeout_s": 60,
+                "extra_body": {"logit_bias": {close_id: 4.0}}},
     )  # fmt: skip
+    # The reasoning parser answers in its own field: check it on the wire first.
+    body = {"model": "tiny", "messages": messages_for("What is 2 + 2?", "math"), "max_tokens": MAX_TOKENS, "seed": 1, "logit_bias": {close_id: 8.0}}
+    msg = httpx.post(f"{base_url}/chat/completions", json=body, headers={"Authorization": f"Bearer {SERVER_KEY}"}, timeout=60).json()["choices"][0]["message"]
+    assert msg.get("reasoning_content") or msg.get("reasoning")
     run(cfg, inp, tmp_path / "t")
     rows = read_traces(tmp_path / "t").to_pylist()
     # continue_final_message: the server continued "<think>\n" after the same chat template.
     _check_rows(rows, vllm_backend.tokenizer, 8, 2)
-    assert rows[0]["backend"] == "openai"
+    assert rows[0]["backend"] == "openai" and rows[0]["served_model"] == "tiny"
+    closed = [r for r in rows if r["response"]]
+    assert closed, "no sample closed its think block"
+    for r in rows:  # rebuilt from the fields: <think>, the reasoning, </think>, the answer; unclosed stays unclosed
+        if r["response"]:
+            assert r["completion"] == f"{THINK_PREFIX}{r['reasoning']}\n</think>\n\n{r['response']}"
+        else:
+            assert "</think>" not in r["completion"] and r["reasoning"] is None

@@ -64,3 +64,19 @@ def test_missing_required_record_field_names_row_and_field():
     rows = [{"id": "a", "source": "s", "domain": "math", "prompt": "p"}, {"id": "b", "source": "s", "domain": "math"}]
     with pytest.raises(DistillError, match="row 2: field 'prompt' is required"):
         to_table(rows, PROBLEM)
+
+
+def test_parquet_row_groups_are_bounded_by_bytes_and_rows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from distill.io import write_parquet
+
+    big = pa.table({"completion": ["x" * 10_000] * 300})  # ~3 MB in memory
+    write_parquet(big, tmp_path / "big.parquet", max_group_bytes=1_000_000)
+    meta = pq.read_metadata(tmp_path / "big.parquet")
+    assert meta.num_row_groups >= 3 and all(meta.row_group(g).num_rows <= 100 for g in range(meta.num_row_groups))
+    write_parquet(pa.table({"n": list(range(250))}), tmp_path / "small.parquet", max_group_rows=100)
+    meta = pq.read_metadata(tmp_path / "small.parquet")
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [100, 100, 50]
+    assert pq.read_table(tmp_path / "big.parquet").equals(big)

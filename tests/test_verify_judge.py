@@ -51,7 +51,6 @@ def test_judge_sees_response_not_reasoning():
 def test_filter_uses_the_judge_for_general_problems(monkeypatch):
     judge = ReferenceMatchingJudge()
     monkeypatch.setattr("distill.verify.judge.make_judge", lambda cfg: judge)
-    monkeypatch.setattr("distill.filter.stage._judges", {})
     problem = {"id": "g1", "source": "t", "domain": "general", "prompt": "Capital of France?", "answer": "Paris", "tests": None, "metadata": None}
     rows = [trace_row(problem, 0, "<think>\nhm\n</think>\nParis"), trace_row(problem, 1, "<think>\nhm\n</think>\nLyon")]
     kept, rejected, counts = curate_rows(rows, FilterConfig.model_validate({"verify": {"judge": {"backend": "toy"}}}))

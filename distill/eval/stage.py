@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from distill import engines
 from distill.errors import DistillError
 from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
@@ -33,7 +34,8 @@ from distill.eval.scoring import score
 from distill.generate.config import RUNTIME_ONLY, BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
-from distill.io import read_parquet, read_parquets, write_json, write_parquet
+from distill.generate.stream import ChunkedRun, Job
+from distill.io import read_parquet, write_json, write_parquet
 from distill.records import EVAL_SAMPLE, PROBLEM, conform, content_id, to_table
 from distill.stage import StageDir, run_shards
 from distill.verify import GRADINGS
@@ -104,7 +106,7 @@ def check_prompts_fit(model: ModelSpec, protos: dict[str, dict], problems: dict[
 
     try:
         tok = AutoTokenizer.from_pretrained(model.model)
-    except Exception as e:  # noqa: BLE001 -- hub unreachable, gated: the engine will say more when it starts
+    except Exception as e:  # hub unreachable, gated, no tokenizer files: the engine will say more when it starts
         log.warning("model '%s': tokenizer not loadable here (%s); prompt lengths not checked against max_model_len", model.name, type(e).__name__)
         return
     for bench, proto in protos.items():
@@ -181,25 +183,16 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
             write_parquet(to_table(problems[spec.name], PROBLEM), path)
     if model.backend == "vllm":
         workers = 1  # one engine takes the model's GPUs; a second worker would share them
-    run_shards(stage, len(shards), partial(_run_shard, str(out), model.model_dump(mode="json")),
-               workers=workers, rank=rank, world_size=world_size, desc=f"eval {model.name}")
+    try:
+        run_shards(stage, len(shards), partial(_run_shard, str(out), model.model_dump(mode="json")),
+                   workers=workers, rank=rank, world_size=world_size, desc=f"eval {model.name}")
+    finally:
+        engines.release()  # the next model's engine must not start while this one holds the device
+        _close_scoring_pool()
     if not stage.is_complete():
         log.info("%s: not every shard is done yet (other ranks?); scores are written when they are", out)
         return {}
     return write_scores(out, model)
-
-
-_BACKENDS: dict[str, object] = {}
-
-
-def _backend(model: dict):
-    """One backend per process and model: a vLLM engine takes ~30 s to start, so shards share it."""
-    key = json.dumps(model, sort_keys=True)
-    if key not in _BACKENDS:
-        from distill.generate.backends import make_backend
-
-        _BACKENDS[key] = make_backend(BackendConfig(**{f: model[f] for f in BackendConfig.model_fields}))
-    return _BACKENDS[key]
 
 
 def _sampling(cfg: dict, proto: dict) -> Sampling:
@@ -231,8 +224,79 @@ def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str
     return rows
 
 
+class EvalShard(ChunkedRun):
+    """One shard's samples: k per problem, streamed through the engine, scored in a worker pool as
+    each chunk of finished problems is checkpointed."""
+
+    item_field = "problem_id"
+
+    def __init__(self, backend, problems: list[dict], chunk_dir: Path, *, cfg: dict, spec: dict, proto: dict, model: str, pool, grading: dict):
+        super().__init__(backend, problems, chunk_dir, EVAL_SAMPLE, chunk_items=cfg["problems_per_chunk"])
+        self.cfg, self.spec, self.proto, self.model, self.pool, self.grading = cfg, spec, proto, model, pool, grading
+
+    def first_jobs(self, item: int) -> list[Job]:
+        p = self.items[item]
+        request = Request(id=p["id"], messages=request_messages(p, self.proto), prefix=self.proto["prefix"])
+        return [Job(item, 0, request, _sampling(self.cfg, self.proto))]
+
+    def rows(self, job: Job, completions: list) -> list[dict]:
+        pid = self.items[job.item]["id"]
+        return [{"problem_id": pid, "sample_idx": job.first_idx + j, "finish_reason": c.finish_reason, "raw": c} for j, c in enumerate(completions)]
+
+    def finalize(self, rows: list[dict]) -> list[dict]:
+        """Score each problem's samples in the pool (math-verify is CPU work the engine's process should not wait on)."""
+        groups: dict[str, list[dict]] = {}
+        for r in rows:
+            groups.setdefault(r["problem_id"], []).append(r)
+        futures = [
+            self.pool.submit(sample_rows, [self.items[self.index[pid]]], [[r["raw"] for r in group]],
+                             benchmark=self.spec["name"], model=self.model, scorer=self.spec["scorer"], grading=self.grading)
+            for pid, group in groups.items()
+        ]  # fmt: skip
+        scored = []
+        for (pid, group), future in zip(groups.items(), futures):
+            for raw, row in zip(group, future.result()):
+                scored.append({**row, "sample_idx": raw["sample_idx"]})  # a retried sample keeps its index
+        return scored
+
+
+class _Inline:
+    """`submit` that runs at once: scoring for backends that generate in this process anyway (toy, transformers)."""
+
+    def submit(self, fn, *args, **kwargs):
+        from concurrent.futures import Future
+
+        f = Future()
+        f.set_result(fn(*args, **kwargs))
+        return f
+
+
+_POOL = None
+
+
+def _scoring_pool(backend: str):
+    """Where samples are scored. While a vLLM engine or an endpoint generates, in worker processes started
+    fresh (spawn: never forked from a process running an engine), kept for the run; otherwise inline."""
+    global _POOL
+    if backend not in ("vllm", "openai"):
+        return _Inline()
+    if _POOL is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _POOL = ProcessPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 2) - 1)), mp_context=multiprocessing.get_context("spawn"))
+    return _POOL
+
+
+def _close_scoring_pool() -> None:
+    global _POOL
+    if _POOL is not None:
+        _POOL.shutdown()
+        _POOL = None
+
+
 def _run_shard(out: str, model: dict, i: int) -> dict:
-    """Shard i: generate chunk by chunk (each checkpointed), merge into the part, return counters."""
+    """Shard i: stream its problems through the engine (finished chunks checkpointed), merge into the part, return counters."""
     stage = StageDir(Path(out))
     config = stage.config()
     bench, start, end = config["shards"][i]
@@ -242,28 +306,19 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
     problems = read_parquet(stage.path / "problems" / f"{bench}.parquet").slice(start, end - start).to_pylist()
     chunk_dir = stage.chunks(i)
     if not stage.part(i).exists():  # a part without its done marker is complete: it was written atomically
-        step = cfg["problems_per_chunk"]
-        for a in range(0, len(problems), step):
-            path = chunk_dir / f"{a:05d}.parquet"
-            if path.exists():
-                continue
-            chunk = problems[a : a + step]
-            requests = [Request(id=p["id"], messages=request_messages(p, proto), prefix=proto["prefix"]) for p in chunk]
-            t0 = time.time()
-            completions = _backend(model).generate(requests, _sampling(cfg, proto))
-            if [len(c) for c in completions] != [proto["k"]] * len(chunk):
-                raise DistillError(f"{bench} shard {i}: the backend returned {[len(c) for c in completions]} samples, expected k={proto['k']} per problem")
-            rows = sample_rows(chunk, completions, benchmark=bench, model=model["name"], scorer=spec["scorer"],
-                               grading=grading_args(config, bench))
-            write_parquet(to_table(rows, EVAL_SAMPLE), path)
-            took = time.time() - t0
-            tokens = sum(r["completion_tokens"] or 0 for r in rows)
-            log.info("%s shard %d: problems %d-%d of %d, %d samples in %.1f s (%.0f tokens/s)",
-                     bench, i, a + 1, a + len(chunk), len(problems), len(rows), took, tokens / max(took, 1e-9))
-        parts = [chunk_dir / f"{a:05d}.parquet" for a in range(0, len(problems), step)]
-        write_parquet(read_parquets(parts).cast(EVAL_SAMPLE), stage.part(i))
+        backend = engines.engine(BackendConfig(**{f: model[f] for f in BackendConfig.model_fields}))
+        t0 = time.time()
+        pool = _scoring_pool(model["backend"])
+        table = EvalShard(backend, problems, chunk_dir, cfg=cfg, spec=spec, proto=proto, model=model["name"], pool=pool,
+                          grading=grading_args(config, bench)).run()
+        took = time.time() - t0
+        tokens = int(pc.sum(table.column("completion_tokens")).as_py() or 0)
+        log.info("%s shard %d: %d problems, %d samples in %.1f s (%.0f tokens/s)", bench, i, len(problems), table.num_rows, took, tokens / max(took, 1e-9))
+        write_parquet(table, stage.part(i))
     shutil.rmtree(chunk_dir, ignore_errors=True)
     table = read_parquet(stage.part(i))
+    if table.num_rows != len(problems) * proto["k"]:
+        raise DistillError(f"{stage.part(i)}: {table.num_rows} samples, expected k={proto['k']} for each of {len(problems)} problems")
     return {
         "benchmark": bench,
         "rows_in": len(problems),

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from distill.config import Config
 from distill.generate.config import BackendConfig
 from distill.generate.prompting import TemplateName
+
+Domain = Literal["math", "code", "science", "general"]
+Route = Literal["math", "code", "choice", "judge", "none"]
 
 
 class ChecksConfig(Config):
@@ -36,6 +39,17 @@ class VerifyConfig(Config):
     judge: Optional[BackendConfig] = Field(
         None, description="LLM judge for problems without a verifier (general domain): a generation backend, e.g. the teacher"
     )
+    routes: dict[Domain, Route] = Field(
+        default_factory=lambda: {"math": "math", "code": "code", "science": "choice", "general": "judge"},
+        description="verifier per domain: math (math-verify), code (tests in the sandbox), choice (letter; math-verify "
+        "when the reference is not a letter), judge (the LLM judge; without one, readability checks only, counted "
+        "`unverified`), none",
+    )
+
+    @field_validator("routes")
+    @classmethod
+    def _every_domain(cls, routes: dict) -> dict:
+        return {**{"math": "math", "code": "code", "science": "choice", "general": "judge"}, **routes}
 
 
 class SelectConfig(Config):
@@ -52,8 +66,25 @@ class SelectConfig(Config):
     )
 
 
+class StudentPassRate(Config):
+    """Difficulty selection beyond R1: sample the undistilled student k times per problem with the eval
+    machinery (its backends and scorers) and keep only problems it solves at a rate inside the band."""
+
+    model: BackendConfig = Field(description="the undistilled student as a generation backend (e.g. transformers or vllm)")
+    k: int = Field(4, ge=1, description="samples per problem")
+    max_rate: float = Field(0.75, ge=0, le=1, description="drop problems the student already solves more often than this")
+    min_rate: float = Field(0.0, ge=0, le=1, description="drop problems the student solves less often than this")
+    max_tokens: int = Field(4096, ge=1, description="generation limit per student sample")
+    temperature: float = Field(0.6, ge=0, description="R1 eval protocol: T=0.6, top-p 0.95")
+    template: TemplateName = Field("r1", description="prompt template of the student's user turn")
+    domains: list[Domain] = Field(
+        default_factory=lambda: ["math", "code", "science"], description="domains it applies to (general has no verifier)"
+    )
+
+
 class FilterConfig(Config):
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
     template: TemplateName = Field("r1", description="prompt template of the SFT user turn (distill/generate/prompting.py)")
+    student_pass_rate: Optional[StudentPassRate] = Field(None, description="optional difficulty filter by the student's own pass rate")

@@ -10,12 +10,14 @@ Memory is bounded by one shard (the prompts stage's rows_per_shard x samples per
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
 from functools import partial
 from pathlib import Path
 
+from distill import engines
 from distill.filter import checks
 from distill.filter.config import FilterConfig
 from distill.filter.select import Sample, select
@@ -23,9 +25,9 @@ from distill.generate.prompting import messages_for
 from distill.io import read_parquet, write_parquet
 from distill.records import CURATED, TRACE, conform, to_table
 from distill.stage import StageDir, run_shards
+from distill.filter.difficulty import student_pass_rates
+from distill.filter.routing import NEEDS_JUDGE, NONREASONING, UNVERIFIED, Verifier, is_nonreasoning
 from distill.verify import UNVERIFIABLE, Verdict
-from distill.verify.choice import is_choice_reference, verify_choice
-from distill.verify.math import parse_reference, verify_math
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ REASONS = (
     "output_limit",
     "judge_incorrect",
     "unverifiable",
+    "no_tests",
+    "bad_tests",
+    "student_solves",
+    "student_fails",
     "duplicate",
     "too_hard",
     "too_easy",
@@ -75,8 +81,6 @@ def format_reason(row: dict, cfg: FilterConfig, prompt_script: str) -> str | Non
     return None
 
 
-NEEDS_JUDGE = "needs_judge"
-_judges: dict[str, object] = {}  # one judge backend per worker process, built on first use
 
 
 def judge_pending(rows: list[dict], verdicts: list[Verdict], judge_cfg) -> None:
@@ -86,55 +90,61 @@ def judge_pending(rows: list[dict], verdicts: list[Verdict], judge_cfg) -> None:
         return
     from distill.verify.judge import judge_many, make_judge
 
-    key = judge_cfg.model_dump_json()
-    if key not in _judges:
-        _judges[key] = make_judge(judge_cfg)
     items = [(rows[i]["prompt"], rows[i]["completion"], rows[i].get("answer")) for i in todo]
-    for i, v in zip(todo, judge_many(items, _judges[key])):
+    for i, v in zip(todo, judge_many(items, make_judge(judge_cfg))):
         verdicts[i] = v
 
 
-class Verifier:
-    """Verdicts for the samples of one shard; caches the parsed reference of each problem."""
+def sft_messages(row: dict, template: str) -> list[dict]:
+    """The SFT conversation: an imported chat's earlier turns, the user turn, the teacher's (or the
+    imported) completion."""
+    meta = json.loads(row["metadata"]) if row.get("metadata") else {}
+    return [*meta.get("context", []), *messages_for(row["prompt"], row["domain"], template), {"role": "assistant", "content": row["completion"]}]
 
-    def __init__(self, cfg: FilterConfig):
-        self.cfg = cfg.verify
-        self._gold: dict[str, list] = {}
 
-    def __call__(self, row: dict) -> Verdict:
-        domain, ref, text = row["domain"], row.get("answer"), row["completion"]
-        if domain == "code" and row.get("tests"):
-            from distill.verify.code_sandbox import verify_code
+def kind(row: dict) -> str:
+    """reasoning | nonreasoning_imported | nonreasoning_teacher: the parts of the SFT mix."""
+    nr = is_nonreasoning(row)
+    return f"nonreasoning_{nr}" if nr else "reasoning"
 
-            return verify_code(text, row["tests"], timeout_s=self.cfg.code_timeout_s, memory_mb=self.cfg.code_memory_mb)
-        if ref is not None and is_choice_reference(ref):
-            return verify_choice(text, ref)
-        if ref is not None and domain in ("math", "science"):
-            if row["id"] not in self._gold:
-                self._gold[row["id"]] = parse_reference(ref, self.cfg.math_timeout_s)
-            return verify_math(text, ref, timeout_s=self.cfg.math_timeout_s, gold=self._gold[row["id"]])
-        if self.cfg.judge is not None:
-            return Verdict(UNVERIFIABLE, None, NEEDS_JUDGE)  # judged in one batch per shard, see `judge_pending`
-        return Verdict(UNVERIFIABLE, None, "no_verifier" if ref is None else "no_verifier_for_domain")
+
+def _verdicts(rows: list[dict], formats: list[str | None], verifier: Verifier) -> list[Verdict]:
+    """Each row's verdict. A sample repeated verbatim is judged once; code that failed the format checks
+    is not run (a sandbox run is the costliest check, and the sample is rejected anyway)."""
+    done: dict[tuple[str, str], Verdict] = {}
+    out = []
+    for row, fmt in zip(rows, formats):
+        key = (row["id"], row["completion"])
+        if key not in done:
+            done[key] = Verdict(UNVERIFIABLE, None, "not_run") if fmt and verifier.route(row) == "code" else verifier(row)
+        out.append(done[key])
+    return out
 
 
 def curate_rows(rows: list[dict], cfg: FilterConfig) -> tuple[list[dict], list[dict], Counter]:
     """(kept rows, rejected rows, counts) for the trace rows of whole problems."""
-    verifier = Verifier(cfg)
-    verdicts = [verifier(row) for row in rows]
+    scripts = {r["id"]: checks.main_script(r["prompt"]) for r in rows}
+    formats = [format_reason(row, cfg, scripts[row["id"]]) for row in rows]
+    verdicts = _verdicts(rows, formats, Verifier(cfg.verify))
     if cfg.verify.judge is not None:
         judge_pending(rows, verdicts, cfg.verify.judge)
-    scripts: dict[str, str] = {}
+    student = {}
+    if cfg.student_pass_rate is not None:
+        problems = list({r["id"]: r for r in rows if not is_nonreasoning(r)}.values())
+        student = student_pass_rates(problems, cfg.student_pass_rate, cfg.verify)
     by_problem: dict[str, list[Sample]] = {}
-    for i, (row, v) in enumerate(zip(rows, verdicts)):
-        if row["id"] not in scripts:
-            scripts[row["id"]] = checks.main_script(row["prompt"])
-        reason = format_reason(row, cfg, scripts[row["id"]])
+    for i, (row, v, reason) in enumerate(zip(rows, verdicts, formats)):
         if reason is None and v.verdict != "correct":
-            if v.verdict == UNVERIFIABLE:
+            if v.reason in (UNVERIFIED, NONREASONING):
+                reason = None  # kept on the format and readability checks alone
+            elif v.verdict == UNVERIFIABLE:
                 reason = None if cfg.verify.keep_unverifiable else "unverifiable"
             else:
                 reason = v.reason or "wrong_answer"
+        rate = student.get(row["id"])
+        if reason is None and rate is not None:
+            sp = cfg.student_pass_rate
+            reason = "student_solves" if rate > sp.max_rate else "student_fails" if rate < sp.min_rate else None
         sample = Sample(i, row["sample_idx"], row["completion"], row.get("completion_tokens") or 0, v.correct, reason)
         by_problem.setdefault(row["id"], []).append(sample)
     for samples in by_problem.values():
@@ -146,9 +156,7 @@ def curate_rows(rows: list[dict], cfg: FilterConfig) -> tuple[list[dict], list[d
             row, v = rows[s.index], verdicts[s.index]
             out = {**row, "verdict": v.verdict, "extracted": v.extracted, "reject_reason": s.reason}
             if s.reason is None:
-                out["messages"] = messages_for(row["prompt"], row["domain"], cfg.template) + [
-                    {"role": "assistant", "content": row["completion"]}
-                ]
+                out["messages"] = sft_messages(row, cfg.template)
                 kept.append(out)
             else:
                 rejected.append(out)
@@ -171,16 +179,36 @@ def filter_shard(i: int, *, inp: str, out: str, cfg: dict) -> dict:
     log.info("filter shard %d: kept %d of %d; top reasons %s", i, len(kept), len(rows), dict(counts.most_common(3)))
     verdicts = Counter(r["verdict"] for r in kept + rejected)
     return {
+        **funnel(rows, kept, rejected),
+        "verdicts": dict(sorted(verdicts.items())),
+        "unverified": sum(r["extracted"] is None and r["verdict"] == UNVERIFIABLE and r["domain"] == "general" and kind(r) == "reasoning" for r in kept),
+        "kinds": dict(Counter(kind(r) for r in kept)),
+        "by_source": {k: funnel(*v) for k, v in _groups(rows, kept, rejected, "source").items()},
+        "by_domain": {k: funnel(*v) for k, v in _groups(rows, kept, rejected, "domain").items()},
+        "cpu_seconds": round(time.process_time() - cpu, 3),  # beside the runner's wall `seconds`
+    }
+
+
+def funnel(rows: list[dict], kept: list[dict], rejected: list[dict]) -> dict:
+    """Rows, problems and tokens in and out, and the count of each reject reason."""
+    counts = Counter(r["reject_reason"] for r in rejected)
+    return {
         "rows_in": len(rows),
         "rows_out": len(kept),
         "rejected": {r: counts[r] for r in REASONS if counts[r]} | {r: n for r, n in counts.items() if r not in REASONS},
-        "verdicts": dict(sorted(verdicts.items())),
         "problems_in": len({r["id"] for r in rows}),
         "problems_out": len({r["id"] for r in kept}),
         "completion_tokens_in": sum(r.get("completion_tokens") or 0 for r in rows),
         "completion_tokens_out": sum(r.get("completion_tokens") or 0 for r in kept),
-        "cpu_seconds": round(time.process_time() - cpu, 3),  # beside the runner's wall `seconds`
     }
+
+
+def _groups(rows: list[dict], kept: list[dict], rejected: list[dict], key: str) -> dict[str, tuple[list, list, list]]:
+    out: dict[str, tuple[list, list, list]] = {}
+    for i, part in enumerate((rows, kept, rejected)):
+        for r in part:
+            out.setdefault(r[key], ([], [], []))[i].append(r)
+    return out
 
 
 def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int = 0, world_size: int = 1) -> dict:
@@ -190,21 +218,24 @@ def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int 
     stage = StageDir(Path(out))
     stage.prepare({**cfg.model_dump(), "input_config": src.config_hash()})
     task = partial(filter_shard, inp=str(src.path), out=str(stage.path), cfg=cfg.model_dump())
-    run_shards(stage, n_shards, task, workers=workers, rank=rank, world_size=world_size, desc="filter")
+    try:
+        run_shards(stage, n_shards, task, workers=workers, rank=rank, world_size=world_size, desc="filter")
+    finally:
+        engines.release()  # the judge's engine, if this process started one: SFT comes next
     return totals(stage.stats())
 
 
 def totals(stats: list[dict]) -> dict:
-    """Sum of the per-shard counters: the funnel of the whole stage."""
+    """Sum of the per-shard counters (nested ones too: per source, per domain): the funnel of the whole stage."""
     out: dict = {"shards": len(stats)}
     for s in stats:
-        for k, v in s.items():
-            if k in ("shard", "seconds"):
-                continue
-            if isinstance(v, dict):
-                acc = out.setdefault(k, {})
-                for kk, vv in v.items():
-                    acc[kk] = acc.get(kk, 0) + vv
-            elif isinstance(v, (int, float)):
-                out[k] = out.get(k, 0) + v
+        _add(out, {k: v for k, v in s.items() if k not in ("shard", "seconds")})
     return out
+
+
+def _add(acc: dict, counters: dict) -> None:
+    for k, v in counters.items():
+        if isinstance(v, dict):
+            _add(acc.setdefault(k, {}), v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            acc[k] = acc.get(k, 0) + v

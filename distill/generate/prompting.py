@@ -13,6 +13,9 @@ from pydantic import AfterValidator
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 THINK_PREFIX = "<think>\n"
+# An empty think block: how a non-reasoning sample starts (R1's replies without a chain of thought, a
+# teacher with thinking off), so students see the same turn shape with or without reasoning.
+NO_THINK_PREFIX = "<think>\n\n</think>\n\n"
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
 # name -> per-domain suffix appended to the problem text; "plain" sends the problem as it is.

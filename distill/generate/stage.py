@@ -1,14 +1,17 @@
 """The `generate` stage: teacher traces for every problem of the prompts stage, shard by shard.
 
-Output shard i holds every sample of every problem of input shard i. Inside a shard, problems go to
-the backend `chunk_size` at a time and each finished chunk is checkpointed to `chunks/i/`, so a killed
-worker loses at most one chunk; the merged part, its stats and its done marker are written last.
-Shards are claimed (see distill/stage.py), so any number of `distill generate` processes, on one node
-or many, can work on the same output directory at once.
+Output shard i holds every sample of every problem of input shard i. Inside a shard, every problem's
+requests stream through the engine (distill/generate/stream.py): the engine stays full across chunk
+boundaries, and every `chunk_size` finished problems are checkpointed to `chunks/i/`, so a killed
+worker loses at most one chunk and what was in flight; the merged part, its stats and its done marker
+are written last. Shards are claimed (see distill/stage.py), so any number of `distill generate`
+processes, on one node or many, can work on the same output directory at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import shutil
@@ -23,53 +26,22 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distill import engines
 from distill.errors import DistillError, where
-from distill.generate.backends import Backend, Request, make_backend
+from distill.generate.backends import Backend, Request
 from distill.generate.backends.base import Completion, derive_seed
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RowProgress
-from distill.generate.prompting import THINK_PREFIX, messages_for, split_think
-from distill.io import read_json, read_parquet, read_parquets, write_json, write_parquet
-from distill.records import PROBLEM, TRACE, conform, to_json, to_table
+from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for, split_think
+from distill.generate.stream import ChunkedRun, Job
+from distill.io import read_parquet, read_parquets, write_parquet
+from distill.records import PROBLEM, TRACE, conform, to_json
 from distill.stage import StageDir, run_shards
 
 log = logging.getLogger(__name__)
 
-# One engine per process, built on first use and kept across shards: a vLLM start-up is 20-35 s here
-# and minutes for R1 on 8 GPUs. Keyed by the backend part of the config.
-_ENGINES: dict[str, Backend] = {}
-# Set by `run` when shards run in this process: the chunk loop reports rows and tokens to it.
+# Set by `run` when shards run in this process: the loop reports rows, tokens and spend to it.
 _PROGRESS: RowProgress | None = None
-
-
-def _engine_key(cfg: GenerateConfig) -> str:
-    return cfg.model_dump_json(include={"backend", "model", "vllm", "openai", "transformers", "toy"})
-
-
-def _engine(cfg: GenerateConfig) -> Backend:
-    key = _engine_key(cfg)
-    if key not in _ENGINES:
-        _pin_data_parallel_gpus(cfg)
-        _ENGINES[key] = make_backend(cfg)
-    return _ENGINES[key]
-
-
-def _pin_data_parallel_gpus(cfg: GenerateConfig) -> None:
-    """vLLM data parallelism = one engine per pool worker, each on its own `tensor_parallel_size` GPUs.
-
-    Pool workers are numbered from 1 by multiprocessing; worker k takes GPU group (k-1) mod dp.
-    """
-    import multiprocessing
-
-    dp, tp = cfg.vllm.data_parallel_size, cfg.vllm.tensor_parallel_size
-    identity = multiprocessing.current_process()._identity
-    if cfg.backend != "vllm" or dp <= 1 or not identity:
-        return
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    gpus = visible.split(",") if visible else [str(g) for g in range(dp * tp)]
-    slot = (identity[0] - 1) % dp
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[slot * tp : (slot + 1) * tp])
-    log.info("data-parallel engine %d/%d on GPUs %s", slot + 1, dp, os.environ["CUDA_VISIBLE_DEVICES"])
 
 
 def _accepted(row: dict) -> bool | None:
@@ -83,70 +55,146 @@ def _accepted(row: dict) -> bool | None:
     return verify_math(row["completion"], row["answer"]).correct
 
 
-def _rows(problem: dict, samples: list[Completion], first_idx: int, cfg: GenerateConfig, backend: Backend, at: str) -> list[dict]:
-    sampling = to_json({**cfg.sampling.model_dump(), "n": cfg.samples_per_prompt, "force_think": cfg.force_think})
-    rows = []
-    for j, c in enumerate(samples):
+def _row(problem: dict, c: Completion, idx: int, cfg: GenerateConfig, backend: Backend, sampling: str, at: str) -> dict:
+    x = c.extra
+    if "reasoning" in x:  # the API sent the reasoning in its own field: no need to re-split the text
+        reasoning, response = x["reasoning"], x["response"]
+    else:
         reasoning, response = split_think(c.text)
-        rows.append(
-            {
-                **problem,
-                "sample_idx": first_idx + j,
-                "teacher": cfg.teacher,
-                "completion": c.text,
-                "reasoning": reasoning,
-                "response": response,
-                "finish_reason": c.finish_reason,
-                "prompt_tokens": c.prompt_tokens,
-                "completion_tokens": c.completion_tokens,
-                "sampling": sampling,
-                "backend": backend.name,
-                "backend_version": backend.version,
-                "prompt_template": cfg.prompt_template,
-                "generated_at": at,
-            }
-        )
-    return rows
+    price = cfg.openai.price if cfg.backend == "openai" else None
+    cost = None
+    if price is not None and c.finish_reason != "error":
+        cost = price.cost(c.prompt_tokens, c.completion_tokens, x.get("cached_tokens") or 0)
+    return {
+        **problem,
+        "sample_idx": idx,
+        "teacher": cfg.teacher or x.get("served_model") or cfg.model,
+        "completion": c.text,
+        "reasoning": reasoning,
+        "response": response,
+        "finish_reason": c.finish_reason,
+        "prompt_tokens": c.prompt_tokens,
+        "completion_tokens": c.completion_tokens,
+        "sampling": sampling,
+        "backend": backend.name,
+        "backend_version": backend.version,
+        "prompt_template": cfg.prompt_template,
+        "generated_at": at,
+        "served_model": x.get("served_model"),
+        "system_fingerprint": x.get("system_fingerprint"),
+        "cached_tokens": x.get("cached_tokens"),
+        "reasoning_tokens": x.get("reasoning_tokens"),
+        "cost_usd": cost,
+        "error": x.get("error"),
+    }
 
 
-def _sample_chunk(problems: list[dict], cfg: GenerateConfig, backend: Backend) -> tuple[list[dict], Counter]:
-    """All rows of these problems; with a budget, in rounds until each has `budget.accept` correct traces."""
-    prefix = THINK_PREFIX if cfg.force_think else ""
-    requests = {p["id"]: Request(p["id"], messages_for(p["prompt"], p["domain"], cfg.prompt_template), prefix) for p in problems}
-    by_id = {p["id"]: p for p in problems}
-    cap, want = cfg.samples_per_prompt, cfg.budget.accept
-    step = cap if want is None else cfg.budget.round_size
-    taken, correct = Counter(), Counter()
-    rows: list[dict] = []
-    active = list(by_id)
-    rnd = 0
-    while active:
-        n = min(step, cap - taken[active[0]])  # every active problem has taken the same number of samples
+class GenerateShard(ChunkedRun):
+    """One shard's traces: n samples per problem, or rounds of `budget.round_size` until `budget.accept`
+    correct ones; optionally one longer retry of each sample cut at max_tokens."""
+
+    def __init__(self, cfg: GenerateConfig, backend: Backend, problems: list[dict], chunk_dir: Path, spent: float):
+        max_attempts = cfg.openai.max_attempts if cfg.backend == "openai" else 1
+        super().__init__(backend, problems, chunk_dir, TRACE, chunk_items=cfg.chunk_size, max_attempts=max_attempts)
+        self.cfg = cfg
+        self.prefix = THINK_PREFIX if cfg.force_think else ""
+        self.rounds: Counter = Counter()
+        self.regenerated: set[tuple[int, int]] = set()
+        self.spent = spent  # USD of the whole stage so far, as this process knows it
+        self.sampling_json = to_json({**cfg.sampling.model_dump(), "n": cfg.samples_per_prompt, "force_think": cfg.force_think})
+
+    def _round(self, item: int, first_idx: int) -> Job:
+        cfg, rnd = self.cfg, self.rounds[item]
+        step = cfg.samples_per_prompt if cfg.budget.accept is None else cfg.budget.round_size
+        n = min(step, cfg.samples_per_prompt - first_idx)
         # Each round its own seed (round 0 the base one), so later rounds draw new samples.
         seed = cfg.sampling.seed if rnd == 0 else derive_seed(cfg.sampling.seed, "round", rnd)
-        sampling = replace(cfg.sampling.to_sampling(n), seed=seed)
-        outs = backend.generate([requests[i] for i in active], sampling)
+        self.rounds[item] += 1
+        return Job(item, first_idx, self._request(item), replace(cfg.sampling.to_sampling(n), seed=seed))
+
+    def _request(self, item: int) -> Request:
+        p = self.items[item]
+        return Request(p["id"], messages_for(p["prompt"], p["domain"], self.cfg.prompt_template), self.prefix)
+
+    def _nonreasoning(self, item: int) -> dict:
+        """The mix's note on a non-reasoning problem (`metadata.nonreasoning`: imported | teacher); {} otherwise."""
+        meta = self.items[item].get("metadata")
+        return json.loads(meta) if meta and "nonreasoning" in meta else {}
+
+    def ready_rows(self, item: int) -> list[dict] | None:
+        """An imported reply (`metadata.reply`, empty think block included) is the one row of its problem, as it is."""
+        note = self._nonreasoning(item)
+        if note.get("nonreasoning") != "imported":
+            return None
+        p = self.items[item]
+        row = self.rows(Job(item, 0, self._request(item), self.cfg.sampling.to_sampling(1)), [Completion(note["reply"], "stop")])[0]
+        return [{**row, "teacher": p["source"], "backend": "imported", "backend_version": None, "prompt_tokens": None,
+                 "completion_tokens": None, "attempts": None}]  # fmt: skip
+
+    def first_jobs(self, item: int) -> list[Job]:
+        self.rounds[item] = 0
+        if self._nonreasoning(item).get("nonreasoning") == "teacher":
+            # One teacher sample with thinking off: the response forced to start with an empty think block.
+            request = replace(self._request(item), prefix=NO_THINK_PREFIX)
+            return [Job(item, 0, request, self.cfg.sampling.to_sampling(1))]
+        return [self._round(item, 0)]
+
+    def rows(self, job: Job, completions: list[Completion]) -> list[dict]:
         at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        for pid, samples in zip(active, outs):
-            new = _rows(by_id[pid], samples, taken[pid], cfg, backend, at)
-            if want is not None:
-                correct[pid] += sum(bool(_accepted(r)) for r in new)
-            taken[pid] += len(new)
-            rows += new
-        active = [pid for pid in active if taken[pid] < cap and (want is None or correct[pid] < want)]
-        rnd += 1
-    stats = Counter(
-        rows_in=len(problems),
+        p = self.items[job.item]
+        return [_row(p, c, job.first_idx + j, self.cfg, self.backend, self.sampling_json, at) for j, c in enumerate(completions)]
+
+    def more(self, item: int, rows: list[dict]) -> list[Job]:
+        cfg, want = self.cfg, self.cfg.budget.accept
+        if self._nonreasoning(item):
+            return []
+        if want is not None and len(rows) < cfg.samples_per_prompt:
+            correct = sum(bool(_accepted(r)) for r in rows)
+            if correct < want:
+                return [self._round(item, len(rows))]
+        if cfg.regenerate_truncated is None:
+            return []
+        jobs = []
+        for r in rows:
+            key = (item, r["sample_idx"])
+            if r["finish_reason"] == "length" and key not in self.regenerated:
+                self.regenerated.add(key)
+                sampling = replace(cfg.sampling.to_sampling(1), max_tokens=cfg.regenerate_truncated,
+                                   seed=derive_seed(cfg.sampling.seed, "longer", r["sample_idx"]))
+                jobs.append(Job(item, r["sample_idx"], self._request(item), sampling))
+        return jobs
+
+    def on_finished(self, item: int, rows: list[dict]) -> None:
+        stats = Counter(rounds=self.rounds[item], regenerated=sum((item, r["sample_idx"]) in self.regenerated for r in rows))
+        if self.cfg.budget.accept is not None:
+            correct = sum(bool(_accepted(r)) for r in rows)
+            stats.update(accepted=min(correct, self.cfg.budget.accept), problems_at_budget=int(correct >= self.cfg.budget.accept))
+        self.item_stats[item] = stats
+        cost = sum(r["cost_usd"] or 0.0 for r in rows)
+        self.spent += cost
+        if _PROGRESS is not None:
+            _PROGRESS.advance(len(rows), sum(r["completion_tokens"] or 0 for r in rows), cost)
+
+    def stop_reason(self) -> str | None:
+        cap = self.cfg.openai.max_spend_usd if self.cfg.backend == "openai" else None
+        if cap is not None and self.spent >= cap:
+            return f"openai.max_spend_usd: spent ${self.spent:,.2f} of the ${cap:,.2f} cap; finished rows are saved, rerun with a higher cap to go on"
+        return None
+
+
+def _table_stats(table: pa.Table) -> Counter:
+    rows = table.select(["finish_reason", "prompt_tokens", "completion_tokens", "cost_usd"]).to_pylist()
+    return Counter(
         rows_out=len(rows),
         prompt_tokens=sum(r["prompt_tokens"] or 0 for r in rows),
         completion_tokens=sum(r["completion_tokens"] or 0 for r in rows),
-        **{f"finish_{r}": n for r, n in Counter(r["finish_reason"] for r in rows).items()},
+        cost_usd=sum(r["cost_usd"] or 0.0 for r in rows),
+        **{f"finish_{k}": n for k, n in Counter(r["finish_reason"] for r in rows).items()},
     )
-    if want is not None:
-        stats["accepted"] = sum(min(correct[p], want) for p in by_id)
-        stats["problems_at_budget"] = sum(correct[p] >= want for p in by_id)
-        stats["rounds"] = rnd
-    return rows, stats
+
+
+def _spent(stage: StageDir) -> float:
+    return sum(float(s.get("cost_usd", 0.0)) for s in stage.stats())
 
 
 def _read_problems(path: Path) -> list[dict]:
@@ -162,39 +210,20 @@ def _read_problems(path: Path) -> list[dict]:
 
 
 def generate_shard(cfg: GenerateConfig, inp: Path, out: Path, i: int) -> dict:
-    """Write output shard i from input shard i, resuming from its finished chunks; return its counters."""
+    """Write output shard i from input shard i, resuming from its checkpoints; return its counters."""
     src, stage = StageDir(inp), StageDir(out)
     problems = _read_problems(src.part(i))
-    chunk_dir = stage.chunks(i)
-    backend = None
-    stats: Counter = Counter()
-    tables: list[pa.Table] = []
-    for c, start in enumerate(range(0, len(problems), cfg.chunk_size)):
-        part, meta = chunk_dir / f"{c:05d}.parquet", chunk_dir / f"{c:05d}.json"
-        if part.exists():  # checkpointed by an earlier, killed run; its stats were written just before it
-            chunk_stats = Counter(read_json(meta, "chunk stats file"))
-            tables.append(read_parquet(part))
-            stats.update(chunk_stats)
-            stats["chunks_resumed"] += 1
-            continue
-        backend = backend or _engine(cfg)
-        t0 = time.time()
-        rows, chunk_stats = _sample_chunk(problems[start : start + cfg.chunk_size], cfg, backend)
-        chunk_stats["generate_seconds"] = round(time.time() - t0, 3)
-        table = to_table(rows, TRACE)
-        write_json(meta, dict(chunk_stats))  # stats first: a chunk counts only once its Parquet exists
-        write_parquet(table, part)
-        tables.append(table)
-        stats.update(chunk_stats)
-        if _PROGRESS is not None:
-            _PROGRESS.advance(chunk_stats["rows_out"], chunk_stats["completion_tokens"])
-        else:
-            log.info("shard %d chunk %d: %d rows, %d tokens", i, c, chunk_stats["rows_out"], chunk_stats["completion_tokens"])
-    write_parquet(pa.concat_tables(tables) if tables else TRACE.empty_table(), stage.part(i))
-    stats.setdefault("rows_in", len(problems))
-    stats.setdefault("rows_out", 0)
+    backend = engines.engine(cfg)
+    t0 = time.time()
+    run = GenerateShard(cfg, backend, problems, stage.chunks(i), spent=_spent(stage))
+    table = run.run() if problems else TRACE.empty_table()
+    write_parquet(table, stage.part(i))
+    stats = Counter(rows_in=len(problems), generate_seconds=round(time.time() - t0, 3), chunks_resumed=run.resumed_chunks)
+    stats.update(_table_stats(table))
+    stats.update(run.saved_stats())
+    stats["cost_usd"] = round(stats["cost_usd"], 6)
     # Which worker wrote the shard: for a Slurm array or a Ray cluster, the first question after a bad shard.
-    return {**stats, "backend": backend.name if backend else cfg.backend, "host": socket.gethostname(), "pid": os.getpid()}
+    return {**stats, "backend": backend.name, "host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _clean_chunks(stage: StageDir) -> None:
@@ -215,6 +244,7 @@ def summarize(stage: StageDir, seconds: float, tokens_this_run: int) -> dict:
         "rows": int(total["rows_out"]),
         "prompt_tokens": int(total["prompt_tokens"]),
         "completion_tokens": int(total["completion_tokens"]),
+        "cost_usd": round(float(total["cost_usd"]), 4),
         "finish_reasons": {k[7:]: int(v) for k, v in total.items() if k.startswith("finish_")},
         "seconds": round(seconds, 2),
         "tokens_per_s": round(tokens_this_run / seconds, 1) if seconds > 0 else 0.0,
@@ -254,8 +284,6 @@ def run(
     n_shards = src.require_complete("prompts")
     stage.prepare({**cfg.identity(), "input_config": src.config_hash() or str(Path(inp).resolve())})
     _clean_chunks(stage)
-    if backend is not None:
-        _ENGINES[_engine_key(cfg)] = backend
     if cfg.backend == "vllm" and executor == "local":
         # One engine per pool worker, each pinned to its own GPUs: more workers would share GPUs.
         workers = cfg.vllm.data_parallel_size
@@ -264,7 +292,8 @@ def run(
     expected = sum(pq.read_metadata(src.part(i)).num_rows for i in todo) * cfg.samples_per_prompt
     in_process = executor == "local" and (workers <= 1 or len(todo) <= 1)
     start = time.time()
-    with RowProgress(expected, enabled=in_process) as progress:
+    lent = engines.lend(cfg, backend) if backend is not None else contextlib.nullcontext()
+    with RowProgress(expected, enabled=in_process, spent=_spent(stage)) as progress, lent:
         _PROGRESS = progress if in_process else None
         try:
             results = run_shards(
@@ -280,11 +309,8 @@ def run(
             )
         finally:
             _PROGRESS = None
-            # Drop this process's engine: an injected one belongs to the caller; one built here is closed,
-            # so the stages after this one in `distill run` get the memory back.
-            engine = _ENGINES.pop(_engine_key(cfg), None)
-            if engine is not None and backend is None:
-                engine.close()
+            # The stages after this one in `distill run` get the memory back (a lent engine stays the caller's).
+            engines.release()
     _clean_chunks(stage)
     summary = summarize(stage, time.time() - start, sum(int(s.get("completion_tokens", 0)) for s in results))
     summary["shards_this_run"] = len(results)
@@ -301,6 +327,8 @@ def describe(summary: dict) -> str:
         f"{s['problems']:,} problems, {s['completion_tokens']:,} completion tokens, {s['tokens_per_s']:,.0f} tok/s this run; "
         f"finish: {finish or '-'}"
     )
+    if s["cost_usd"]:
+        line += f"; spent ${s['cost_usd']:,.2f}"
     if "budget" in s:
         b = s["budget"]
         line += (

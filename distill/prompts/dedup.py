@@ -1,8 +1,9 @@
 """Exact and near-duplicate problem removal.
 
 Exact: the hash of the problem text lower-cased with punctuation and whitespace runs collapsed, so
-"What is 2+2?" and "what is 2 + 2 ?" are one problem. Near: MinHash LSH (datasketch) over word
-3-grams; memory grows with the number of kept problems (~1 kB each at 128 permutations).
+"What is 2+2?" and "what is 2 + 2 ?" are one problem. Memory grows with the kept problems: ~100
+bytes each for exact keys (64-bit key -> 64-bit id), ~5 kB each for the MinHash LSH index (datasketch,
+128 permutations; bench/prompts_throughput.py measures both).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ def words(text: str) -> list[str]:
     return [w for w in _NON_WORD.sub(" ", text.lower()).split() if w != "_"]
 
 
-def exact_key(text: str) -> bytes:
-    return hashlib.blake2b(" ".join(words(text)).encode(), digest_size=16).digest()
+def exact_key(text: str) -> int:
+    """64-bit key: a 1M-problem mix collides with probability ~3e-8, and an int is half a 16-byte digest's memory."""
+    return int.from_bytes(hashlib.blake2b(" ".join(words(text)).encode(), digest_size=8).digest(), "big")
 
 
 def minhash(text: str, num_perm: int, n: int = 3) -> LeanMinHash:
@@ -42,21 +44,21 @@ class Deduplicator:
 
     def __init__(self, exact: bool = True, near: bool = False, threshold: float = 0.8, num_perm: int = 128):
         self.exact = exact
-        self._seen: dict[bytes, str] = {}
+        self._seen: dict[int, int] = {}  # exact key -> the kept problem's 16-hex id, as an int
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm) if near else None
 
-    def check(self, pid: str, key: bytes, mh: LeanMinHash | None) -> tuple[str, str] | None:
+    def check(self, pid: str, key: int, mh: LeanMinHash | None) -> tuple[str, str] | None:
         """Judge a problem against the kept ones; only a kept problem is remembered, so every match
         names a problem that is in the output."""
         if self.exact and key in self._seen:
-            return "duplicate", self._seen[key]
+            return "duplicate", f"{self._seen[key]:016x}"
         near = self._lsh is not None and mh is not None
         if near:
             hits = self._lsh.query(mh)
             if hits:
                 return "near_duplicate", sorted(hits)[0]
         if self.exact:
-            self._seen[key] = pid
+            self._seen[key] = int(pid, 16)
         if near and pid not in self._lsh:
             self._lsh.insert(pid, mh)
         return None

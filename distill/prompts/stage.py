@@ -1,10 +1,13 @@
-"""`distill prompts`: import problems, normalise, drop duplicates and benchmark contamination, and
-write PROBLEM shards of `rows_per_shard` rows.
+"""`distill prompts`: import the problems of every source of the mix, normalise, drop rows the
+source's filter rejects, benchmark contamination and duplicates (over the union of sources), take
+each source's quota, and write PROBLEM shards of `rows_per_shard` rows.
 
-The source is streamed once, in order; dedup needs everything seen before, so shards are cut as the
-stream goes and a rerun replays the stream, skipping shards whose `done/` marker exists (the order
-is deterministic, so a resumed run writes the same shards). `removed.jsonl` lists every dropped
-problem with its reason (duplicate | near_duplicate | contaminated) and what it matched.
+Sources are streamed once each, in order; dedup needs everything kept before, so shards are cut as
+the stream goes. After each source its dedup index is checkpointed (`state/`), so a rerun starts at
+the first unfinished source and replays only that one, skipping its shards whose `done/` marker
+exists (the order is deterministic, so a resumed run writes the same shards). `removed.jsonl` lists
+every removed problem with its source, reason (duplicate | near_duplicate | contaminated) and match;
+`sources.json` holds each source's fingerprint, and a changed source is refused on resume.
 """
 
 from __future__ import annotations
@@ -12,17 +15,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
+import shutil
 from collections import Counter, deque
 from contextlib import ExitStack
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
-from distill.io import tmp_path, write_parquet
+from distill.errors import DistillError
+from distill.io import _atomic, read_json, tmp_path, write_bytes, write_json, write_parquet
 from distill.prompts.config import PromptsConfig
 from distill.prompts.decontam import Decontaminator, benchmark_problems
 from distill.prompts.dedup import Deduplicator, exact_key, minhash
-from distill.prompts.sources import iter_problems
+from distill.prompts.sources import SourceReader, fingerprint, identity
 from distill.records import PROBLEM, to_table
 from distill.stage import StageDir, die_with_parent
 
@@ -80,46 +86,148 @@ def _batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
         yield batch
 
 
-def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
-    """Write the problems of `cfg.source` to the stage directory `out`; return the stage totals.
+SOURCES = "sources.json"  # each source's fingerprint, checked on resume
 
-    With `workers` > 1 the fingerprints are computed in that many spawned processes while the
-    parent reads the source and applies dedup and decontamination in source order.
+
+def _check_sources(stage: StageDir, cfg: PromptsConfig) -> None:
+    """Record each source's fingerprint; refuse to resume over a source whose data changed once rows of it
+    are written (a source that failed before writing anything may be fixed and rerun)."""
+    path = stage.path / SOURCES
+    old = read_json(path, "source fingerprints file") if path.exists() else {}
+    written = {s.get("source") for s in stage.stats()}
+    prints = {}
+    for k, src in enumerate(cfg.sources):
+        before = old.get(src.label)
+        prints[src.label] = fingerprint(src, before)
+        if before is not None and (src.label in written or _checkpoint(stage, k).exists()):
+            changed = _changed(identity(before), identity(prints[src.label]))
+            if changed:
+                raise DistillError(
+                    f"{path}: source '{src.label}' ({src.source}) changed since this stage started (changed: {', '.join(changed)}); "
+                    "use a new output directory or delete this one"
+                )
+    if prints != old:
+        write_json(path, prints)
+
+
+def _changed(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed(a, b, f"{prefix}{k}.")
+        elif a != b and not (k == "sha" and (a is None or b is None)):  # a Hub lookup that failed says nothing
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _guarded(rows: Iterator[dict], label: str, src: str) -> Iterator[dict]:
+    """The source's rows; any failure to read them becomes one line naming the source."""
+    try:
+        yield from rows
+    except DistillError as e:
+        raise DistillError(f"source '{label}': {e}") from None
+    except Exception as e:  # a dataset that is missing, gated, corrupt or offline: the library's own error
+        msg = (str(e).strip().splitlines() or [""])[0][:300]
+        raise DistillError(f"source '{label}' ({src}): {type(e).__name__}: {msg}") from None
+
+
+def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
+    """Write the problems of every source of the mix to the stage directory `out`; return the stage totals.
+
+    Sources are read in order; each writes its own shards, and when it is finished the dedup index
+    is checkpointed, so a rerun after a failure in source k neither rereads nor rewrites sources
+    before k. With `workers` > 1 the fingerprints are computed in that many spawned processes while
+    the parent reads the source and applies dedup and decontamination in source order.
     """
     stage = StageDir(Path(out))
-    stage.prepare(cfg.model_dump(mode="json"))
+    stage.prepare(cfg.identity())
+    _check_sources(stage, cfg)
     if stage.is_complete():
         log.info("%s: already complete", stage.path)
         return _totals(stage.stats())
-    dedup = Deduplicator(cfg.dedup.exact, cfg.dedup.near, cfg.dedup.threshold, cfg.dedup.num_perm)
-    buffer: list[dict] = []
-    counts: Counter = Counter()
-    by_benchmark: Counter = Counter()
-    rows_in, shard = 0, 0
-
-    def flush() -> None:
-        nonlocal buffer, counts, by_benchmark, rows_in, shard
-        if not stage.trusted(shard):  # a done shard whose part is damaged is written again
-            write_parquet(to_table(buffer, PROBLEM), stage.part(shard))
-            stats = {"rows_in": rows_in, "rows_out": len(buffer), "rejected": dict(counts), "contaminated_by": dict(by_benchmark)}
-            stage.finish(shard, {"shard": shard, **stats})
-        buffer, counts, by_benchmark, rows_in, shard = [], Counter(), Counter(), 0, shard + 1
-
-    removed_tmp = tmp_path(stage.path / REMOVED)
+    quotas = cfg.quotas()
+    first, shard, dedup = _resume_point(stage, cfg)
     with ExitStack() as stack:
-        # streamed to disk, not kept in memory: duplicates can be most of a web crawl
-        removed = stack.enter_context(open(removed_tmp, "w", encoding="utf-8"))
-        batches = _batches(iter_problems(cfg), BATCH)
         if workers > 1:
             pool = stack.enter_context(
                 get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(cfg.model_dump(mode="json"), os.getpid()))
             )
-            fingerprinted = _in_pool(pool, batches, ahead=2 * workers)
+            fingerprint_all = lambda batches: _in_pool(pool, batches, ahead=2 * workers)  # noqa: E731
         else:
             _init_worker(cfg.model_dump(mode="json"))
-            fingerprinted = ((b, _fingerprints(b)) for b in batches)
-        for batch, prints in fingerprinted:
+            fingerprint_all = lambda batches: ((b, _fingerprints(b)) for b in batches)  # noqa: E731
+        for k in range(first, len(cfg.sources)):
+            shard = _run_source(stage, cfg, k, quotas[k], shard, dedup, fingerprint_all)
+            write_bytes(_checkpoint(stage, k), pickle.dumps({"next_shard": shard, "dedup": dedup}, protocol=5))
+    if shard == 0:  # every source empty, and allowed to be: one empty shard, so later stages see a finished stage
+        write_parquet(to_table([], PROBLEM), stage.part(0))
+        stage.finish(0, {"shard": 0, "rows_in": 0, "rows_out": 0, "rejected": {}, "contaminated_by": {}})
+        shard = 1
+    _merge_removed(stage, len(cfg.sources))
+    stage.plan(shard)  # written last: its presence with every done/ marker means the stage is complete
+    totals = _totals(stage.stats())
+    log.info("prompts: %s", totals)
+    return totals
+
+
+def _checkpoint(stage: StageDir, k: int) -> Path:
+    return stage.path / "state" / f"after-source-{k:03d}.pkl"
+
+
+def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Deduplicator]:
+    """(first source to read, its first shard, the dedup index of everything kept before it)."""
+    for k in reversed(range(len(cfg.sources))):
+        ckpt = _checkpoint(stage, k)
+        if ckpt.exists() and (stage.path / "removed" / f"{k:03d}.jsonl").exists():
+            try:
+                state = pickle.loads(ckpt.read_bytes())
+            except Exception:  # a torn checkpoint: fall back to an earlier one
+                continue
+            if all(stage.trusted(i) for i in range(state["next_shard"])):
+                log.info("prompts: sources 1-%d already written, resuming at source %d", k + 1, k + 2)
+                return k + 1, state["next_shard"], state["dedup"]
+    d = cfg.dedup
+    return 0, 0, Deduplicator(d.exact, d.near, d.threshold, d.num_perm)
+
+
+def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, shard: int, dedup: Deduplicator, fingerprint_all) -> int:
+    """Read source k into shards `shard`, `shard + 1`, ...; return the next free shard index."""
+    src = cfg.sources[k]
+    label = src.label
+    reader = SourceReader(src)
+    buffer: list[dict] = []
+    counts: Counter = Counter()
+    by_benchmark: Counter = Counter()
+    rows_in, kept, filtered_before = 0, 0, 0
+
+    def flush() -> None:
+        nonlocal buffer, counts, by_benchmark, rows_in, shard, filtered_before
+        if reader.filtered > filtered_before:
+            counts["filtered"] += reader.filtered - filtered_before
+            rows_in += reader.filtered - filtered_before
+            filtered_before = reader.filtered
+        if not stage.trusted(shard):  # a done shard whose part is damaged is written again
+            write_parquet(to_table(buffer, PROBLEM), stage.part(shard))
+            stats = {
+                "rows_in": rows_in,
+                "rows_out": len(buffer),
+                "rejected": dict(counts),
+                "contaminated_by": dict(by_benchmark),
+                "source": label,
+                "domains": dict(Counter(r["domain"] for r in buffer)),
+            }
+            stage.finish(shard, {"shard": shard, **stats})
+        buffer, counts, by_benchmark, rows_in, shard = [], Counter(), Counter(), 0, shard + 1
+
+    removed_path = stage.path / "removed" / f"{k:03d}.jsonl"
+    removed_tmp = tmp_path(removed_path)
+    removed_tmp.parent.mkdir(parents=True, exist_ok=True)
+    with open(removed_tmp, "w", encoding="utf-8") as removed:  # streamed to disk: duplicates can be most of a crawl
+        for batch, prints in fingerprint_all(_batches(_guarded(iter(reader), label, src.source), BATCH)):
             for row, (key, mh, bench) in zip(batch, prints):
+                if quota is not None and kept >= quota:
+                    break
                 rows_in += 1
                 # contamination first: a benchmark copy is removed as such, and never kept as the
                 # "earlier copy" that later duplicates would point to
@@ -131,7 +239,7 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
                 if hit is not None:
                     reason, match = hit
                     counts[reason] += 1
-                    line = {"id": row["id"], "reason": reason, "match": match, "prompt": row["prompt"][:300]}
+                    line = {"id": row["id"], "source": label, "reason": reason, "match": match, "prompt": row["prompt"][:300]}
                     removed.write(json.dumps(line, ensure_ascii=False) + "\n")
                     continue
                 if len(buffer) >= cfg.rows_per_shard:  # cut only when a next row exists, so trailing drops count
@@ -139,15 +247,36 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
                     flush()
                     rows_in = 1
                 buffer.append(row)
-        if buffer or shard == 0:
+                kept += 1
+            else:
+                continue
+            break  # quota reached: the rest of the source is never read
+        if buffer or rows_in or reader.filtered > filtered_before:
             flush()
         removed.flush()
         os.fsync(removed.fileno())
-    os.replace(removed_tmp, stage.path / REMOVED)
-    stage.plan(shard)  # written last: its presence with every done/ marker means the stage is complete
-    totals = _totals(stage.stats())
-    log.info("prompts: %s", totals)
-    return totals
+    if kept == 0 and not src.allow_empty:
+        removed_tmp.unlink(missing_ok=True)
+        why = "it has no rows" if reader.read == 0 else f"none of its {reader.read} rows is left after the row filter, dedup and decontamination"
+        raise DistillError(f"source '{label}' ({src.source}): no problems: {why} (set allow_empty: true to accept this)")
+    if quota is not None and kept < quota:
+        log.warning("source '%s': quota %d, but only %d problems are left after filter, dedup and decontamination", label, quota, kept)
+    os.replace(removed_tmp, removed_path)
+    log.info("source '%s': %d read, %d kept", label, reader.read, kept)
+    return shard
+
+
+def _merge_removed(stage: StageDir, n_sources: int) -> None:
+    """removed.jsonl: the removed rows of every source, in source order."""
+    def write(tmp):
+        with open(tmp, "wb") as out:
+            for k in range(n_sources):
+                part = stage.path / "removed" / f"{k:03d}.jsonl"
+                if part.exists():
+                    with open(part, "rb") as f:
+                        shutil.copyfileobj(f, out)
+
+    _atomic(stage.path / REMOVED, write)
 
 
 def _in_pool(pool, batches: Iterator[list[dict]], ahead: int) -> Iterator[tuple[list[dict], list]]:
@@ -165,10 +294,21 @@ def _in_pool(pool, batches: Iterator[list[dict]], ahead: int) -> Iterator[tuple[
 
 
 def _totals(stats: list[dict]) -> dict:
+    """Stage totals, and per source when the mix has several."""
     out = {"shards": len(stats), "rows_in": 0, "rows_out": 0, "rejected": Counter(), "contaminated_by": Counter()}
+    by_source: dict[str, dict] = {}
     for s in stats:
         out["rows_in"] += s["rows_in"]
         out["rows_out"] += s["rows_out"]
         out["rejected"].update(s["rejected"])
         out["contaminated_by"].update(s.get("contaminated_by", {}))
-    return {**out, "rejected": dict(out["rejected"]), "contaminated_by": dict(out["contaminated_by"])}
+        if "source" in s:
+            b = by_source.setdefault(s["source"], {"rows_in": 0, "rows_out": 0, "rejected": Counter(), "domains": Counter()})
+            b["rows_in"] += s["rows_in"]
+            b["rows_out"] += s["rows_out"]
+            b["rejected"].update(s["rejected"])
+            b["domains"].update(s.get("domains", {}))
+    totals = {**out, "rejected": dict(out["rejected"]), "contaminated_by": dict(out["contaminated_by"])}
+    if len(by_source) > 1:
+        totals["by_source"] = {k: {**v, "rejected": dict(v["rejected"]), "domains": dict(v["domains"])} for k, v in by_source.items()}
+    return totals

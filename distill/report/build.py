@@ -114,6 +114,17 @@ def funnel_table(f: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def mix_funnel_table(f: dict) -> tuple[list[str], list[list[str]]]:
+    """One funnel row per domain and per source of the mix."""
+    head = ["domain / source", "traces in", "kept", "kept (%)", "main rejections"]
+    rows = []
+    for group, label in (("by_domain", "domain"), ("by_source", "source")):
+        for name, g in sorted(f.get(group, {}).items()):
+            top = ", ".join(f"{r} {c}" for r, c in list(g["rejected"].items())[:3])
+            rows.append([f"{label}: {name}", str(g["rows_in"]), str(g["rows_out"]), f"{100 * g['rows_out'] / max(g['rows_in'], 1):.1f}", top])
+    return head, rows
+
+
 def figures(data: dict) -> dict[str, bytes]:
     figs = {}
     if data["models"]:
@@ -142,6 +153,8 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
         out.append(("lengths", "Response lengths", None, "lengths"))
     if data["funnel"]:
         out.append(("funnel", "Curation funnel", funnel_table(data["funnel"]), "funnel"))
+        if len(data["funnel"].get("by_domain", {})) + len(data["funnel"].get("by_source", {})) > 2:
+            out.append(("mix", "Curation funnel by domain and source", mix_funnel_table(data["funnel"]), None))
     if data["losses"]:
         final = [[s, str(p[-1]["step"]), f"{p[-1]['loss']:.4f}"] for s, p in sorted(data["losses"].items())]
         out.append(("loss", "Training loss", (["student", "last step", "last loss"], final), "loss"))

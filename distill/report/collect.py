@@ -37,6 +37,7 @@ def funnel(run_dir: Path, notes: list[str]) -> dict | None:
         return None
     rows_in = rows_out = 0
     reasons: Counter = Counter()
+    groups: dict[str, dict] = {}
     for f in files:
         try:
             s = json.loads(f.read_text())
@@ -48,7 +49,14 @@ def funnel(run_dir: Path, notes: list[str]) -> dict | None:
         rejected = s.get("rejected", {})
         if isinstance(rejected, dict):
             reasons.update({str(k): int(v) for k, v in rejected.items()})
-    return {"rows_in": rows_in, "rows_out": rows_out, "rejected": dict(reasons.most_common()), "shards": len(files)}
+        for group in ("by_domain", "by_source"):  # the mix: one funnel per domain and per source
+            for name, g in (s.get(group) or {}).items():
+                acc = groups.setdefault(group, {}).setdefault(name, {"rows_in": 0, "rows_out": 0, "rejected": Counter()})
+                acc["rows_in"] += int(g.get("rows_in", 0))
+                acc["rows_out"] += int(g.get("rows_out", 0))
+                acc["rejected"].update(g.get("rejected", {}))
+    by = {k: {n: {**g, "rejected": dict(g["rejected"].most_common())} for n, g in v.items()} for k, v in groups.items()}
+    return {"rows_in": rows_in, "rows_out": rows_out, "rejected": dict(reasons.most_common()), "shards": len(files), **by}
 
 
 def losses(run_dir: Path, notes: list[str]) -> dict[str, list[dict]]:

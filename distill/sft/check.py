@@ -8,22 +8,37 @@ ruin a distillation run while the loss still looks healthy.
 - too long: rows longer than max_length are dropped from training (a truncated trace loses its answer
   and end token and teaches the student not to stop); too large a share of them refuses the run;
 - max_length beyond the model's max_position_embeddings: positions the model cannot encode.
+
+It also reports the mix: the share of reasoning samples and of non-reasoning ones (an empty or absent
+think block), over all conversations.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 from transformers import PreTrainedTokenizerBase
 
 from distill.errors import DistillError
-from distill.generate.prompting import THINK_CLOSE, THINK_OPEN
+from distill.generate.prompting import THINK_CLOSE, THINK_OPEN, split_think
 
 
 def render(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> tuple[list[int], list[int]]:
     """(input_ids, assistant mask) exactly as trl's SFTTrainer tokenizes a conversation."""
     out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     return list(out["input_ids"]), list(out["assistant_masks"])
+
+
+def is_reasoning(reply: str) -> bool:
+    """A reply with a non-empty think block; an empty (`<think>\\n\\n</think>`) or absent one is non-reasoning."""
+    reasoning, _ = split_think(reply)
+    return bool(reasoning and reasoning.strip())
+
+
+def mix_shares(conversations: list[list[dict]]) -> dict[str, float]:
+    kinds = Counter("reasoning" if is_reasoning(c[-1]["content"]) else "nonreasoning" for c in conversations)
+    return {k: round(kinds[k] / len(conversations), 4) if conversations else 0.0 for k in ("reasoning", "nonreasoning")}
 
 
 def check_conversations(
@@ -65,6 +80,7 @@ def check_conversations(
         "eos_token": tokenizer.eos_token,
         "think_single_token": all(i is not None and i != tokenizer.unk_token_id for i in think_ids),
         "examples": examples,
+        "mix": mix_shares(conversations),
     }
 
 

@@ -1,7 +1,12 @@
-"""Procedural arithmetic problems with exact answers.
+"""Procedural toy problems in three domains, each with a way to check an answer.
 
-Example: "What is 47 + 38?" -> "85". The problem space is split by a hash of the problem, so the
-held-out `test` split never shares a problem with `train`, whatever the seeds.
+- arith (math): "What is 47 + 38?" -> "85".
+- code: "Write a Python program that reads an integer n and prints n * 7 + 3." -> tests on stdin/stdout,
+  run in the sandbox like any code problem.
+- chat (general, the non-reasoning part of the mix): "Greet Kato." -> "Hello, Kato! Nice to meet you."
+
+Each problem space is split by a hash of the problem, so the held-out `test` split never shares a
+problem with `train`, whatever the seeds.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from typing import Literal
 
 from pydantic import Field
 
@@ -21,6 +27,11 @@ TEST_SHARE = 0.1  # one problem in ten belongs to the held-out split
 OPS = ("+", "-", "*")
 
 _PROMPT = re.compile(r"What is (\d+) ([+\-*]) (\d+)\?")
+_CODE = re.compile(r"reads an integer n and prints n \* (\d+) \+ (\d+)\.")
+_CHAT = re.compile(r"^(Greet|Say goodbye to|Thank) ([A-Z][a-z]+)\.$", re.MULTILINE)
+CODE_TEST_INPUTS = ("41",)  # stdin of the test of every toy code problem: one, as each sandboxed run costs ~0.1-0.3 s
+CHAT_REPLIES = {"Greet": "Hello, {name}! Nice to meet you.", "Say goodbye to": "Goodbye, {name}! See you soon.", "Thank": "Thank you, {name}! That was kind of you."}
+_NAME_PARTS = ("b", "d", "k", "l", "m", "n", "r", "s", "t", "v"), ("a", "e", "i", "o", "u")
 
 
 def prompt_for(a: int, op: str, b: int) -> str:
@@ -33,6 +44,74 @@ def parse_prompt(prompt: str) -> tuple[int, str, int]:
     if not m:
         raise DistillError(f"not a toy arithmetic prompt: {prompt[:60]!r}")
     return int(m.group(1)), m.group(2), int(m.group(3))
+
+
+def task_of(prompt: str) -> str:
+    """arith | code | chat: which toy task a prompt belongs to."""
+    if _CODE.search(prompt):
+        return "code"
+    if _CHAT.search(prompt):
+        return "chat"
+    parse_prompt(prompt)
+    return "arith"
+
+
+def code_prompt(a: int, b: int) -> str:
+    return f"Write a Python program that reads an integer n and prints n * {a} + {b}."
+
+
+def parse_code_prompt(prompt: str) -> tuple[int, int]:
+    m = _CODE.search(prompt)
+    if not m:
+        raise DistillError(f"not a toy code prompt: {prompt[:60]!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def parse_chat_prompt(prompt: str) -> tuple[str, str]:
+    m = _CHAT.search(prompt)
+    if not m:
+        raise DistillError(f"not a toy chat prompt: {prompt[:60]!r}")
+    return m.group(1), m.group(2)
+
+
+def _names() -> list[str]:
+    c, v = _NAME_PARTS
+    return [(c1 + v1 + c2 + v2).capitalize() for c1 in c for v1 in v for c2 in c for v2 in v]
+
+
+def _split(text: str) -> str:
+    h = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+    return "test" if h % 1000 < TEST_SHARE * 1000 else "train"
+
+
+def _pick(space: list[str], n: int, seed: int, split: str, what: str) -> list[str]:
+    space = [p for p in space if _split(p) == split]
+    if n > len(space):
+        raise DistillError(f"asked for {n} toy {what} {split} problems but only {len(space)} exist")
+    return random.Random(f"{seed}-{split}-{what}").sample(space, n)
+
+
+def make_code_problems(n: int, seed: int = 0, split: str = "train") -> list[dict]:
+    """`n` toy code problems with stdin/stdout tests."""
+    rows = []
+    for prompt in _pick([code_prompt(a, b) for a in range(2, 10) for b in range(1, 100)], n, seed, split, "code"):
+        a, b = parse_code_prompt(prompt)
+        tests = [{"input": x, "output": str(int(x) * a + b)} for x in CODE_TEST_INPUTS]
+        rows.append(_row(prompt, "code", None, to_json(tests), {"a": a, "b": b, "split": split}))
+    return rows
+
+
+def make_chat_problems(n: int, seed: int = 0, split: str = "train") -> list[dict]:
+    """`n` toy chat requests; the reference reply is kept as the answer (the judge's reference)."""
+    rows = []
+    for prompt in _pick([f"{verb} {name}." for verb in CHAT_REPLIES for name in _names()], n, seed, split, "chat"):
+        verb, name = parse_chat_prompt(prompt)
+        rows.append(_row(prompt, "general", CHAT_REPLIES[verb].format(name=name), None, {"split": split}))
+    return rows
+
+
+def _row(prompt: str, domain: str, answer: str | None, tests: str | None, meta: dict) -> dict:
+    return {"id": content_id(SOURCE, prompt), "source": SOURCE, "domain": domain, "prompt": prompt, "answer": answer, "tests": tests, "metadata": to_json(meta)}
 
 
 def solve(a: int, op: str, b: int) -> int:
@@ -90,10 +169,15 @@ def make_problems(
 class ToyTasks(Config):
     """Which toy problems a stage draws: the prompt stage takes the train split, the eval the test split."""
 
+    task: Literal["arith", "code", "chat"] = Field("arith", description="arith (math), code (stdin/stdout tests) or chat (general)")
     n: int = Field(200, ge=1, description="number of problems")
     seed: int = Field(0, description="seed of the problem sampler")
     ops: list[str] = Field(default_factory=lambda: ["+"], description="operations among + - *")
     digits: int = Field(2, ge=1, le=5, description="digits of the first operand")
 
     def make(self, split: str) -> list[dict]:
+        if self.task == "code":
+            return make_code_problems(self.n, seed=self.seed, split=split)
+        if self.task == "chat":
+            return make_chat_problems(self.n, seed=self.seed, split=split)
         return make_problems(self.n, seed=self.seed, split=split, ops=tuple(self.ops), digits=self.digits)

@@ -1,4 +1,4 @@
-"""A procedural teacher that writes DeepSeek-R1-style traces for toy arithmetic, mistakes included.
+"""A procedural teacher that writes DeepSeek-R1-style traces for the toy tasks, mistakes included.
 
 A clean trace works column by column inside `<think>`, checks itself, then boxes the answer:
 
@@ -10,6 +10,10 @@ A clean trace works column by column inside `<think>`, checks itself, then boxes
     Check: 85 - 38 = 47. It matches.
     </think>
     47 + 38 = \\boxed{85}
+
+Toy code problems get a short reasoning about the formula, a check on a test input, then a fenced
+program; toy chat requests, and any task asked with thinking off (an empty think block forced as the
+prefix), get a direct reply after an empty think block.
 
 At configured rates it also makes the mistakes a real teacher makes, so the filter has work to do:
 a silent arithmetic slip (wrong answer), a slip caught with "Wait" (still correct: R1 does this), a
@@ -24,7 +28,8 @@ import re
 from pydantic import Field
 
 from distill.config import Config
-from distill.toy.tasks import parse_prompt, solve
+from distill.generate.prompting import NO_THINK_PREFIX
+from distill.toy.tasks import CHAT_REPLIES, CODE_TEST_INPUTS, parse_chat_prompt, parse_code_prompt, parse_prompt, solve, task_of
 
 PLACES = ("Ones", "Tens", "Hundreds", "Thousands", "Ten-thousands")
 PLACES_ZH = ("个位", "十位", "百位", "千位", "万位")
@@ -95,10 +100,7 @@ def _check_line(a: int, op: str, b: int, result: int) -> str:
     return f"Check: {inverse}. It matches."
 
 
-def write_trace(prompt: str, rng: random.Random, cfg: ToyTeacherConfig, max_tokens: int) -> tuple[str, str]:
-    """(completion, finish_reason) for one sample; the completion starts with "<think>\\n"."""
-    a, op, b = parse_prompt(prompt)
-    truth = solve(a, op, b)
+def _mistake(rng: random.Random, cfg: ToyTeacherConfig) -> str | None:
     mistakes = [
         ("wrong_answer", cfg.wrong_answer),
         ("self_correction", cfg.self_correction),
@@ -107,12 +109,76 @@ def write_trace(prompt: str, rng: random.Random, cfg: ToyTeacherConfig, max_toke
         ("language_switch", cfg.language_switch),
         ("truncation", cfg.truncation),
     ]
-    roll, mistake = rng.random(), None
+    roll = rng.random()
     for name, rate in mistakes:
         if roll < rate:
-            mistake = name
-            break
+            return name
         roll -= rate
+    return None
+
+
+def write_trace(prompt: str, rng: random.Random, cfg: ToyTeacherConfig, max_tokens: int, thinking: bool = True) -> tuple[str, str]:
+    """(completion, finish_reason) for one sample. With thinking on the completion starts with
+    "<think>\\n"; with thinking off, with an empty think block and then the answer."""
+    task = task_of(prompt)
+    mistake = _mistake(rng, cfg)
+    if task == "chat" or not thinking:
+        completion = _direct(prompt, task, mistake)
+    elif task == "code":
+        completion = _code_trace(prompt, mistake, rng, max_tokens)
+    else:
+        completion = _arith_trace(prompt, mistake, rng, max_tokens)
+    if mistake == "truncation":
+        n = count_tokens(completion)
+        return _truncate(completion, max(1, rng.randrange(n // 2, n))), "length"
+    if count_tokens(completion) > max_tokens:
+        return _truncate(completion, max_tokens), "length"
+    return completion, "stop"
+
+
+def _direct(prompt: str, task: str, mistake: str | None) -> str:
+    """A reply without reasoning: the chat task always, the others with thinking off."""
+    if task == "chat":
+        verb, name = parse_chat_prompt(prompt)
+        reply = CHAT_REPLIES[verb].format(name=name)
+        if mistake == "language_switch":
+            reply = {"Greet": "你好", "Say goodbye to": "再见", "Thank": "谢谢"}[verb] + f", {name}!"
+        if mistake == "repetition":
+            reply = " ".join([reply] * 60)
+        return NO_THINK_PREFIX + reply  # a slip in a greeting has nothing to verify against: the other mistakes do not apply
+    if task == "code":
+        a, b = parse_code_prompt(prompt)
+        return NO_THINK_PREFIX + _program(a, b + (1 if mistake == "wrong_answer" else 0))
+    a, op, b = parse_prompt(prompt)
+    return NO_THINK_PREFIX + f"{a} {op} {b} = \\boxed{{{solve(a, op, b)}}}"
+
+
+def _program(a: int, b: int) -> str:
+    return f"```python\nn = int(input())\nprint(n * {a} + {b})\n```"
+
+
+def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int) -> str:
+    """Reasoning about the formula, a check on the first test input, then the program."""
+    a, b = parse_code_prompt(prompt)
+    x = int(CODE_TEST_INPUTS[0])
+    written = b + rng.choice([-1, 1]) if mistake in ("wrong_answer", "self_correction") else b
+    lines = ["We read n from the input and print n times " + str(a) + " plus " + str(b) + "."]
+    lines.append(f"The formula is n * {a} + {written}.")
+    if mistake == "self_correction":
+        lines.append(f"Wait, the problem says plus {b}, not {written}. The formula is n * {a} + {b}.")
+        written = b
+    lines.append(f"Check with n = {x}: {x} * {a} = {x * a}, plus {written} is {x * a + written}.")
+    if mistake == "repetition":
+        lines += [f"Let me check n * {a} + {written} again."] * (max_tokens // 4 + 1)
+    if mistake == "language_switch":
+        lines = [line.replace("We read", "我们读").replace("The formula is", "公式是").replace("Check with", "检查") for line in lines]
+    think = "<think>\n" + "\n".join(lines) + "\n"
+    return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(a, written)
+
+
+def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int) -> str:
+    a, op, b = parse_prompt(prompt)
+    truth = solve(a, op, b)
 
     steps = _columns(a, op, b)
     places = PLACES_ZH if mistake == "language_switch" else PLACES
@@ -136,13 +202,7 @@ def write_trace(prompt: str, rng: random.Random, cfg: ToyTeacherConfig, max_toke
         lines += [f"Let me check {a} {op} {b} again."] * (max_tokens // 4 + 1)
     lines.append(_check_line(a, op, b, answer) if answer == truth else "Check: the columns add up. It matches.")
     think = "<think>\n" + "\n".join(lines) + "\n"
-    completion = think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
-
-    if mistake == "truncation":
-        return _truncate(completion, max(1, rng.randrange(count_tokens(completion) // 2, count_tokens(completion)))), "length"
-    if count_tokens(completion) > max_tokens:
-        return _truncate(completion, max_tokens), "length"
-    return completion, "stop"
+    return think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
 
 
 def _slip(eq: str, rng: random.Random) -> tuple[str, int]:

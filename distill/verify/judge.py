@@ -54,7 +54,8 @@ def judge_many(items: list[tuple[str, str, str | None]], backend: Backend, *, ma
 
 
 def make_judge(backend_cfg) -> Backend:
-    """The judge's generation backend from a `BackendConfig` (e.g. the teacher's)."""
-    from distill.generate.backends import make_backend
+    """The judge's engine from a `BackendConfig` (e.g. the teacher's): this process's engine, started on
+    first use and kept for every shard (see distill/engines.py)."""
+    from distill import engines
 
-    return make_backend(backend_cfg)
+    return engines.engine(backend_cfg)

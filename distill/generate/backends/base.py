@@ -1,10 +1,15 @@
-"""What every generation backend (teacher traces and eval samples alike) takes and returns."""
+"""What every generation backend (teacher traces, eval samples, the judge) takes and returns.
+
+A backend is a queue: `submit` hands it a request, `poll` returns the requests that have finished
+since the last call. The stages keep it full through `distill.generate.stream`; `generate` is the
+blocking form for callers that have one batch (the judge, tests).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Hashable, Protocol
 
 
 @dataclass(frozen=True)
@@ -34,18 +39,42 @@ class Completion:
     finish_reason: str  # "stop" | "length" | "error"
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    extra: dict = field(default_factory=dict)  # backend-specific, e.g. a separate reasoning field
+    # What else the backend knows about this sample: "reasoning"/"response" (separate fields of an API),
+    # "served_model", "system_fingerprint", "cached_tokens", "reasoning_tokens", "error" (the message).
+    extra: dict = field(default_factory=dict)
 
 
 class Backend(Protocol):
     name: str  # "toy" | "transformers" | "vllm" | "openai"
     version: str  # library version, recorded in each row's lineage
+    window: int | None  # requests in flight that keep the engine busy; None = submit everything at once
+
+    def submit(self, key: Hashable, request: Request, sampling: Sampling) -> None:
+        """Queue `sampling.n` completions of `request`; `poll` returns them under `key`."""
+        ...
+
+    def poll(self) -> list[tuple[Hashable, list[Completion]]]:
+        """Wait until at least one submitted request has finished (if any is pending); return the finished ones."""
+        ...
+
+    def pending(self) -> int:
+        """Requests submitted and not yet returned by `poll`."""
+        ...
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         """Return, for each request in order, `sampling.n` completions."""
         ...
 
     def close(self) -> None: ...
+
+
+class Queued:
+    """`generate` for every backend, from its `submit`/`poll`."""
+
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
+        from distill.generate.stream import generate_all
+
+        return generate_all(self, requests, sampling)
 
 
 def derive_seed(seed: int | None, *parts: object) -> int:

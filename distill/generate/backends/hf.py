@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from distill.generate.backends.base import Completion, Request, Sampling, derive_seed
+from distill.generate.backends.base import Completion, Queued, Request, Sampling, derive_seed
 from distill.generate.prompting import render_chat
 
 
-class TransformersBackend:
+class TransformersBackend(Queued):
     name = "transformers"
 
     def __init__(self, model: str, opts):
@@ -16,6 +16,7 @@ class TransformersBackend:
 
         self.version = transformers.__version__
         self.opts = opts
+        self.window = opts.batch_size
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.tokenizer.padding_side = "left"  # decoder-only: pad on the left so every row continues its own prompt
@@ -24,8 +25,30 @@ class TransformersBackend:
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, opts.dtype)).to(opts.device).eval()
         eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        self._queue: list = []
 
-    def generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
+    def submit(self, key, request: Request, sampling: Sampling) -> None:
+        self._queue.append((key, request, sampling))
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def poll(self):
+        """One padded batch: the queued requests of the first one's sampling, up to `batch_size` samples."""
+        if not self._queue:
+            return []
+        sampling = self._queue[0][2]
+        take, samples = [], 0
+        for item in self._queue:
+            if item[2] == sampling and (not take or samples + sampling.n <= self.opts.batch_size):
+                take.append(item)
+                samples += sampling.n
+        taken = {id(item) for item in take}
+        self._queue = [item for item in self._queue if id(item) not in taken]
+        outs = self._generate([r for _, r, _ in take], sampling)
+        return [(key, out) for (key, _, _), out in zip(take, outs)]
+
+    def _generate(self, requests: list[Request], sampling: Sampling) -> list[list[Completion]]:
         torch, tok = self.torch, self.tokenizer
         # Each request is repeated n times so one padded batch holds whole problems.
         flat = [(r, j) for r in requests for j in range(sampling.n)]
