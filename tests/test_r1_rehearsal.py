@@ -21,7 +21,6 @@ import csv
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import pytest
 import yaml
 
 from distill.config import parse
+from distill.eval.benchmarks import load_benchmark, load_spec
 from distill.pipeline import PipelineConfig, read_pipeline
 from distill.stage import StageDir
 from tests.real_students import build_model
@@ -52,30 +52,81 @@ TINY_TRAINING = {"max_steps": 2, "num_train_epochs": 1, "per_device_train_batch_
 
 
 def numina_rows() -> list[dict]:
-    """AI-MO/NuminaMath-1.5's columns. Answer 4: the teacher is right; other answers: rejected; the
-    MATH-500 problem is contamination the prompts stage must drop."""
+    """AI-MO/NuminaMath-1.5's columns. Answer 4: the teacher is right; answer 7: rejected; a proof: left
+    out by the source's row filter; the MATH-500 problem: contamination the prompts stage drops."""
     math500 = json.loads((ROOT / "evals" / "data" / "math500_test.jsonl").read_text().splitlines()[0])
     problems = [
-        ("What is $2+2$?", "4"),
-        ("How many sides does a square have?", "4"),
-        ("Find the positive root of $x^2 = 16$.", "4"),
-        ("What is $3+4$?", "7"),
-        (math500["problem"], math500["answer"]),
+        ("What is $2+2$?", "4", "math-word-problem"),
+        ("How many sides does a square have?", "4", "math-word-problem"),
+        ("What is $3+4$?", "7", "math-word-problem"),
+        ("Prove that there are infinitely many primes.", "proof", "proof"),
+        (math500["problem"], "3", "math-word-problem"),
     ]
     return [
         {"problem": p, "solution": f"The answer is $\\boxed{{{a}}}$.", "answer": a, "problem_type": "Algebra",
-         "question_type": "math-word-problem", "problem_is_valid": "Yes", "solution_is_valid": "Yes",
-         "source": "synthetic_math", "synthetic": True}
-        for p, a in problems
+         "question_type": q, "problem_is_valid": "Yes", "solution_is_valid": "Yes", "source": "synthetic_math",
+         "synthetic": False}
+        for p, a, q in problems
     ]  # fmt: skip
 
 
-def write_sources(d: Path) -> dict[str, Path]:
-    """Every prompt source of the real pipeline as a local file (name -> path)."""
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / "numinamath-1.5.parquet"
-    pq.write_table(pa.Table.from_pylist(numina_rows()), path)
-    return {"hf:AI-MO/NuminaMath-1.5": path}
+def coding_rows() -> list[dict]:
+    """open-r1/verifiable-coding-problems-python's columns: stdin/stdout and function-call tests in
+    verification_info.test_cases; a problem without tests is left out by the row filter."""
+    stdin = [{"fn_name": None, "input": "3\n", "output": "4\n", "type": "stdin_stdout"}]
+    call = [{"fn_name": "double", "input": "[2]", "output": "[4]", "type": "function_call"}]
+    return [
+        {"source": "codeforces", "task_type": "verifiable_code", "in_source_id": f"cf{i}", "problem_statement": text,
+         "gold_standard_solution": "print(int(input()) + 1)", "problem_id": f"vcp_{i}", "metadata": "{}",
+         "verification_info": {"language": "python", "test_cases": tests}}
+        for i, (text, tests) in enumerate([
+            ("Read an integer n from stdin and print n plus one.", stdin),
+            ("Write a function double(x) that returns twice its argument.", call),
+            ("Say something nice about arrays.", None),
+        ])
+    ]  # fmt: skip
+
+
+def sciq_rows() -> list[dict]:
+    """allenai/sciq's columns."""
+    return [
+        {"question": "What gas do plants absorb from the air for photosynthesis?", "distractor3": "helium",
+         "distractor1": "oxygen", "distractor2": "nitrogen", "correct_answer": "carbon dioxide", "support": ""},
+        {"question": "What is the center of an atom called?", "distractor3": "shell", "distractor1": "electron",
+         "distractor2": "orbital", "correct_answer": "nucleus", "support": "Atoms have a nucleus."},
+    ]  # fmt: skip
+
+
+def ultrachat_rows() -> list[dict]:
+    """HuggingFaceH4/ultrachat_200k's columns (train_sft): a two-turn and a one-turn conversation."""
+    convs = [
+        ["How do I boil an egg?", "Put it in boiling water for about nine minutes, then cool it in cold water.",
+         "And a soft one?", "Six minutes gives a soft yolk."],
+        ["Name a primary colour.", "Red is a primary colour."],
+    ]  # fmt: skip
+    return [
+        {"prompt": c[0], "prompt_id": f"uc{i}", "messages": [{"content": t, "role": ("user", "assistant")[j % 2]} for j, t in enumerate(c)]}
+        for i, c in enumerate(convs)
+    ]
+
+
+SOURCE_ROWS = {  # the real config's hub id -> rows in that dataset's layout (a new source must be added here)
+    "hf:AI-MO/NuminaMath-1.5": numina_rows,
+    "hf:open-r1/verifiable-coding-problems-python": coding_rows,
+    "hf:allenai/sciq": sciq_rows,
+    "hf:HuggingFaceH4/ultrachat_200k": ultrachat_rows,
+}
+
+
+def local_source(source: dict, d: Path) -> None:
+    """Point one source of the mix at a local Parquet file of a few rows in its dataset's real columns."""
+    if source["source"] not in SOURCE_ROWS:
+        raise AssertionError(f"prompts source {source['source']} is new: add its column layout to SOURCE_ROWS")
+    rows = SOURCE_ROWS[source["source"]]()
+    path = d / f"{source.get('name') or len(list(d.iterdir()))}.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    source["source"] = str(path)
+    source["limit"] = len(rows)  # a quota of every row: those the filters keep are what is left
 
 
 def write_gpqa(path: Path) -> Path:
@@ -114,6 +165,17 @@ def write_livecodebench(path: Path) -> Path:
     ]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+HUB_BENCHMARKS = {"gpqa_diamond": write_gpqa, "livecodebench": write_livecodebench}  # name -> writer of its real layout
+
+
+def hub_benchmark(name: str, tmp: Path) -> Path:
+    """A local file, in the hub dataset's layout, for a benchmark whose spec reads the Hub."""
+    if name not in HUB_BENCHMARKS:
+        raise AssertionError(f"benchmark {name} reads the Hub: add its column layout to HUB_BENCHMARKS")
+    path = tmp / "sources" / f"{name}{'.csv' if name == 'gpqa_diamond' else '.jsonl'}"
+    return path if path.exists() else HUB_BENCHMARKS[name](path)
 
 
 # ---------------------------------------------------------------- models
@@ -159,10 +221,9 @@ def rehearsal_config(tmp: Path) -> dict:
     data = read_pipeline(REAL)
     data["run_dir"] = str(tmp / "run")
 
-    sources = write_sources(tmp / "sources")
-    sections = data["prompts"] if isinstance(data["prompts"], list) else [data["prompts"]]
-    for section in sections:
-        section["source"] = str(sources[section["source"]])  # KeyError: a new source without a local file here
+    (tmp / "sources").mkdir(parents=True)
+    for source in data["prompts"]["sources"]:
+        local_source(source, tmp / "sources")
 
     gen = data["generate"]
     gen["model"] = str(build_teacher(models / "teacher"))
@@ -193,33 +254,60 @@ def rehearsal_config(tmp: Path) -> dict:
     ev["bootstrap_resamples"] = 100
     ev["problems_per_chunk"] = 4
     ev["overrides"] = {name: {"limit": 2, "k": 1} for name in ev["benchmarks"]}
-    local = {"gpqa_diamond": write_gpqa(tmp / "sources" / "gpqa_diamond.csv"),
-             "livecodebench": write_livecodebench(tmp / "sources" / "livecodebench.jsonl")}  # fmt: skip
-    for name, path in local.items():
-        if name in ev["overrides"]:
-            ev["overrides"][name]["source"] = str(path)
+    for name in ev["benchmarks"]:
+        if load_spec(name).source.startswith("hf:"):
+            ev["overrides"][name]["source"] = str(hub_benchmark(name, tmp))
+    decontaminate = data["prompts"]["decontaminate"]
+    for name in [b for b in decontaminate["benchmarks"] if load_spec(b).source.startswith("hf:")]:
+        # the config's documented way without Hub access: the benchmark's problems as a file
+        decontaminate["benchmarks"].remove(name)
+        problems = load_benchmark(name, source=str(hub_benchmark(name, tmp)))
+        path = tmp / "sources" / f"{name}-problems.jsonl"
+        path.write_text("".join(json.dumps({"prompt": p["prompt"]}) + "\n" for p in problems), encoding="utf-8")
+        decontaminate.setdefault("files", []).append(str(path))
     return data
 
 
 def run_pipeline_cli(config: Path, timeout: float) -> subprocess.CompletedProcess:
-    """`distill run` in its own session; whatever it leaves running afterwards fails the test (and is stopped)."""
+    """`distill run` in its own session, output to files (a leftover child holding a pipe would hang the
+    test); whatever it leaves running fails the test, and is stopped."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1",
            "VLLM_CACHE_ROOT": str(config.parent / "vllm_cache"), "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "distill.cli", "run", str(config)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        time.sleep(1)
+    out, err = config.parent / "stdout.txt", config.parent / "stderr.txt"
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "distill.cli", "run", str(config)], cwd=ROOT, env=env,
+                                stdout=fo, stderr=fe, start_new_session=True)  # fmt: skip
         try:
-            os.killpg(proc.pid, 0)
-            left = True
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            left = False
-        proc.wait()
-    assert not left, "distill run left processes behind"
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+            proc.wait(timeout=timeout)
+        finally:
+            left = _stop_group(proc)
+    assert not left, f"distill run left processes behind: {left}"
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out.read_text(), err.read_text())
+
+
+def _stop_group(proc: subprocess.Popen) -> list[str]:
+    """Kill what is left of the run's process group (after a short grace); return what was left."""
+    import psutil
+
+    deadline = time.time() + 10
+    while True:
+        left = [p for p in psutil.process_iter(["pid", "name"]) if _pgid(p.pid) == proc.pid and p.pid != proc.pid]
+        if not left or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    for p in left:
+        p.kill()
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    return [f"{p.info['pid']} {p.info['name']}" for p in left]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 @pytest.mark.slow
