@@ -318,33 +318,70 @@ def test_the_real_r1_pipeline_runs_end_to_end_on_tiny_real_architectures(tmp_pat
     config = tmp_path / "r1_rehearsal.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
 
-    result = run_pipeline_cli(config, timeout=900)
+    result = run_pipeline_cli(config, timeout=1500)
     assert result.returncode == 0, result.stderr[-4000:]
+    check_run(cfg)
+
+
+def check_run(cfg: PipelineConfig) -> None:
+    """What each stage of the rehearsal must have written."""
     run = cfg.dir
 
-    prompts = pq.read_table([str(p) for p in StageDir(run / "01_prompts").parts()]).to_pylist()
-    assert {p["answer"] for p in prompts} == {"4", "7"}, "the MATH-500 problem is decontaminated, the others kept"
-    traces = pq.read_table([str(p) for p in StageDir(run / "02_traces").parts()]).to_pylist()
-    assert len(traces) == 2 * len(prompts)
-    assert all(t["completion"].endswith(TEACHER_TRACE) and t["finish_reason"] == "stop" for t in traces)
-    curated = pq.read_table([str(p) for p in StageDir(run / "03_curated").parts()]).to_pylist()
-    assert sorted(c["answer"] for c in curated) == ["4", "4", "4"], "one trace per solved problem; 3+4 is rejected"
+    def rows(stage: str) -> list[dict]:
+        return [r for p in StageDir(run / stage).parts() for r in pq.read_table(p).to_pylist()]
 
-    eval_len = {m.name: m.max_model_len for m in cfg.eval.models}
+    prompts = rows("01_prompts")
+    kept = {(p["source"], p["domain"], p["answer"]) for p in prompts}
+    assert {p["domain"] for p in prompts} == {"math", "code", "science", "general"}, "every source of the mix reaches the data"
+    assert {a for _, d, a in kept if d == "math"} == {"4", "7"}, "the proof is filtered out, the MATH-500 problem decontaminated"
+    assert sum(p["domain"] == "code" for p in prompts) == 2, "the problem without tests is filtered out"
+
+    traces = rows("02_traces")
+    generated = [t for t in traces if t["domain"] != "general"]
+    assert len(generated) == 2 * sum(p["domain"] != "general" for p in prompts), "2 samples per reasoning problem"
+    assert all(t["completion"] == "<think>\n" + TEACHER_TRACE and t["finish_reason"] == "stop" for t in generated)
+    assert all(t["completion"].startswith("<think>\n\n</think>") for t in traces if t["domain"] == "general"), "imported replies"
+
+    curated = rows("03_curated")
+    assert sorted((c["domain"], c["answer"]) for c in curated if c["domain"] != "general") == [("math", "4"), ("math", "4")], (
+        "one trace per solved problem (the second sample is a duplicate); 3+4, code and science are rejected"
+    )
+    assert sum(c["domain"] == "general" for c in curated) == 2
+
+    evaluated = next(m for m in cfg.eval.models if m.name == EVALUATED)
     for name in STUDENTS:
-        model_dir = run / "04_sft" / name / "model"
-        assert (run / "04_sft" / name / "done").exists()
-        saved = json.loads((model_dir / "config.json").read_text())
-        needed = max(v or 0 for v in eval_len.values())
-        assert saved["max_position_embeddings"] >= needed if name == STUDENTS[0] else True
+        out = run / "04_sft" / name
+        summary = json.loads((out / "summary.json").read_text())
+        assert (out / "done").exists() and summary["rows_train"] == len(curated) and summary["steps"] == 2
+        saved = json.loads((out / "model" / "config.json").read_text())
+        if evaluated.model == f"sft:{name}":
+            assert saved["max_position_embeddings"] >= evaluated.max_model_len, "the eval's context fits the student"
 
-    baseline = cfg.eval.models[1]
-    for m in cfg.eval.models:
-        scores = json.loads((run / "05_eval" / m.name / "scores.json").read_text())
-        assert set(scores["benchmarks"]) == set(cfg.eval.benchmarks)
-        for bench in scores["benchmarks"].values():
+    baseline = next(m for m in cfg.eval.models if m.name == evaluated.baseline)
+    for m in (evaluated, baseline):
+        scores = json.loads((run / "05_eval" / m.name / "scores.json").read_text())["benchmarks"]
+        assert set(scores) == set(cfg.eval.benchmarks)
+        for bench in scores.values():
             assert bench["n_problems"] == 2 and bench["k"] == 1
-    rows = pq.read_table([str(p) for p in StageDir(run / "05_eval" / baseline.name).parts()]).to_pylist()
-    assert rows and not any(r["completion"].startswith("<think>") for r in rows), "the baseline runs without forced thinking"
-    report = (run / "report" / "index.html").read_text()
-    assert EVALUATED in report and baseline.name in report
+            force_think = cfg.eval.force_think if m.force_think is None else m.force_think
+            assert bench["protocol"]["prefix"] == ("<think>\n" if force_think else "")
+            assert bench["protocol"]["system_prompt"] == m.system_prompt
+    student_rows, baseline_rows = rows(f"05_eval/{evaluated.name}"), rows(f"05_eval/{baseline.name}")
+    assert student_rows and all(r["completion"].startswith("<think>\n") for r in student_rows)
+    assert baseline_rows and not any(r["completion"].startswith("<think>") for r in baseline_rows)
+    report = (run / "report" / "report.md").read_text()
+    assert evaluated.name in report and baseline.name in report
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="transformers 5.x: R1's tokenizer_config names LlamaTokenizerFast, whose __init__ replaces the ByteLevel "
+    "pre-tokenizer of tokenizer.json with Metaspace, so spaces and newlines vanish from every prompt the teacher "
+    "gets through AutoTokenizer (vLLM included). huggingface/transformers#45488; passes once fixed upstream.",
+)
+def test_the_teacher_tokenizer_keeps_spaces_and_newlines():
+    from tests.real_students import real_tokenizer
+
+    tok = real_tokenizer("deepseek-r1")  # AutoTokenizer over R1's files, as vLLM loads the teacher's
+    text = "What is 2 + 2?\nPlease reason step by step."
+    assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
