@@ -31,7 +31,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 from trl import SFTTrainer  # noqa: E402
 
 from distill.sft.config import StudentConfig, sft_config  # noqa: E402
-from distill.sft.data import load_conversations  # noqa: E402
+from distill.sft.data import curated_dataset  # noqa: E402
 from distill.sft.stage import resolve_model, run  # noqa: E402
 from tests.sft_fixtures import write_curated  # noqa: E402
 
@@ -101,7 +101,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="sft-bench-"))
     inp = write_curated(tmp / "03_curated", a.rows)
-    conversations, _ = load_conversations(inp, "reasoning")
+    conversations = curated_dataset(inp, "reasoning", tmp / "cache")[0]["messages"]
     template = "distill/templates/qwen2.jinja"
     base = resolve_model("toy:qwen2", tmp / "shared")
 

@@ -23,8 +23,12 @@ def load_yaml(path: Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise DistillError(f"{path}: file not found")
+    if path.is_dir():
+        raise DistillError(f"{path}: is a directory, expected a YAML file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DistillError(f"{path}: not UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

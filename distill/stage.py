@@ -59,23 +59,30 @@ def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    stat = _proc_stat(pid)
+    return stat is None or stat[0] != "Z"
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first); None where there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
 def _proc_start(pid: int) -> int | None:
     """When process `pid` started, in clock ticks since boot (Linux); None where /proc has no answer.
     With the pid, it names one process: pids are reused, most of all in containers that restart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    stat = _proc_stat(pid)
+    return int(stat[19]) if stat else None
 
 
 def _age(seconds: float) -> str:
@@ -126,6 +133,7 @@ class StageDir:
         self.path.mkdir(parents=True, exist_ok=True)
         for leftover in remove_leftover_tmp(self.path):
             log.info("removed %s (left by a killed writer)", leftover)
+        self._drop_abandoned_claims()
         cfg_file = self.path / "config.json"
         new_hash = config_hash(config)
         if cfg_file.exists():
@@ -185,7 +193,8 @@ class StageDir:
         """Shard i is done and its part is whole."""
         return self.is_done(i) and self.damage(i) is None
 
-    def _verified(self, i: int) -> int:
+    def verify(self, i: int) -> int:
+        """i, once shard i is found whole; otherwise an error naming what is wrong and how to regenerate it."""
         problem = self.damage(i)
         if problem is not None:
             raise DistillError(
@@ -196,7 +205,7 @@ class StageDir:
 
     def parts(self) -> list[Path]:
         """The output parts of the finished shards, in shard order; a damaged one is an error naming it."""
-        return [self.part(self._verified(i)) for i in self.done_shards()]
+        return [self.part(self.verify(i)) for i in self.done_shards()]
 
     def rejected_parts(self) -> list[Path]:
         return [self.rejected(i) for i in self.done_shards() if self.rejected(i).exists()]
@@ -213,7 +222,7 @@ class StageDir:
         """The shard count of a finished input stage; otherwise an error saying what is missing."""
         n = self.planned()
         if n is None:
-            what = "no plan.json" if self.path.is_dir() else "no such directory"
+            what = "no plan.json" if self.path.is_dir() else "a file, not a stage directory" if self.path.exists() else "no such directory"
             raise DistillError(f"{self.path}: no finished {stage_name} shards ({what}); run `distill {stage_name}` into it first")
         missing = [i for i in range(n) if not self.is_done(i)]
         if missing:
@@ -222,7 +231,7 @@ class StageDir:
                 f"run `distill {stage_name}` to completion first"
             )
         for i in range(n):
-            self._verified(i)
+            self.verify(i)
         return n
 
     def plan(self, n_shards: int) -> None:
@@ -253,6 +262,18 @@ class StageDir:
             if p.name.isdigit():
                 out[int(p.name)] = _describe_claim(p)
         return out
+
+    def _drop_abandoned_claims(self) -> None:
+        """Remove the claims of workers that are gone, so `status` lists only live holders."""
+        d = self.path / "claims"
+        for lock in d.iterdir() if d.is_dir() else []:
+            if lock.name.isdigit():
+                stale, seen = _judge(lock)
+                if stale and seen is not None:
+                    try:
+                        _take_over(lock, seen)
+                    except OSError:
+                        pass  # read-only storage: left as it is
 
     @contextmanager
     def claim(self, i: int) -> Iterator[bool]:
@@ -403,6 +424,7 @@ def _exit_with(parent: int) -> None:
 
 ShardTask = Callable[[int], dict]
 
+HELD_WAIT_S = 60.0  # how long a stage waits for the shards other live workers hold before it fails
 HELD = "held"  # what `_run_one` returns for a shard whose claim another live worker holds
 
 
@@ -476,8 +498,9 @@ def run_shards(
     unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`); claims still apply, so Ray
     and plain workers can share an output directory.
 
-    Shards that other live workers hold are left to them; if any is still unfinished at the end, the
-    run fails naming those shards and their holders, so a stage never exits 0 with shards missing.
+    Shards that other live workers hold are left to them, and waited for up to HELD_WAIT_S (one whose
+    holder dies meanwhile is taken over); if any is still unfinished then, the run fails naming those
+    shards and their holders, so a stage never exits 0 with shards missing.
     """
     if not 0 <= rank < world_size:
         raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
@@ -509,7 +532,15 @@ def run_shards(
                 futures = [pool.submit(_run_one, stage, task, i) for i in todo]
                 for fut in as_completed(futures):
                     record(fut.result())
-    unfinished = [i for i in todo if not stage.trusted(i)]
+    # Shards other workers hold: wait a while for them (workers sharing a directory finish at about the
+    # same time), taking over any whose holder dies meanwhile; still held after that, the stage fails.
+    deadline = time.time() + HELD_WAIT_S
+    while (unfinished := [i for i in todo if not stage.trusted(i)]) and time.time() < deadline:
+        time.sleep(min(1.0, HELD_WAIT_S / 10))
+        for i in unfinished:
+            stats = _run_one(stage, task, i)
+            if isinstance(stats, dict):
+                results.append(stats)
     if unfinished:
         held = stage.held_claims()
         holders = "; ".join(f"shard {i}: {held.get(i, 'no claim left: its holder stopped without finishing it')}" for i in unfinished[:8])

@@ -27,20 +27,15 @@ def cfg(**kw):
 
 
 def recording(monkeypatch):
-    """Replace the backend with the real one behind a recorder of what it was asked."""
-    real, seen = eval_stage._backend, []
+    """Record the (request, sampling) of every job the eval shards send to the engine."""
+    real, seen = eval_stage.EvalShard.first_jobs, []
 
-    def backend(model):
-        inner = real(model)
+    def first_jobs(self, item):
+        jobs = real(self, item)
+        seen.extend((j.request, j.sampling) for j in jobs)
+        return jobs
 
-        class Recorder:
-            def generate(self, requests, sampling):
-                seen.extend((r, sampling) for r in requests)
-                return inner.generate(requests, sampling)
-
-        return Recorder()
-
-    monkeypatch.setattr(eval_stage, "_backend", backend)
+    monkeypatch.setattr(eval_stage.EvalShard, "first_jobs", first_jobs)
     return seen
 
 

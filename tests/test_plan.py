@@ -36,6 +36,11 @@ def test_plan_from_assumptions_and_from_a_pilot(tmp_path):
     stage = write_traces_stage(tmp_path / TRACES, traces, shards=1)
     stage.finish(0, {"rows_out": len(traces), "completion_tokens": 9000, "generate_seconds": 3.0})
     run_filter(FilterConfig(), tmp_path / TRACES, tmp_path / CURATED)
+    from distill.report.build import mix_funnel_table
+    from distill.report.collect import funnel
+
+    head, table = mix_funnel_table(funnel(tmp_path, []))  # the report's funnel per domain and source
+    assert [r[0] for r in table] == ["domain: general", "domain: math", "source: toy-arith", "source: toy-chat"]
     pilot = read_pilot(tmp_path)
     measured = {r.source: r for r in plan(cfg, pilot)}
     arith_rows = [t for t in traces if t["source"] == "toy-arith"]

@@ -168,7 +168,8 @@ def test_a_live_pid_of_another_process_is_not_the_holder(tmp_path):
         assert mine, "same pid, other start time: another process"
 
 
-def test_shards_held_elsewhere_fail_the_stage_naming_them_and_status_shows_them(tmp_path):
+def test_shards_held_elsewhere_fail_the_stage_naming_them_and_status_shows_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(distill.stage, "HELD_WAIT_S", 0.3)
     from typer.testing import CliRunner
 
     from distill.cli import app
@@ -202,3 +203,17 @@ def test_pool_workers_exit_when_only_their_parent_is_killed(tmp_path):
     if left:
         os.killpg(proc.pid, signal.SIGKILL)
     assert not left, "pool workers outlived their parent"
+
+
+def test_a_shard_whose_holder_dies_while_the_stage_waits_is_taken_over(tmp_path, monkeypatch):
+    monkeypatch.setattr(distill.stage, "HELD_WAIT_S", 30)
+    stage = StageDir(tmp_path / "s")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    lock = stage.claim_file(1)
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid, "started": distill.stage._proc_start(holder.pid)}))
+    started = time.time()
+    ran = run_shards(stage, 3, partial(numbers_task, str(stage.path), 0))
+    holder.wait()
+    assert [s["shard"] for s in ran] == [0, 1, 2] and stage.is_complete()
+    assert 1 < time.time() - started < 20, "shard 1 ran once its holder was gone, not before"

@@ -445,7 +445,7 @@ def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None 
         name: {p["id"]: p for p in read_parquet(out / "problems" / f"{name}.parquet").to_pylist()}
         for name in wanted
     }
-    todo = [i for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
+    todo = [stage.verify(i) for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
     kept = _backup(out, [stage.part(i) for i in todo] + [out / "scores.json"])
     log.info("%s: previous parts and scores kept in %s", out, kept)
     for i in todo:

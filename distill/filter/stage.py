@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from distill import engines
+from distill.errors import DistillError
 from distill.filter import checks
 from distill.filter.config import FilterConfig
 from distill.filter.select import Sample, select
@@ -171,7 +172,11 @@ def filter_shard(i: int, *, inp: str, out: str, cfg: dict) -> dict:
     cpu = time.process_time()
     config = FilterConfig.model_validate(cfg)
     stage = StageDir(Path(out))
-    table = conform(read_parquet(StageDir(Path(inp)).part(i)), TRACE)
+    part = StageDir(Path(inp)).part(i)
+    try:
+        table = conform(read_parquet(part), TRACE)
+    except DistillError as e:
+        raise DistillError(f"{part}: {e}" if str(part) not in str(e) else str(e)) from None
     rows = table.to_pylist()
     kept, rejected, counts = curate_rows(rows, config)
     write_parquet(to_table(kept, CURATED), stage.part(i))

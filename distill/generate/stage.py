@@ -288,7 +288,7 @@ def run(
         # One engine per pool worker, each pinned to its own GPUs: more workers would share GPUs.
         workers = cfg.vllm.data_parallel_size
 
-    todo = [i for i in range(n_shards)[rank::world_size] if not stage.is_done(i)]
+    todo = [i for i in range(n_shards)[rank::world_size] if not stage.trusted(i)]
     expected = sum(pq.read_metadata(src.part(i)).num_rows for i in todo) * cfg.samples_per_prompt
     in_process = executor == "local" and (workers <= 1 or len(todo) <= 1)
     start = time.time()

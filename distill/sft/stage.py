@@ -245,6 +245,7 @@ def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path)
     return {
         "steps": ts.global_step,
         "processes": trainer.accelerator.num_processes,
+        "distributed_type": str(trainer.accelerator.distributed_type.value),  # NO, MULTI_GPU, FSDP, DEEPSPEED...
         "resumed_from": Path(last).name if last else None,
         "train_loss": result.training_loss,
         "final_loss": next((h["loss"] for h in reversed(ts.log_history) if "loss" in h), None),
