@@ -173,6 +173,7 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
     from distill.generate.stage import run as run_generate
     from distill.prompts.stage import run as run_prompts
     from distill.report.build import run as run_report
+    from distill.sft.stage import run as run_sft
 
     unknown = set(only or []) - set(STAGES)
     if unknown:
@@ -216,14 +217,19 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
         with stage("sft", title, poll, per_unit_logs=True):
             # Always in worker processes, even one at a time: the libraries' output goes to each
             # student's own log file (fd-level), and a crash in native code cannot take the run down.
-            with worker_pool(cfg.sft.parallel, threads) as pool:
-                futures = [
-                    pool.submit(_train, s, run_dir / CURATED, run_dir / SFT / s.name, threads,
-                                {**console.worker_settings(), "log_file": str(logs / f"sft-{s.name}.log")})
-                    for s in students
-                ]
-                for f in futures:
-                    f.result()
+            todo = [s for s in students if not (run_dir / SFT / s.name / "done").exists()]
+            for s in students:
+                if s not in todo:  # only its config check runs: no worker to start
+                    run_sft(s, run_dir / CURATED, run_dir / SFT / s.name)
+            if todo:
+                with worker_pool(min(cfg.sft.parallel, len(todo)), threads) as pool:
+                    futures = [
+                        pool.submit(_train, s, run_dir / CURATED, run_dir / SFT / s.name, threads,
+                                    {**console.worker_settings(), "log_file": str(logs / f"sft-{s.name}.log")})
+                        for s in todo
+                    ]
+                    for f in futures:
+                        f.result()
     if "kd" in wanted and cfg.kd:
         with console.log_file(logs / "kd.log"):
             _distil_on_policy(cfg, run_dir)
