@@ -54,7 +54,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-eval-"))
     model = args.model or str(build_student("qwen2", work / "tiny"))
     cfg = EvalConfig.model_validate({
-        "benchmarks": ["toy_arith"], "overrides": {"toy_arith": {"toy": {"n": args.problems}, "k": args.k, "max_tokens": args.p99 * 4}},
+        "benchmarks": ["toy_arith"], "overrides": {"toy_arith": {"toy": {"n": args.problems}, "k": args.k, "max_tokens": args.max_model_len - 256}},
         "problems_per_shard": args.problems, "problems_per_chunk": args.problems_per_chunk, "bootstrap_resamples": 200,
     })  # fmt: skip
     vllm_opts = {"enforce_eager": not args.model, "dtype": "float32" if not args.model else "auto", "max_model_len": args.max_model_len}

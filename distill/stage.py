@@ -27,7 +27,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from distill.errors import DistillError
@@ -448,10 +447,14 @@ def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | str | None:
         return stats
 
 
-def _init_worker(threads: int, parent: int) -> None:
-    """Pool-worker start-up: die with the parent, and split the cores between the workers, so torch in
-    each does not spin up a thread per core and oversubscribe the machine."""
+def _init_worker(threads: int, parent: int, log: dict) -> None:
+    """Pool-worker start-up: die with the parent, log where the parent logs (see distill.console), and
+    split the cores between the workers, so torch in each does not spin up a thread per core and
+    oversubscribe the machine."""
+    from distill import console
+
     die_with_parent(parent)
+    console.worker_setup(**log)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     if "torch" in sys.modules:
@@ -462,11 +465,16 @@ def worker_pool(n: int, threads: int | None = None) -> ProcessPoolExecutor:
     """A pool of `n` spawned worker processes that exit if this process dies.
 
     spawn, not fork: the parent may hold torch or tokenizer threads that fork would copy."""
+    from distill import console
+
     threads = threads or max(1, (os.cpu_count() or 1) // n)
-    return ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(threads, os.getpid()))
+    return ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads, os.getpid(), console.worker_settings()))
 
 
 def _progress() -> Progress:
+    from distill import console
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -474,7 +482,8 @@ def _progress() -> Progress:
         TextColumn("{task.fields[rows]} rows"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console.CONSOLE,
+        disable=not console.bars_enabled(),
     )
 
 

@@ -37,7 +37,7 @@ def test_two_vllm_models_in_one_eval_never_overlap(tmp_path):
            "VLLM_CACHE_ROOT": str(tmp_path / "vllm_cache")}  # fmt: skip
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # vLLM's default: the engine core runs in its own process
     proc = subprocess.run([sys.executable, str(Path(__file__).parent / "engines_two_models.py"), str(tmp_path / "eval"), *map(str, models)],
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+                          env=env, capture_output=True, text=True, timeout=1500)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     first, second = report["starts"]

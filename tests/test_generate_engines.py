@@ -149,10 +149,10 @@ def test_openai_backend_against_a_real_vllm_server(tmp_path, monkeypatch, vllm_s
         openai={"base_url": base_url, "api_key_env": "DISTILL_TEST_VLLM_KEY", "max_concurrency": 8, "timeout_s": 60,
                 "extra_body": {"logit_bias": {close_id: 4.0}}},
     )  # fmt: skip
-    # The reasoning parser answers in its own field: check it on the wire first.
-    body = {"model": "tiny", "messages": messages_for("What is 2 + 2?", "math"), "max_tokens": MAX_TOKENS, "seed": 1, "logit_bias": {close_id: 8.0}}
+    # The reasoning parser answers in its own field: on the wire, an unclosed think block is all reasoning.
+    body = {"model": "tiny", "messages": messages_for("What is 2 + 2?", "math"), "max_tokens": MAX_TOKENS, "seed": 1}
     msg = httpx.post(f"{base_url}/chat/completions", json=body, headers={"Authorization": f"Bearer {SERVER_KEY}"}, timeout=60).json()["choices"][0]["message"]
-    assert msg.get("reasoning_content") or msg.get("reasoning")
+    assert (msg.get("reasoning_content") or msg.get("reasoning")) and not msg.get("content")
     run(cfg, inp, tmp_path / "t")
     rows = read_traces(tmp_path / "t").to_pylist()
     # continue_final_message: the server continued "<think>\n" after the same chat template.

@@ -69,8 +69,18 @@ def test_cli_runs_the_whole_pipeline_and_a_rerun_does_nothing(tmp_path):
     run = tmp_path / "run"
     report = run / "report" / "index.html"
     assert result.stdout.strip().splitlines() == [f"report: {report}"], "logs and progress go to stderr"
+    # The terminal: a display per stage and the closing table; the libraries' bars and dicts are in logs/.
+    err = result.stderr
+    assert "it/s" not in err and "{'loss'" not in err and "Loading weights" not in err, err[-3000:]
+    assert len(err.splitlines()) < 40, err
+    assert "pass@1 (%) on toy_arith, 95% CI" in err and "distilled" in err
+    logs = run / "logs"
+    for name in ("prompts", "generate", "filter", "sft-distilled", "sft-base", "eval-distilled", "eval-base"):
+        assert (logs / f"{name}.log").exists(), name
+    assert "loss" in (logs / "sft-distilled.log").read_text()
+    assert (run / "03_curated" / "README.md").read_text().startswith("---\n")
     html = report.read_text()
-    assert "<table" in html and "data:image/png;base64," in html
+    assert "<table" in html and "<svg" in html and 'id="traces"' in html
     assert (run / "report" / "report.md").exists()
     for student in ("distilled", "base"):
         assert (run / "04_sft" / student / "done").exists()
@@ -84,7 +94,11 @@ def test_cli_runs_the_whole_pipeline_and_a_rerun_does_nothing(tmp_path):
     assert sum(s["rows_in"] for s in stats) == 2 * 60  # two samples of every problem reached the filter
 
     status = distill("status", run)
-    assert status.returncode == 0 and "01_prompts" in status.stdout and "done" in status.stdout
+    assert status.returncode == 0, status.stderr
+    rows = {tuple(c.strip() for c in line.split("│")[1:4]): line for line in status.stdout.splitlines() if line.count("│") > 5}
+    assert "done" in rows[("prompts", "01_prompts", "3/3 shards")]
+    assert "done" in rows[("sft", "distilled", "4/4 steps")]
+    assert "done" in rows[("eval", "base", "12/12 samples")]
 
     started = time.time()
     again = distill("run", cfg)

@@ -1,7 +1,8 @@
-"""The report from a run directory: tables with CIs, R1 reference rows, funnel, loss, plots; and the
-HTML page rendered by headless Chromium, its screenshot checked where the DOM says the table and plots are."""
+"""The report from a run directory: headline, tables with CIs, R1 reference rows, funnel, loss, plots,
+trace browser, lineage; and the HTML page rendered by headless Chromium: its screenshot checked where the
+DOM says the tables and plots are, no legend over a plot's data, and the trace browser's filters."""
 
-import base64
+import html
 import json
 import re
 import shutil
@@ -87,13 +88,50 @@ def test_markdown_has_results_with_cis_comparison_reference_funnel_and_loss(run_
 
 def test_html_is_self_contained(run_dir):
     page = (run_dir / "report" / "index.html").read_text()
-    srcs = re.findall(r'src="([^"]*)"', page)
-    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
-    for s in srcs:
-        assert base64.b64decode(s.split(",", 1)[1])[:4] == b"\x89PNG"
-    assert not re.search(r'(href|src)="(https?:|file:|/)', page) and "<link" not in page and "<script" not in page
-    for sid in ("table-results", "table-comparison", "table-reference", "table-funnel", "plot-accuracy", "plot-funnel"):
+    assert not re.search(r'(href|src)="(?!#)', page) and "<link" not in page and "<img" not in page  # only in-page SVG references
+    assert not re.search(r"https?://(?!www\.w3\.org/)", page), "no network address but SVG namespaces"
+    assert len(re.findall(r"<svg", page)) == 4 and "<script src" not in page
+    assert len(page.encode()) < 3_000_000
+    for sid in ("headline", "table-results", "table-comparison", "table-reference", "table-funnel", "plot-accuracy", "plot-funnel",
+                "traces", "trace-data", "table-lineage-stages", "table-lineage-packages"):
         assert f'id="{sid}"' in page
+
+
+def test_headline_quotes_both_models_with_cis_and_the_difference(run_dir):
+    summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    (pair,) = summary["pairs"]
+    d, b = (json.loads((run_dir / "05_eval" / m / "scores.json").read_text())["benchmarks"]["toy_arith"] for m in ("distilled", "baseline"))
+    assert (pair["distilled"], pair["baseline"]) == ("distilled", "baseline")
+    assert pair["distilled_pass1"] == d["pass@1"] and pair["baseline_ci"] == b["pass@1_ci95"]
+    (sentence,) = summary["sentences"]
+    assert sentence.startswith(f"distilled reaches {100 * d['pass@1']:.1f}% pass@1 (95% CI {100 * d['pass@1_ci95'][0]:.1f}-")
+    assert f"against {100 * b['pass@1']:.1f}%" in sentence and f"{100 * pair['diff']:+.1f} points" in sentence
+    page = (run_dir / "report" / "index.html").read_text()
+    assert page.index('id="headline"') < page.index('id="results"') and html.escape(sentence) in page
+    md = (run_dir / "report" / "report.md").read_text()
+    assert md.splitlines()[2] == f"**{sentence}**"
+
+
+def test_trace_browser_samples_each_model_with_verdicts_and_reasons(run_dir):
+    page = (run_dir / "report" / "index.html").read_text()
+    data = json.loads(re.search(r'<script type="application/json" id="trace-data">(.*?)</script>', page, re.S).group(1))
+    for model in ("distilled", "baseline"):
+        rows = [r for r in data if r["group"] == model]
+        assert {r["verdict"] for r in rows} == {"correct", "incorrect"}
+        assert all(r["reason"] == "matches the reference" for r in rows if r["verdict"] == "correct")
+        assert all(r["completion"] and r["benchmark"] == "toy_arith" for r in rows)
+
+
+def test_lineage_names_versions_hashes_and_tokens(run_dir):
+    page = (run_dir / "report" / "index.html").read_text()
+    lineage = page[page.index('id="lineage"') :]
+    for model in ("distilled", "baseline"):
+        h = json.loads((run_dir / "05_eval" / model / "config.json").read_text())["hash"]
+        assert h in lineage
+    tokens = sum(s["completion_tokens"] for s in StageDir(run_dir / "05_eval" / "distilled").stats())
+    assert f"{tokens:,}" in lineage
+    for pkg in ("transformers", "torch", "git commit"):
+        assert f"<td>{pkg}</td>" in lineage
 
 
 def test_reference_rows_only_for_models_that_name_one():
@@ -126,48 +164,86 @@ def test_nothing_to_report_is_an_error(tmp_path):
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--force-device-scale-factor=1", "--hide-scrollbars"]
-WIDTH, HEIGHT = 1200, 3600
+WIDTH, HEIGHT = 1200, 4000
 
-# Appended to a copy of the page: writes each element's box into the DOM, which --dump-dom returns.
-BOXES_JS = """<script>window.addEventListener('load', () => {
-  const out = {};
-  for (const id of ['table-results', 'table-comparison', 'plot-accuracy', 'plot-funnel', 'plot-loss']) {
-    const r = document.getElementById(id).getBoundingClientRect();
-    out[id] = [r.left, r.top, r.width, r.height];
+# Appended to a copy of the page: after load, writes into the DOM (which --dump-dom returns) each
+# element's box, every legend and data-area box of every figure, and what the trace browser shows
+# after a scripted filter.
+PROBE_JS = """<script>window.addEventListener('load', () => {
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; };
+  const out = {boxes: {}, figures: {}, filtered: {}};
+  for (const id of ['headline', 'table-results', 'table-comparison', 'plot-accuracy', 'plot-funnel', 'plot-loss'])
+    out.boxes[id] = box(document.getElementById(id));
+  for (const fig of ['accuracy', 'lengths', 'funnel', 'loss']) {
+    const f = document.getElementById('plot-' + fig);
+    out.figures[fig] = {
+      legends: [...f.querySelectorAll(`[id^="${fig}-legend-"]`)].map(box),
+      data: [...f.querySelectorAll(`[id^="${fig}-data-"]`)].map(box),
+    };
   }
-  const pre = document.createElement('pre'); pre.id = 'boxes'; pre.textContent = JSON.stringify(out);
-  pre.style.position = 'absolute'; pre.style.left = '-9999px'; document.body.appendChild(pre);
+  const set = (id, v) => { const s = document.getElementById(id); s.value = v; s.dispatchEvent(new Event('change')); };
+  const shown = () => [...document.querySelectorAll('#tb-list details.trace')].filter((d) => !d.hidden)
+      .map((d) => [d.dataset.group, d.dataset.benchmark, d.dataset.verdict]);
+  out.filtered.initial = shown();
+  set('tb-group', 'baseline');
+  out.filtered.baseline = shown();
+  set('tb-verdict', 'incorrect');
+  out.filtered.incorrect = shown();
+  out.filtered.count = document.getElementById('tb-count').textContent;
+  const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
+  pre.hidden = true; document.body.appendChild(pre);
 });</script>"""
 
 
+def _overlap(a, b) -> float:
+    """Area shared by two [left, top, width, height] boxes."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0.0, w) * max(0.0, h)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/install_system_deps.sh installs it)")
-def test_html_renders_in_headless_chromium_with_table_and_plots(run_dir, tmp_path):
+def test_html_renders_in_headless_chromium_legends_clear_of_data_and_browser_filters(run_dir, tmp_path):
     import numpy as np
     from PIL import Image
 
     page = tmp_path / "page.html"
-    page.write_text((run_dir / "report" / "index.html").read_text().replace("</body>", BOXES_JS + "</body>"))
+    page.write_text((run_dir / "report" / "index.html").read_text().replace("</body>", PROBE_JS + "</body>"))
     common = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={WIDTH},{HEIGHT}"]
     dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60, check=True).stdout
-    boxes = json.loads(re.search(r'<pre id="boxes"[^>]*>(.*?)</pre>', dom).group(1).replace("&quot;", '"'))
+    probe = json.loads(html.unescape(re.search(r'<pre id="probe"[^>]*>(.*?)</pre>', dom, re.S).group(1)))
     shot = tmp_path / "shot.png"
     subprocess.run([*common, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=60, check=True)
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert img.shape == (HEIGHT, WIDTH, 3)
+    boxes = probe["boxes"]
 
     def region(box):
         x, y, w, h = (int(round(v)) for v in box)
         assert w > 100 and h > 30 and y + h <= HEIGHT, box  # laid out, with real size, inside the shot
         return img[y : y + h, x : x + w]
 
-    for tid in ("table-results", "table-comparison"):
+    for tid in ("headline", "table-results", "table-comparison"):
         dark = (region(boxes[tid]).max(axis=2) < 110).mean()  # glyphs and borders
         assert dark > 0.02, (tid, dark)
     for pid in ("plot-accuracy", "plot-funnel", "plot-loss"):
         px = region(boxes[pid])
         colored = (px.max(axis=2) - px.min(axis=2) > 80).mean()  # bars and curves, not grey text
         assert colored > 0.002, (pid, colored)
-    # Well below the last section the page is blank: the checks above do not pass on noise.
-    x, y, w, h = boxes["plot-loss"]
-    assert y + h + 300 < HEIGHT
-    assert (img[int(y + h) + 200 :] == 255).all()
+    assert (img[:, : int(boxes["headline"][0]) - 2] == 255).all(), "the page margin is blank: the checks above see the page, not noise"
+
+    for fig, parts in probe["figures"].items():
+        assert parts["data"], fig
+        for legend in parts["legends"]:
+            assert legend[2] > 10 and legend[3] > 10, (fig, legend)
+            for data in parts["data"]:
+                assert _overlap(legend, data) < 1.0, f"{fig}: legend {legend} covers data area {data}"
+    assert sum(len(p["legends"]) for p in probe["figures"].values()) >= 3
+
+    data = json.loads(re.search(r'<script type="application/json" id="trace-data">(.*?)</script>', page.read_text(), re.S).group(1))
+    filtered = probe["filtered"]
+    assert filtered["initial"] and {g for g, _, _ in filtered["initial"]} == {data[0]["group"]}
+    assert len(filtered["baseline"]) == sum(r["group"] == "baseline" for r in data)
+    want = sum(r["group"] == "baseline" and r["verdict"] == "incorrect" for r in data)
+    assert want > 0 and len(filtered["incorrect"]) == want and filtered["count"] == f"{want} shown"
+    assert all(g == "baseline" and v == "incorrect" for g, _, v in filtered["incorrect"])

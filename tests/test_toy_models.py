@@ -6,7 +6,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from distill.generate.prompting import messages_for
 from distill.toy.students import build_student, parse_toy_name
-from distill.toy.tasks import make_problems
+from distill.toy.tasks import make_chat_problems, make_code_problems, make_problems
 from distill.toy.teacher import ToyTeacherConfig, write_trace
 from distill.toy.tokenizer import FAMILIES, build_tokenizer
 
@@ -74,3 +74,18 @@ def test_toy_model_names():
     assert parse_toy_name("Qwen/Qwen2.5-Math-7B") is None
     with pytest.raises(ValueError, match="toy:qwen2"):
         parse_toy_name("toy:gpt2")
+
+
+def test_merges_cover_every_domain_the_teacher_writes(tokenizer):
+    """Arithmetic-only merges left programs at ~3 and greetings at ~4 tokens per word (slow SFT and eval)."""
+    _, tok = tokenizer
+    rng = random.Random(3)
+    domains = {
+        "arith": (make_problems(50, seed=3, split="test", digits=3), 2.6),  # one token per digit
+        "code": (make_code_problems(30, seed=3, split="test"), 2.2),
+        "chat": (make_chat_problems(60, seed=3, split="test"), 2.5),
+    }
+    for name, (problems, bound) in domains.items():
+        texts = [p["prompt"] + "\n" + write_trace(p["prompt"], rng, ToyTeacherConfig(), 256)[0] for p in problems]
+        tokens = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts)
+        assert tokens / sum(len(t.split()) for t in texts) < bound, name

@@ -1,3 +1,5 @@
+import hashlib
+import json
 import random
 import re
 from collections import Counter
@@ -6,7 +8,8 @@ import pytest
 
 from distill.errors import DistillError
 from distill.generate.prompting import split_think
-from distill.toy.tasks import make_problems, parse_prompt, solve
+from distill.toy import tasks
+from distill.toy.tasks import arith_space, make_problems, parse_prompt, solve, split_of
 from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
 
 NO_MISTAKES = dict(wrong_answer=0, self_correction=0, missing_think_close=0, repetition=0, language_switch=0, truncation=0)
@@ -27,6 +30,30 @@ def test_problems_have_exact_answers_and_held_out_split_is_disjoint(ops):
         assert int(p["answer"]) == solve(*parse_prompt(p["prompt"]))
     assert make_problems(50, seed=1, ops=ops) == make_problems(50, seed=1, ops=ops)
     assert make_problems(50, seed=1, ops=ops) != make_problems(50, seed=2, ops=ops)
+
+
+def test_held_out_split_is_the_hashed_one_and_never_changes():
+    """Every recorded toy eval is scored on these problems: caching must not change which are held out."""
+    ops = ("+", "-", "*")
+    for split in ("train", "test"):
+        reference = [p for p in arith_space(ops, 2) if split_of(*p) == split]
+        picked = [(m["a"], m["op"], m["b"]) for m in (json.loads(p["metadata"]) for p in make_problems(300, seed=4, split=split, ops=ops))]
+        assert picked == random.Random(f"4-{split}").sample(reference, 300)
+    toy_arith = [p["id"] for p in make_problems(200, seed=0, split="test", digits=3)]  # evals/toy_arith.yaml
+    assert hashlib.sha256(repr(toy_arith).encode()).hexdigest()[:16] == "0bf4787c0e6b53ea"  # pinned before the cache
+
+
+def test_held_out_split_is_hashed_once_per_process(monkeypatch):
+    hashed = Counter()
+    real = tasks.split_of
+    monkeypatch.setattr(tasks, "split_of", lambda *p: hashed.update([p]) or real(*p))
+    tasks._split_space.cache_clear()
+    first = make_problems(100, seed=0, split="test", ops=("-",), digits=2)
+    assert sum(hashed.values()) == len(arith_space(("-",), 2))
+    assert make_problems(100, seed=1, split="test", ops=("-",), digits=2) != first  # another eval, same split
+    assert make_problems(100, seed=0, split="test", ops=("-",), digits=2) == first
+    assert sum(hashed.values()) == len(arith_space(("-",), 2))
+    tasks._split_space.cache_clear()
 
 
 def test_asking_for_more_problems_than_exist_is_an_error():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -15,7 +14,9 @@ class RowProgress:
     `spent`: USD of the stage's earlier runs, shown from the start."""
 
     def __init__(self, total_rows: int, enabled: bool = True, spent: float = 0.0):
-        self.enabled = enabled
+        from distill import console
+
+        self.enabled = enabled = enabled and console.bars_enabled()
         self.tokens = 0
         self.rows = 0
         self.total_rows = total_rows
@@ -28,7 +29,7 @@ class RowProgress:
             TextColumn("rows  {task.fields[tok_s]:,.0f} tok/s{task.fields[spend]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=console.CONSOLE,
             disable=not enabled,
         )
         self.task = self.bar.add_task("traces", total=total_rows, tok_s=0.0, spend="")

@@ -1,20 +1,22 @@
-"""`distill report`: one self-contained HTML page (plots inlined as base64 PNG) and a Markdown file
-(plots beside it as PNG files) from a run directory.
+"""`distill report`: one self-contained HTML page (plots inline as SVG, a trace browser in plain
+JS, no network) and a Markdown file (plots beside it as PNG files) from a run directory, plus
+`summary.json` (the headline numbers, read by `distill run`'s closing table and scripts/demo_numbers.py).
 
-Sections: results with 95% CIs and termination metrics, distilled - baseline with paired bootstrap
-CIs, the R1 paper's rows for the same models, the curation funnel, the training loss, and notes
-(protocol mismatches, missing pieces).
+Sections: the headline (each distilled model against its baseline, one quotable sentence each),
+results with 95% CIs and termination metrics, distilled - baseline with paired bootstrap CIs, the
+R1 paper's rows for the same models, response lengths, the curation funnel, the training loss, the
+trace browser, lineage (versions, config hashes, wall time and tokens per stage), and notes.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
+import json
 from pathlib import Path
 
 from distill.errors import DistillError
-from distill.io import write_bytes, write_text
+from distill.io import write_bytes, write_json, write_text
 from distill.report import plots
 from distill.report.collect import collect, r1_departures
 
@@ -125,12 +127,12 @@ def mix_funnel_table(f: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def figures(data: dict) -> dict[str, bytes]:
+def figures(data: dict) -> dict[str, tuple[bytes, str]]:
+    """name -> (PNG, SVG) of each figure the data allows."""
     figs = {}
     if data["models"]:
-        order = list(data["models"])
-        figs["accuracy"] = plots.accuracy(data["models"], order)
-        figs["lengths"] = plots.lengths(data["samples"])
+        figs["accuracy"] = plots.accuracy(data["models"], data["pairs"])
+        figs["lengths"] = plots.lengths(data["samples"], data["models"], data["pairs"])
     if data["funnel"]:
         figs["funnel"] = plots.funnel(data["funnel"])
     if data["losses"]:
@@ -138,13 +140,42 @@ def figures(data: dict) -> dict[str, bytes]:
     return figs
 
 
+def headline_sentence(p: dict) -> str:
+    """One sentence a person can quote: both models' pass@1 with CIs and the paired difference."""
+    return (
+        f"{p['distilled']} reaches {100 * p['distilled_pass1']:.1f}% pass@1 (95% CI {100 * p['distilled_ci'][0]:.1f}-"
+        f"{100 * p['distilled_ci'][1]:.1f}) on {p['benchmark']}, against {100 * p['baseline_pass1']:.1f}% "
+        f"({100 * p['baseline_ci'][0]:.1f}-{100 * p['baseline_ci'][1]:.1f}) for its undistilled baseline {p['baseline']}: "
+        f"{100 * p['diff']:+.1f} points (95% CI {100 * p['diff_ci'][0]:+.1f} to {100 * p['diff_ci'][1]:+.1f}; "
+        f"{p['n_problems']} problems, k={p['k']})."
+    )
+
+
+def lineage_tables(lin: dict) -> list[tuple[str, tuple]]:
+    out = []
+    if lin["teachers"]:
+        out.append(("teachers", (["teacher", "backend", "backend version", "prompt template", "traces"],
+                                 [[str(t.get(k) or "") for k in ("teacher", "backend", "backend_version", "prompt_template")] + [f"{t['rows']:,}"]
+                                  for t in lin["teachers"]])))
+    out.append(("stages", (["stage", "unit", "config hash", "wall time (s)", "rows", "tokens"],
+                           [[r["stage"], r["unit"], r["config_hash"] or "", "" if r["wall_s"] is None else f"{r['wall_s']:,.1f}",
+                             "" if r["rows"] is None else f"{r['rows']:,}", "" if r["tokens"] is None else f"{r['tokens']:,}"]
+                            for r in lin["stages"]])))
+    out.append(("packages", (["package", "version"], [["git commit", lin["git_commit"]]] + [[k, v] for k, v in lin["packages"].items()])))
+    return out
+
+
 def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
-    """(id, title, table, figure name) in page order."""
+    """(id, title, table, figure name) in page order. The headline, trace browser and lineage are
+    rendered apart (they are not a table and a figure)."""
     out = []
     if data["models"]:
         out.append(("results", "Results", results_table(data), "accuracy"))
     if data["comparisons"]:
         out.append(("comparison", "Distilled vs baseline (paired bootstrap over problems)", comparison_table(data), None))
+    if data.get("kd"):
+        out.append(("kd", "After SFT: on-policy distillation vs more SFT (paired bootstrap over problems; tokens generated: "
+                    "by the teacher for SFT's traces, by the student for KD)", data["kd"], None))
     out.append(("reference", "DeepSeek-R1 paper, Table 5 (same models)", reference_table(data) if data["reference_rows"] else None, None))
     if data.get("agreement"):
         out.append(("agreement", "Imported samples: our verdicts against the other tool's", agreement_table(data), None))
@@ -172,7 +203,10 @@ LEGEND = (
 
 
 def markdown(data: dict, figs: dict[str, str]) -> str:
-    lines = [f"# distill report: {data['name']}", "", LEGEND, ""]
+    lines = [f"# distill report: {data['name']}", ""]
+    if data["headline"]:
+        lines += [f"**{headline_sentence(p)}**" for p in data["headline"]] + [""]
+    lines += [LEGEND, ""]
     if data.get("settings"):
         lines += ["Sampling settings per model:", ""] + [f"- {n}: {s}" for n, s in data["settings"].items()] + [""]
     for sid, title, table, fig in _sections(data):
@@ -182,15 +216,23 @@ def markdown(data: dict, figs: dict[str, str]) -> str:
             if table is None:
                 lines += ["No model of this run names a row of the paper (r1_reference in its eval spec).", ""]
         if table is not None:
-            head, rows = table
-            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-            lines.append("")
+            lines += _md_table(table)
         if fig:
             lines += [f"![{title}]({figs[fig]})", ""]
+    lines += ["## Lineage", ""]
+    for _, table in lineage_tables(data["lineage"]):
+        lines += _md_table(table)
+    lines += [f"The trace browser ({len(data['traces'])} sampled traces and samples) is in index.html.", ""]
     if data["notes"]:
         lines += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
     return "\n".join(lines)
+
+
+def _md_table(table: tuple) -> list[str]:
+    head, rows = table
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return lines + [""]
 
 
 CSS = """
@@ -198,8 +240,19 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f0f0f0}td:first-child,th:first-child,td:nth-child(2){text-align:left}
-img{max-width:100%;display:block;margin:8px 0}.legend,.note{color:#555;font-size:13px}.warn{color:#a40}
+.scroll{overflow-x:auto}svg{max-width:100%;height:auto;display:block;margin:8px 0}
+.legend,.note{color:#555;font-size:13px}.warn{color:#a40}
+#headline{background:#f5f8fc;border-left:4px solid #1f77b4;padding:8px 14px;margin:12px 0}
+#headline p{font-size:15px;margin:6px 0}
+.tb-controls{display:flex;flex-wrap:wrap;gap:12px;align-items:center;font-size:13px;margin:8px 0}
+details.trace{border:1px solid #ddd;border-radius:4px;margin:4px 0;padding:2px 8px;font-size:13px}
+details.trace summary{cursor:pointer;display:flex;flex-wrap:wrap;gap:8px}
+.v{font-weight:600;padding:0 6px;border-radius:3px}.v-correct,.v-kept{background:#dff0d8}.v-incorrect,.v-rejected{background:#f8d7da}
+.tb-meta{color:#555}.tb-h{font-weight:600;margin-top:6px}
+pre{white-space:pre-wrap;word-break:break-word;background:#fafafa;border:1px solid #eee;padding:6px;max-height:360px;overflow:auto;font-size:12px}
 """
+
+BROWSER = Path(__file__).with_name("trace_browser.html")
 
 
 def _warn(cell: str) -> str:
@@ -211,12 +264,21 @@ def _html_table(sid: str, table: tuple) -> str:
     head, rows = table
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     trs = "".join("<tr>" + "".join(f"<td{_warn(c)}>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f'<table id="table-{sid}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>'
+    return f'<div class="scroll"><table id="table-{sid}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>'
 
 
-def html_page(data: dict, figs: dict[str, bytes]) -> str:
+def _json_script(element_id: str, obj) -> str:
+    """JSON inside a script element, escaped so no value can close the element early."""
+    text = json.dumps(obj, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\!--")
+    return f'<script type="application/json" id="{element_id}">{text}</script>'
+
+
+def html_page(data: dict, figs: dict[str, tuple[bytes, str]]) -> str:
     made = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = [f"<h1>distill report: {html.escape(data['name'])}</h1>", f'<p class="legend">{html.escape(LEGEND)} Generated {made}.</p>']
+    body = [f"<h1>distill report: {html.escape(data['name'])}</h1>"]
+    if data["headline"]:
+        body.append('<section id="headline">' + "".join(f"<p>{html.escape(headline_sentence(p))}</p>" for p in data["headline"]) + "</section>")
+    body.append(f'<p class="legend">{html.escape(LEGEND)} Generated {made}.</p>')
     if data.get("settings"):
         body.append('<ul class="legend" id="settings">' + "".join(
             f"<li>{html.escape(n)}: {html.escape(s)}</li>" for n, s in data["settings"].items()) + "</ul>")
@@ -229,20 +291,34 @@ def html_page(data: dict, figs: dict[str, bytes]) -> str:
         if table is not None:
             body.append(_html_table(sid, table))
         if fig:
-            b64 = base64.b64encode(figs[fig]).decode()
-            body.append(f'<img id="plot-{fig}" alt="{html.escape(title)}" src="data:image/png;base64,{b64}">')
+            body.append(f'<figure id="plot-{fig}" aria-label="{html.escape(title)}">{figs[fig][1]}</figure>')
         body.append("</section>")
+    if data["traces"]:
+        body.append('<section id="traces"><h2>Trace browser</h2><p class="note">A sample: for curation, a few kept traces and a few '
+                    "rejected per reason; for each evaluated model, correct and incorrect samples with the answer extracted, "
+                    "the verdict and why. Long completions keep their start and end.</p>")
+        body.append(_json_script("trace-data", data["traces"]) + BROWSER.read_text(encoding="utf-8") + "</section>")
+    body.append('<section id="lineage"><h2>Lineage</h2>')
+    for name, table in lineage_tables(data["lineage"]):
+        body.append(_html_table(f"lineage-{name}", table))
+    body.append("</section>")
     if data["notes"]:
         body.append('<section id="notes"><h2>Notes</h2><ul>' + "".join(f'<li class="warn">{html.escape(n)}</li>' for n in data["notes"]) + "</ul></section>")
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>distill report: {html.escape(data['name'])}</title><style>{CSS}</style></head>"
         f"<body>{''.join(body)}</body></html>\n"
     )
 
 
+def summary(data: dict, page: Path) -> dict:
+    """The headline as data: what `distill run` prints at the end and scripts/demo_numbers.py tabulates."""
+    return {"run": data["name"], "report": str(page), "pairs": data["headline"],
+            "sentences": [headline_sentence(p) for p in data["headline"]], "funnel": data["funnel"]}
+
+
 def run(run_dir: Path, out: Path) -> Path:
-    """Write out/index.html, out/report.md and out/plots/*.png; return the HTML page's path."""
+    """Write out/index.html, out/report.md, out/plots/*.png and out/summary.json; return the HTML page's path."""
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise DistillError(f"{run_dir}: run directory not found")
@@ -250,8 +326,9 @@ def run(run_dir: Path, out: Path) -> Path:
     if not data["models"] and not data["funnel"] and not data["losses"]:
         raise DistillError(f"{run_dir}: nothing to report (no 03_curated/stats, 04_sft/*/metrics.jsonl or 05_eval/*/scores.json)")
     figs = figures(data)
-    for name, png in figs.items():
+    for name, (png, _) in figs.items():
         write_bytes(out / "plots" / f"{name}.png", png)
     write_text(out / "report.md", markdown(data, {n: f"plots/{n}.png" for n in figs}))
     write_text(out / "index.html", html_page(data, figs))
+    write_json(out / "summary.json", summary(data, out / "index.html"))
     return out / "index.html"

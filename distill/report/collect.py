@@ -16,6 +16,7 @@ import yaml
 
 from distill.eval.compare import compare, foreign_agreement
 from distill.eval.stage import SCORE_COLUMNS, load_samples
+from distill.kd.report import kd_table
 from distill.pipeline import CURATED, EVAL, SFT
 from distill.stage import StageDir
 
@@ -212,7 +213,28 @@ def paper_protocol_gaps(name: str, scores: dict, ref: dict) -> list[str]:
     return sorted(set(gaps))
 
 
+def headline_pairs(models: dict[str, dict], comparisons: list[dict]) -> list[dict]:
+    """Per distilled model and benchmark: both models' pass@1 with CIs and the paired difference with its CI."""
+    out = []
+    for c in comparisons:
+        for bench, r in sorted(c["benchmarks"].items()):
+            d = models[c["distilled"]]["scores"]["benchmarks"][bench]
+            b = models[c["baseline"]]["scores"]["benchmarks"][bench]
+            p = r["pass@1"]
+            out.append({
+                "distilled": c["distilled"], "baseline": c["baseline"], "benchmark": bench,
+                "n_problems": p["n_problems"], "k": d["k"],
+                "distilled_pass1": d["pass@1"], "distilled_ci": list(d["pass@1_ci95"]),
+                "baseline_pass1": b["pass@1"], "baseline_ci": list(b["pass@1_ci95"]),
+                "diff": p["diff"], "diff_ci": [p["ci_low"], p["ci_high"]], "p_not_better": p["p_not_better"],
+            })
+    return out
+
+
 def collect(run_dir: Path) -> dict:
+    from distill.report.lineage import lineage
+    from distill.report.traces import sample
+
     run_dir = Path(run_dir)
     notes: list[str] = []
     models = evals(run_dir, notes)
@@ -235,6 +257,7 @@ def collect(run_dir: Path) -> dict:
     return {
         "run_dir": run_dir,
         "name": run_dir.resolve().name,
+        "kd": kd_table(run_dir, models),
         "funnel": funnel(run_dir, notes),
         "losses": losses(run_dir, notes),
         "models": models,
@@ -242,6 +265,10 @@ def collect(run_dir: Path) -> dict:
         "comparisons": comparisons,
         "reference": ref,
         "reference_rows": matched,
+        "pairs": paired,
+        "headline": headline_pairs(models, comparisons),
+        "traces": sample(run_dir, list(models)),
+        "lineage": lineage(run_dir),
         "settings": sampling_settings(models),
         # imported samples: our verdicts against the other tool's
         "agreement": {name: a for name, m in models.items() if (a := foreign_agreement(m["dir"]))},

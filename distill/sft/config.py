@@ -99,12 +99,19 @@ def resolve_path(value: str) -> Path:
 
 
 def sft_config(training: dict, output_dir: Path, validate_only: bool = False, **fixed):
-    """Build the trl.SFTConfig; machine-dependent defaults (bf16, checkpointing) follow the hardware.
+    """Build the trl.SFTConfig (see `trainer_config`)."""
+    from trl import SFTConfig
+
+    return trainer_config(SFTConfig, training, output_dir, validate_only, **fixed)
+
+
+def trainer_config(config_cls, training: dict, output_dir: Path, validate_only: bool = False, **fixed):
+    """Build a TRL trainer config (SFTConfig, DistillationConfig); machine-dependent defaults (bf16,
+    checkpointing) follow the hardware, then `training` (the user's fields), then `fixed` (the stage's).
 
     `validate_only` checks a GPU config on a machine without one (use_cpu lets bf16 through).
     """
     import torch
-    from trl import SFTConfig
 
     on_gpu = torch.cuda.is_available()
     args = {
@@ -125,9 +132,9 @@ def sft_config(training: dict, output_dir: Path, validate_only: bool = False, **
     if validate_only:
         args["use_cpu"] = True
     try:
-        config = SFTConfig(output_dir=str(output_dir), **args)
+        config = config_cls(output_dir=str(output_dir), **args)
     except TypeError as e:  # an unknown key: "__init__() got an unexpected keyword argument 'x'"
-        raise ValueError(f"training: not a trl.SFTConfig field ({str(e).split('argument ')[-1]})") from None
+        raise ValueError(f"training: not a trl.{config_cls.__name__} field ({str(e).split('argument ')[-1]})") from None
     if not validate_only:
         config.report_to = _installed_trackers(config.report_to)
     return config

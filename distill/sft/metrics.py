@@ -1,8 +1,9 @@
-"""Training metrics as JSON lines in the student's directory, where the report reads them."""
+"""Training metrics as JSON lines in the student's directory, where the report and `distill status` read them."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -10,9 +11,12 @@ from transformers import TrainerCallback
 
 from distill.io import write_text
 
+log = logging.getLogger(__name__)
+
 
 class MetricsFile(TrainerCallback):
-    """Appends {step, epoch, loss, learning_rate, grad_norm, tokens_seen, tokens_per_s} per logging step.
+    """Appends {step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_seen, tokens_per_s, time}
+    per logging step (time: Unix seconds, for rates and ETAs) and logs the same as one line.
 
     On resume, lines past the checkpoint's step are dropped first, so the file has each step once.
     """
@@ -35,13 +39,17 @@ class MetricsFile(TrainerCallback):
         now, tokens = time.perf_counter(), state.num_input_tokens_seen
         row = {
             "step": state.global_step,
+            "max_steps": state.max_steps,
             "epoch": round(state.epoch or 0.0, 4),
             "loss": logs["loss"],
             "learning_rate": logs.get("learning_rate"),
             "grad_norm": logs.get("grad_norm"),
             "tokens_seen": tokens,
             "tokens_per_s": round((tokens - self._tokens) / max(now - self._t, 1e-9), 1),
+            "time": round(time.time(), 3),
         }
         self._t, self._tokens = now, tokens
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+        log.info("step %d/%d  loss %.4f  lr %.3g  %.0f tok/s", row["step"], row["max_steps"], row["loss"],
+                 row["learning_rate"] or 0.0, row["tokens_per_s"])

@@ -42,8 +42,11 @@ from distill.stage import StageDir
 log = logging.getLogger(__name__)
 
 
-def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, threads: int | None = None) -> dict:
-    """Check, then train student `cfg` on curated stage `inp` into `out`; returns the summary (or the check report)."""
+def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, threads: int | None = None, callbacks: tuple = ()) -> dict:
+    """Check, then train student `cfg` on curated stage `inp` into `out`; returns the summary (or the check report).
+
+    `callbacks`: extra TrainerCallbacks (the kd stage's matched-compute control stops SFT on a time budget).
+    """
     import torch
     from accelerate import PartialState
 
@@ -77,7 +80,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         rows, too_long = tokenized_dataset(conversations, source, tokenizer, cfg.max_length, out / "data", args.dataset_num_proc)
     counts = {**counts, "rows_train": len(rows), "rows_too_long": too_long}
     with redirect_stdout(sys.stderr):  # the Trainer's progress bar writes its log lines to stdout
-        summary = train(cfg, args, rows, model_path, tokenizer, out)
+        summary = train(cfg, args, rows, model_path, tokenizer, out, callbacks)
     summary = {"student": cfg.name, "data_format": cfg.data_format, **counts, **summary}
     if state.is_main_process:
         write_text(out / "model" / "README.md", model_card(cfg, inp, model_path, summary, report))
@@ -197,8 +200,9 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
     return model
 
 
-def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path) -> dict:
+def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
     from accelerate import PartialState
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
@@ -213,8 +217,11 @@ def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path)
         train_dataset=rows,  # input_ids + assistant_masks: trl builds the labels from the mask
         processing_class=tokenizer,
         peft_config=lora_config(cfg, tokenizer),
-        callbacks=[metrics],
+        callbacks=[metrics, *callbacks],
     )
+    # The Trainer's tqdm bar and its printed dict per logging step: MetricsFile logs one line instead.
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
     # Counted before the trainer shards the model; ds_numel is a ZeRO-3 partitioned parameter's full size.
     trainable = sum(getattr(p, "ds_numel", p.numel()) for p in trainer.model.parameters() if p.requires_grad)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None

@@ -16,6 +16,8 @@ ARCHS = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "qwen2"), "llama": ("Llama
 # vocabulary; it learns 3-digit column addition from ~2.8k traces in a few CPU minutes.
 SIZES = {
     "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
+    # ~0.1M: a student well below the tiny teacher after the same SFT, for the on-policy KD toy (pipelines/toy_kd.yaml)
+    "micro": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=192),
     "small": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4, intermediate_size=768),
 }
 SEED = 1234

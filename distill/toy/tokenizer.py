@@ -2,7 +2,8 @@
 
 Like the real families it is byte-level (any text encodes, Chinese from the teacher's language switch
 included) and, like Qwen2, it splits digits one by one so column arithmetic is learnable. Its merges
-are trained on toy-teacher traces, so a trace is ~1.3 tokens per word instead of ~5 bytes. `<think>`
+are trained on toy-teacher traces of all three domains: ~2.4 tokens per word on additions (one per digit),
+~1.8 on programs and ~2.1 on greetings, instead of ~5 bytes. `<think>`
 and `</think>` are added as non-special tokens: one id each, and `decode(skip_special_tokens=True)`
 keeps them, as in the DeepSeek-R1 distilled models.
 """
@@ -16,7 +17,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 from transformers import PreTrainedTokenizerFast
 
 from distill.generate.prompting import MATH_INSTRUCTION, THINK_CLOSE, THINK_OPEN
-from distill.toy.tasks import make_problems
+from distill.toy.tasks import arith_space, make_chat_problems, make_code_problems, prompt_for, task_of
 from distill.toy.teacher import ToyTeacherConfig, write_trace
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -32,20 +33,31 @@ FAMILIES = {
         "llama3.jinja",
     ),
 }
-VOCAB_SIZE = 512  # 256 bytes + specials + ~240 merges: the teacher's words and operators become single tokens
+VOCAB_SIZE = 512  # 256 bytes + specials + ~240 merges: the teacher's words, operators and code become single tokens
 CORPUS_TRACES = 3000
 
 
 def toy_corpus(n: int = CORPUS_TRACES, seed: int = 0) -> list[str]:
-    """Prompts and teacher traces over every op and size, every mistake type included (so Chinese too)."""
+    """Prompts and teacher traces of every toy domain the teacher writes, in the demo's proportions.
+
+    Two thirds arithmetic (every op and size), a sixth code, a sixth greetings, every mistake type included
+    (so Chinese too), and the no-think replies of answer-only students: merges trained on arithmetic
+    alone left code at ~3 and greetings at ~4 tokens per word. Problems come from the whole space, not
+    a split: the corpus only shapes merges, and skipping the split hashing keeps the build cheap.
+    """
     rng = random.Random(seed)
     texts = ["system", "user", "assistant", MATH_INSTRUCTION]
-    per = n // 6
+    prompts = []
     for ops in (("+",), ("-",), ("*",)):
         for digits in (2, 3):
-            for p in make_problems(per, seed=seed, ops=ops, digits=digits):
-                texts.append(p["prompt"] + "\n" + MATH_INSTRUCTION)
-                texts.append(write_trace(p["prompt"], rng, ToyTeacherConfig(), max_tokens=512)[0])
+            prompts += [prompt_for(*p) for p in rng.sample(arith_space(ops, digits), n // 9)]
+    prompts += [p["prompt"] for p in make_code_problems(n // 6, seed=seed)]
+    prompts += [p["prompt"] for p in make_chat_problems(n // 6, seed=seed)]
+    cfg = ToyTeacherConfig()
+    for i, prompt in enumerate(prompts):
+        user = prompt + "\n" + MATH_INSTRUCTION if task_of(prompt) == "arith" else prompt
+        texts.append(user)
+        texts.append(write_trace(prompt, rng, cfg, max_tokens=512, thinking=i % 4 != 0)[0])  # a quarter answer-only
     return texts
 
 

@@ -159,8 +159,9 @@ class OpenAIBackend(Queued):
             raise _Retry(f"malformed response ({type(e).__name__}: {str(e)[:80]})") from None
         extra = {"served_model": data.get("model"), "system_fingerprint": data.get("system_fingerprint")}
         # DeepSeek's API (and servers run with a reasoning parser) return the thinking in its own field.
-        reasoning = msg.get("reasoning_content") or msg.get("reasoning")
-        if reasoning and content:
+        # (vLLM sends "reasoning": "" when the model closed its think block at once: still a reasoning reply.)
+        reasoning = msg.get("reasoning_content") if msg.get("reasoning_content") is not None else msg.get("reasoning")
+        if reasoning is not None and content:
             text = think_text(reasoning, content)
             extra.update(reasoning=reasoning.strip("\n"), response=content)
         elif reasoning:  # no answer after the thinking (cut at max_tokens): the think block never closed

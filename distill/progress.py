@@ -1,0 +1,213 @@
+"""How far each stage of a run directory is, read from what the stages wrote (never from memory).
+
+One reader serves `distill status` (a table, any time, from any machine that sees the directory) and
+the live display of `distill run` (polled twice a second). Data stages count shards and rows, SFT
+counts optimizer steps from `metrics.jsonl`, eval counts samples in finished parts and checkpointed
+chunks. Rates come from the finished shards' own `seconds` times the claims held now (the workers
+at work), SFT's from its last two logging steps; so a resumed stage's ETA is as good as a fresh one's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from distill.errors import DistillError
+from distill.pipeline import CURATED, EVAL, PROMPTS, REPORT, SFT, TRACES
+from distill.stage import StageDir
+
+
+@dataclass
+class Line:
+    """One row of progress: a data stage, a student or an evaluated model."""
+
+    name: str
+    unit: str  # what `done` and `total` count: shards, steps, samples
+    done: int = 0
+    total: int | None = None
+    rows: int | None = None
+    tokens: int | None = None
+    state: str = "not started"  # not started | running | stopped | done
+    rate: float | None = None  # units per second in the current attempt
+    eta_s: float | None = None
+    info: str = ""  # e.g. "loss 0.231" or "pass@1 so far 74%"
+    path: Path | None = None  # the stage (or student, model) directory
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "done"
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _finished_stats(stage: StageDir) -> list[dict]:
+    """Stats of the done shards; a file being written or damaged is skipped (`status` names damage)."""
+    out = []
+    for i in stage.done_shards():
+        try:
+            out.append(stage.shard_stats(i))
+        except (DistillError, OSError):
+            continue
+    return out
+
+
+def _eta(line: Line, stats: list[dict], workers: int, units_per_shard=None) -> None:
+    """Rate and ETA from the finished shards' mean time, with `workers` shards at work at once."""
+    timed = [s for s in stats if s.get("seconds")]
+    if not timed or line.total is None:
+        return
+    per_unit = sum(float(s["seconds"]) for s in timed) / sum((units_per_shard(s) if units_per_shard else 1) for s in timed)
+    if per_unit <= 0:
+        return
+    line.rate = max(1, workers) / per_unit
+    line.eta_s = max(0, line.total - line.done) / line.rate
+
+
+def shard_stage(path: Path, tokens_key: str | None = None) -> Line:
+    """A sharded Parquet stage (prompts, traces, curated): shards done of planned, rows and tokens out."""
+    stage = StageDir(path)
+    line = Line(name=Path(path).name, unit="shards", path=Path(path))
+    if not stage.path.is_dir():
+        return line
+    try:
+        line.total = stage.planned()
+    except DistillError:
+        line.total = None
+    line.done = len(stage.done_shards())
+    stats = _finished_stats(stage)
+    line.rows = sum(int(s.get("rows_out", 0)) for s in stats)
+    if tokens_key:
+        line.tokens = sum(int(s.get(tokens_key, 0)) for s in stats)
+    if line.total is not None and line.done >= line.total:
+        line.state = "done"
+        return line
+    held = len(stage.held_claims())
+    line.state = "running" if held else ("stopped" if line.done else "not started")
+    _eta(line, stats, held)
+    return line
+
+
+def _metrics(path: Path) -> list[dict]:
+    rows = []
+    if path.exists():
+        for text in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(text))
+            except json.JSONDecodeError:
+                continue  # a line being appended
+    return rows
+
+
+def student(path: Path) -> Line:
+    """One student of the SFT stage: optimizer steps from metrics.jsonl, tokens seen, last loss."""
+    path = Path(path)
+    line = Line(name=path.name, unit="steps", path=path)
+    if (path / "done").exists():
+        summary = json.loads((path / "summary.json").read_text())
+        line.done = line.total = int(summary.get("steps", 0))
+        line.tokens, line.state = summary.get("tokens_seen"), "done"
+        loss = summary.get("final_loss")
+        line.info = f"loss {loss:.3f}" if loss is not None else ""
+        line.rows = summary.get("rows_train")
+        return line
+    rows = _metrics(path / "metrics.jsonl")
+    if not rows:
+        line.state = "running" if path.exists() else "not started"
+        return line
+    last = rows[-1]
+    line.done, line.total, line.tokens = int(last["step"]), last.get("max_steps"), last.get("tokens_seen")
+    line.info = f"loss {last['loss']:.3f} · {count(int(last.get('tokens_per_s', 0)))} tok/s"
+    fresh = time.time() - (_mtime(path / "metrics.jsonl") or 0) < 120
+    line.state = "running" if fresh else "stopped"
+    if len(rows) >= 2 and "time" in last and "time" in rows[-2] and last["step"] > rows[-2]["step"]:
+        line.rate = (last["step"] - rows[-2]["step"]) / max(last["time"] - rows[-2]["time"], 1e-6)
+        if line.total:
+            line.eta_s = (line.total - line.done) / line.rate
+    return line
+
+
+def eval_model(path: Path) -> Line:
+    """One evaluated model: samples written (finished parts plus checkpointed chunks) of n_problems x k."""
+    path = Path(path)
+    stage = StageDir(path)
+    line = Line(name=path.name, unit="samples", path=path)
+    if not (path / "config.json").exists():
+        return line
+    config = stage.config()
+    ks = {b: v["protocol"]["k"] for b, v in config["benchmarks"].items()}
+    line.total = sum((end - start) * ks[b] for b, start, end in config["shards"])
+    done = set(stage.done_shards())
+    for i in range(len(config["shards"])):
+        for f in [stage.part(i)] if i in done else sorted(stage.chunks(i).glob("*.parquet")):
+            try:
+                line.done += pq.read_metadata(f).num_rows
+            except (FileNotFoundError, OSError):
+                continue
+    stats = _finished_stats(stage)
+    line.tokens = sum(int(s.get("completion_tokens", 0)) for s in stats) or None
+    scores = path / "scores.json"
+    if scores.exists():
+        line.state = "done"
+        s = json.loads(scores.read_text())["benchmarks"]
+        line.info = " · ".join(f"pass@1 {100 * v['pass@1']:.1f}%" + (f" {b}" if len(s) > 1 else "") for b, v in sorted(s.items()))
+        return line
+    scored = sum(int(s.get("rows_out", 0)) for s in stats)
+    if scored:
+        line.info = f"{100 * sum(int(s.get('correct', 0)) for s in stats) / scored:.0f}% correct so far"
+    held = len(stage.held_claims())
+    line.state = "running" if held else ("stopped" if line.done else "not started")
+    _eta(line, stats, held, units_per_shard=lambda s: max(1, int(s.get("rows_out", 0))))
+    return line
+
+
+def _pipeline(run_dir: Path) -> dict:
+    f = run_dir / "pipeline.yaml"
+    return (yaml.safe_load(f.read_text()) or {}) if f.exists() else {}
+
+
+def run_lines(run_dir: Path) -> list[tuple[str, list[Line]]]:
+    """Every stage of a run directory, in pipeline order: (stage, its lines). Students and models
+    listed in pipeline.yaml appear before they start."""
+    run_dir = Path(run_dir)
+    cfg = _pipeline(run_dir)
+    out = [
+        ("prompts", [shard_stage(run_dir / PROMPTS)]),
+        ("generate", [shard_stage(run_dir / TRACES, "completion_tokens")]),
+        ("filter", [shard_stage(run_dir / CURATED, "completion_tokens_out")]),
+    ]
+    students = [s["name"] for s in (cfg.get("sft") or {}).get("students", []) if isinstance(s, dict) and "name" in s]
+    found = sorted(p.name for p in (run_dir / SFT).iterdir() if p.is_dir()) if (run_dir / SFT).is_dir() else []
+    out.append(("sft", [student(run_dir / SFT / s) for s in students + [f for f in found if f not in students]]))
+    models = [m["name"] for m in (cfg.get("eval") or {}).get("models", []) if isinstance(m, dict) and "name" in m]
+    found = sorted(p.name for p in (run_dir / EVAL).iterdir() if p.is_dir()) if (run_dir / EVAL).is_dir() else []
+    out.append(("eval", [eval_model(run_dir / EVAL / m) for m in models + [f for f in found if f not in models]]))
+    report = Line(name=REPORT, unit="pages", total=1)
+    if (run_dir / REPORT / "index.html").exists():
+        report.done, report.state = 1, "done"
+    out.append(("report", [report]))
+    return out
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def count(n: int | None) -> str:
+    """1234 -> 1,234; 1234567 -> 1.2M."""
+    if n is None:
+        return ""
+    return f"{n / 1e6:.1f}M" if n >= 1_000_000 else f"{n:,}"
