@@ -114,14 +114,20 @@ def _section(key: str, value, base: Path):
     return value
 
 
-def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineConfig:
-    """Load a pipeline YAML; any stage section, or any entry of `sft.students`, may name a YAML file."""
+def read_pipeline(path: Path) -> dict:
+    """A pipeline YAML as one mapping: stage sections and `sft.students` entries given as YAML paths
+    are read from those files, so the result can be changed (overrides, a rehearsal) and parsed."""
     path = Path(path)
     data = load_yaml(path)
     for key in ("prompts", "generate", "filter", "sft", "kd", "eval"):
         if key in data:
             data[key] = _section(key, data[key], path.parent)
-    return parse(PipelineConfig, apply_overrides(data, overrides or []), path)
+    return data
+
+
+def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineConfig:
+    """Load a pipeline YAML; any stage section, or any entry of `sft.students`, may name a YAML file."""
+    return parse(PipelineConfig, apply_overrides(read_pipeline(path), overrides or []), path)
 
 
 def _train(student: StudentConfig, inp: Path, out: Path, threads: int, log: dict) -> dict:

@@ -65,7 +65,7 @@ class Spec:
     rope: dict
     bos: str | None
     eos: str
-    template: str | None  # file in TEMPLATES, or None (base Llama ships no chat template)
+    template: str | None  # file in TEMPLATES, or None (base Llama ships none; R1's comes with its tokenizer)
     extra: dict = field(default_factory=dict)
 
 
@@ -125,7 +125,8 @@ def _tokenizer_dir(family: str) -> str:
     out = Path(tempfile.mkdtemp(prefix=f"distill-tok-{family}-"))
     tok_json = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
     config = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))
-    config.pop("chat_template", None)  # the model's own template is set by build_model
+    if family != "deepseek-r1":  # the package's template is R1's own (January 2025 release: drops the reasoning of past turns)
+        config.pop("chat_template", None)  # the others' are Qwen3's and Llama-3.2's: build_model sets the model's own
     if family == "qwen2.5":
         _drop_added(tok_json, config, QWEN3_ONLY_IDS)
     elif family == "llama-3.1":

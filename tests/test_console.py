@@ -14,6 +14,9 @@ from distill import console
 @pytest.fixture
 def terminal(monkeypatch):
     """console.CONSOLE writing into a buffer; logging, warnings and the environment restored afterwards."""
+    # An earlier CLI test's captureWarnings(True) outlives pytest's per-test warnings hook and would make
+    # setup()'s call a no-op: start from logging's uncaptured state.
+    logging.captureWarnings(False)
     root = logging.getLogger()
     saved = (list(root.handlers), root.level, dict(os.environ), list(warnings.filters), dict(console._settings))
     buf = io.StringIO()

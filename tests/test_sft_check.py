@@ -9,6 +9,9 @@ from distill.sft.config import StudentConfig
 from distill.sft.data import EMPTY_THINK, curated_dataset
 from distill.sft.stage import run
 from distill.toy.tokenizer import TEMPLATES_DIR, build_tokenizer
+from distill.io import write_parquet
+from distill.records import CURATED, to_table
+from distill.stage import StageDir
 from tests.sft_fixtures import curated_rows, write_curated
 
 QWEN = (TEMPLATES_DIR / "qwen2.jinja").read_text()
@@ -82,6 +85,15 @@ def test_answer_only_view_keeps_the_response_behind_an_empty_think(tmp_path):
     for r, a in zip(reasoning["messages"], answers["messages"]):
         assert r[0] == a[0]
         assert a[-1]["content"] == EMPTY_THINK + r[-1]["content"].split("</think>\n")[1]
+
+
+def test_an_empty_curated_part_is_skipped(tmp_path):
+    """A shard whose every sample was rejected (a small code source, say) leaves a part with no rows."""
+    inp = write_curated(tmp_path / "curated", 20, seed=2, shards=2)
+    write_parquet(to_table([], CURATED), StageDir(inp).part(1))
+    StageDir(inp).finish(1, {"rows_in": 0, "rows_out": 0})
+    ds, counts = curated_dataset(inp, "reasoning", tmp_path / "cache")
+    assert counts["rows_in"] == 10 and 0 < len(ds) <= 10
 
 
 def test_sft_refuses_to_train_on_a_broken_template(tmp_path):

@@ -214,10 +214,13 @@ def paper_protocol_gaps(name: str, scores: dict, ref: dict) -> list[str]:
 
 
 def headline_pairs(models: dict[str, dict], comparisons: list[dict]) -> list[dict]:
-    """Per distilled model and benchmark: both models' pass@1 with CIs and the paired difference with its CI."""
+    """Per distilled model and benchmark: both models' pass@1 with CIs and the paired difference with its CI.
+    A refused pair (other problems or k) has no number to quote; the comparison table says why in red."""
     out = []
     for c in comparisons:
         for bench, r in sorted(c["benchmarks"].items()):
+            if "refused" in r:
+                continue
             d = models[c["distilled"]]["scores"]["benchmarks"][bench]
             b = models[c["baseline"]]["scores"]["benchmarks"][bench]
             p = r["pass@1"]

@@ -39,6 +39,11 @@ def curated_dataset(inp: Path, data_format: str, cache_dir: Path):
         if "messages" not in schema.names:
             raise DistillError(f"{where(path, field='messages')}: column missing (is this a curated stage?)")
     columns = ["messages"] + (["reject_reason"] if all("reject_reason" in s.names for s in schemas) else [])
+    # A shard whose every sample was rejected has an empty part, which datasets cannot read ("BatchSize must
+    # be greater than 0"): only parts with rows are read.
+    parts = [p for p in parts if pq.ParquetFile(p).metadata.num_rows]
+    if not parts:
+        raise DistillError(f"{inp}: no kept rows to train on (every curated part is empty)")
     cache_dir = Path(cache_dir)
     ds = Dataset.from_parquet([str(p) for p in parts], columns=columns, cache_dir=str(cache_dir / "parquet"))
     rows_in = len(ds)
