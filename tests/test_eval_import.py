@@ -44,7 +44,7 @@ def test_qwen_math_jsonl_keeps_their_labels_and_the_report_shows_agreement(tmp_p
     res = cli("--import", "qwen-math", QWEN, "-o", run_dir / "05_eval" / "qwen", "--benchmark", qwen_spec, "--model", "qwen",
               "--set", "bootstrap_resamples=200")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output.splitlines()[0]) == {"imported": str(QWEN), "matched": 100, "unmatched": 0, "samples": 800, "k": 8}
+    assert json.loads(res.stdout.splitlines()[0]) == {"imported": str(QWEN), "matched": 100, "unmatched": 0, "samples": 800, "k": 8}
     rows = load_samples(run_dir / "05_eval" / "qwen")
     theirs = [json.loads(line)["score"] for line in QWEN.read_text().splitlines()]
     assert sum(r["foreign_correct"] for r in rows) == sum(map(sum, theirs))  # every label kept (728 of 800)
@@ -172,7 +172,7 @@ def test_rescore_keeps_a_backup_and_honours_benchmark_and_model(tmp_path):
 
     res = cli("--rescore", "-o", tmp_path / "05_eval", "--model", "m", "--benchmark", "toy_more")
     assert res.exit_code == 0, res.output
-    assert {json.loads(line)["model"] for line in res.output.splitlines()} == {"m"}
+    assert {json.loads(line)["model"] for line in res.stdout.splitlines()} == {"m"}
     assert toy_part.read_bytes() == damaged  # not asked for: untouched
     (backup,) = (out / "backups").iterdir()
     assert {p.name for p in backup.iterdir()} == {n for n in parts if n != toy_part.name} | {"scores.json"}
