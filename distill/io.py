@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError, where
+from distill.procs import pid_alive
 
 # A temporary file is named after its writer, `.NAME.tmp-HOST-PID`, so a later run can tell a killed
 # writer's leftover (its pid gone on this host) from a live writer's file and remove only the former.
@@ -22,20 +24,19 @@ _TMP = re.compile(r"^\..+\.tmp-(?P<host>.+)-(?P<pid>\d+)$")
 FOREIGN_TMP_STALE_S = 3600.0
 
 
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (sources and imports can be GBs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def tmp_path(path: Path) -> Path:
     """The temporary sibling this process writes `path` through."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_leftover_tmp(root: Path) -> list[Path]:
@@ -52,7 +53,7 @@ def remove_leftover_tmp(root: Path) -> list[Path]:
                 continue
             path = Path(dirpath) / name
             if m["host"] == host:
-                gone = int(m["pid"]) != os.getpid() and not _pid_alive(int(m["pid"]))
+                gone = int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"]))
             else:
                 try:
                     gone = time.time() - path.stat().st_mtime > FOREIGN_TMP_STALE_S

@@ -31,6 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from distill.errors import DistillError
 from distill.io import parquet_rows, read_json, remove_leftover_tmp, tmp_path, write_json, write_text
+from distill.procs import pid_alive, proc_start
 
 log = logging.getLogger(__name__)
 
@@ -55,33 +56,6 @@ def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             keys.append(f"{prefix}{k}")
     return keys
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie, dead but not yet reaped by its parent, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = _proc_stat(pid)
-    return stat is None or stat[0] != "Z"
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (state first); None where there is none."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def _proc_start(pid: int) -> int | None:
-    """When process `pid` started, in clock ticks since boot (Linux); None where /proc has no answer.
-    With the pid, it names one process: pids are reused, most of all in containers that restart."""
-    stat = _proc_stat(pid)
-    return int(stat[19]) if stat else None
 
 
 def _age(seconds: float) -> str:
@@ -280,7 +254,7 @@ class StageDir:
         lock = self.claim_file(i)
         lock.parent.mkdir(parents=True, exist_ok=True)
         me = json.dumps(
-            {"host": socket.gethostname(), "pid": os.getpid(), "started": _proc_start(os.getpid()),
+            {"host": socket.gethostname(), "pid": os.getpid(), "started": proc_start(os.getpid()),
              "token": secrets.token_hex(8), "since": time.time()}
         ).encode()
         for _ in range(2):
@@ -340,10 +314,10 @@ def _judge(lock: Path) -> tuple[bool, bytes | None]:
     if holder["host"] != socket.gethostname():
         return age > CLAIM_STALE_S, content
     pid = holder["pid"]
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return True, content
     started = holder.get("started")
-    return started is not None and _proc_start(pid) not in (None, started), content
+    return started is not None and proc_start(pid) not in (None, started), content
 
 
 def _describe_claim(lock: Path) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+import distill.procs
 import distill.stage
 from distill.errors import DistillError
 from distill.stage import StageDir, run_shards
@@ -159,7 +160,7 @@ def test_a_live_pid_of_another_process_is_not_the_holder(tmp_path):
     stage = StageDir(tmp_path / "s")
     lock = stage.claim_file(0)
     lock.parent.mkdir(parents=True)
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": distill.stage._proc_start(os.getpid()), "since": 0}
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": distill.procs.proc_start(os.getpid()), "since": 0}
     lock.write_text(json.dumps(me))
     with stage.claim(0) as mine:
         assert not mine, "this very process holds it"
@@ -211,7 +212,7 @@ def test_a_shard_whose_holder_dies_while_the_stage_waits_is_taken_over(tmp_path,
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     lock = stage.claim_file(1)
     lock.parent.mkdir(parents=True)
-    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid, "started": distill.stage._proc_start(holder.pid)}))
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid, "started": distill.procs.proc_start(holder.pid)}))
     started = time.time()
     ran = run_shards(stage, 3, partial(numbers_task, str(stage.path), 0))
     holder.wait()

@@ -18,7 +18,6 @@ benchmark problem it contains); unmatched ones are listed in `unmatched.jsonl` a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -32,7 +31,7 @@ import pyarrow.parquet as pq
 from distill.errors import DistillError, where
 from distill.eval.benchmarks import load_benchmark, load_spec
 from distill.eval.scoring import score
-from distill.io import iter_jsonl, write_parquet, write_text
+from distill.io import iter_jsonl, sha256_file, write_parquet, write_text
 from distill.records import EVAL_SAMPLE, PROBLEM, content_id, to_table
 from distill.stage import StageDir
 
@@ -181,14 +180,6 @@ def matcher(problems: list[dict]) -> Callable[[str], dict | None]:
     return match
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: str, bootstrap_resamples: int = 10_000) -> dict:
     """Write `out` as a finished eval directory of `model` on `benchmark` from another tool's file; return
     {"matched", "unmatched", "samples", "k"}. Importing the same file again changes nothing."""
@@ -229,7 +220,7 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: st
         "system_prompt": system.pop() if len(system) == 1 and None not in system else UNKNOWN,
     }
     config = {
-        "imported": {"format": fmt, "file": path.name, "sha256": _sha256(path), "matched": len(ids), "unmatched": len(unmatched)},
+        "imported": {"format": fmt, "file": path.name, "sha256": sha256_file(path), "matched": len(ids), "unmatched": len(unmatched)},
         "eval": {"bootstrap_resamples": bootstrap_resamples, "seed": 0},
         "model": {"name": model, "backend": "imported", "imported_from": fmt},
         "benchmarks": {spec.name: {"spec": spec_record(spec), "protocol": protocol}},

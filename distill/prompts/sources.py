@@ -7,7 +7,6 @@ only its buffer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -18,7 +17,7 @@ from typing import Iterable, Iterator
 
 from distill.errors import DistillError, where
 from distill.generate.prompting import NO_THINK_PREFIX
-from distill.io import iter_jsonl, iter_parquet_rows
+from distill.io import iter_jsonl, iter_parquet_rows, sha256_file
 from distill.prompts.config import RowRule, SourceConfig
 from distill.records import DOMAINS, content_id, to_json
 
@@ -277,20 +276,12 @@ class SourceReader:
         return {**row, "source": self.src.label, "metadata": to_json(meta)}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _file_print(path: Path, before: dict | None) -> dict:
     """size, mtime and sha256 of a file; the hash is reused when size and mtime are unchanged (as rsync does)."""
     st = path.stat()
     out = {"path": str(path.resolve()), "size": st.st_size, "mtime": st.st_mtime}
     same = before and before.get("size") == st.st_size and before.get("mtime") == st.st_mtime and before.get("sha256")
-    out["sha256"] = before["sha256"] if same else _sha256(path)
+    out["sha256"] = before["sha256"] if same else sha256_file(path)
     return out
 
 
