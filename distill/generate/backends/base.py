@@ -77,6 +77,20 @@ class Queued:
         return generate_all(self, requests, sampling)
 
 
+class InProcessQueue(Queued):
+    """The queue of a backend that generates in this process (toy, transformers): `poll` takes from
+    `self._queue`, a list of (key, request, sampling) in submission order."""
+
+    def __init__(self) -> None:
+        self._queue: list = []
+
+    def submit(self, key: Hashable, request: Request, sampling: Sampling) -> None:
+        self._queue.append((key, request, sampling))
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+
 def derive_seed(seed: int | None, *parts: object) -> int:
     """A 31-bit seed from a base seed and e.g. (request id, sample index), so reruns and resumes draw the
     same samples. vLLM and the toy teacher seed every request; the transformers backend seeds each

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from distill.generate.backends.base import Completion, Queued, Request, Sampling, derive_seed
+from distill.generate.backends.base import Completion, InProcessQueue, Request, Sampling, derive_seed
 from distill.generate.prompting import render_chat
 
 
-class TransformersBackend(Queued):
+class TransformersBackend(InProcessQueue):
     name = "transformers"
 
     def __init__(self, model: str, opts):
@@ -14,6 +14,7 @@ class TransformersBackend(Queued):
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        super().__init__()
         self.version = transformers.__version__
         self.opts = opts
         self.window = opts.batch_size
@@ -25,13 +26,6 @@ class TransformersBackend(Queued):
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, opts.dtype)).to(opts.device).eval()
         eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
-        self._queue: list = []
-
-    def submit(self, key, request: Request, sampling: Sampling) -> None:
-        self._queue.append((key, request, sampling))
-
-    def pending(self) -> int:
-        return len(self._queue)
 
     def poll(self):
         """One padded batch: the queued requests of the first one's sampling, up to `batch_size` samples."""

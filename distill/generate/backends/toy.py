@@ -5,25 +5,19 @@ from __future__ import annotations
 import random
 
 import distill
-from distill.generate.backends.base import Completion, Queued, Request, Sampling, derive_seed
+from distill.generate.backends.base import Completion, InProcessQueue, Request, Sampling, derive_seed
 from distill.generate.prompting import NO_THINK_PREFIX
 from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
 
 
-class ToyBackend(Queued):
+class ToyBackend(InProcessQueue):
     name = "toy"
     window = None
 
     def __init__(self, cfg: ToyTeacherConfig):
+        super().__init__()
         self.cfg = cfg
         self.version = getattr(distill, "__version__", "0")
-        self._queue: list = []
-
-    def submit(self, key, request: Request, sampling: Sampling) -> None:
-        self._queue.append((key, request, sampling))
-
-    def pending(self) -> int:
-        return len(self._queue)
 
     def poll(self):
         done, self._queue = self._queue, []
