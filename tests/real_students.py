@@ -67,6 +67,7 @@ class Spec:
     eos: str
     template: str | None  # file in TEMPLATES, or None (base Llama ships none; R1's comes with its tokenizer)
     extra: dict = field(default_factory=dict)
+    tokenizer_class: str | None = None  # replaces the published tokenizer_config.json's, in build_model's directory
 
 
 def _qwen(vocab, tie, positions, theta, eos="<|endoftext|>", template="qwen2.5-instruct"):
@@ -93,6 +94,9 @@ MODELS: dict[str, Spec] = {
     "deepseek-r1": Spec(
         "llama", "deepseek-r1", 129280, False, 163840, {"rope_type": "default", "rope_theta": 10000.0},
         "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", None,
+        # The README's workaround for huggingface/transformers#45488: as published ("LlamaTokenizerFast") the
+        # tokenizer loses spaces and newlines and distill refuses it (tests/test_tokenizer_round_trip.py).
+        tokenizer_class="PreTrainedTokenizerFast",
     ),  # fmt: skip
 }
 
@@ -102,11 +106,12 @@ def template_text(name: str) -> str:
     return (TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8")
 
 
-def real_tokenizer(family: str, eos: str | None = None, template: str | None = None):
-    """The real tokenizer of `family` ("qwen2.5", "llama-3.1", "deepseek-r1"), fresh each call."""
+def real_tokenizer(family: str, eos: str | None = None, template: str | None = None, tokenizer_class: str | None = None):
+    """The real tokenizer of `family` ("qwen2.5", "llama-3.1", "deepseek-r1"), fresh each call, loaded by
+    AutoTokenizer as its published files say (or as `tokenizer_class`)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(_tokenizer_dir(family))
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir(family, tokenizer_class))
     if eos:
         tok.eos_token = eos
     if template:
@@ -115,8 +120,9 @@ def real_tokenizer(family: str, eos: str | None = None, template: str | None = N
 
 
 @lru_cache(maxsize=None)
-def _tokenizer_dir(family: str) -> str:
-    """The package's files rewritten once per process into the model family's exact tokenizer."""
+def tokenizer_dir(family: str, tokenizer_class: str | None = None) -> str:
+    """The package's files rewritten once per process into the model family's exact tokenizer, as published
+    (or naming `tokenizer_class` in tokenizer_config.json): a directory AutoTokenizer and vLLM load."""
     module, sub, pin = PACKAGES[family]
     spec = find_spec(module)
     if spec is None:
@@ -133,6 +139,8 @@ def _tokenizer_dir(family: str) -> str:
         _drop_added(tok_json, config, LLAMA32_ONLY_IDS)
         _rename_added(tok_json, config, {**LLAMA31_SPECIALS, **_llama31_reserved_names(tok_json)})
         config.pop("pad_token", None)  # Llama-3.1 ships without one
+    if tokenizer_class:
+        config["tokenizer_class"] = tokenizer_class
     (out / "tokenizer.json").write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
     (out / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
     return str(out)
@@ -170,7 +178,7 @@ def build_model(name: str, out_dir: Path, seed: int = 0, **config_overrides) -> 
 
     spec = MODELS[name]
     out_dir = Path(out_dir)
-    tok = real_tokenizer(spec.tokenizer, eos=spec.eos, template=spec.template)
+    tok = real_tokenizer(spec.tokenizer, eos=spec.eos, template=spec.template, tokenizer_class=spec.tokenizer_class)
     tok.save_pretrained(out_dir)
     config_cls, model_cls = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}[spec.arch]
     config = config_cls(

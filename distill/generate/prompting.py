@@ -11,6 +11,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
+from distill.errors import DistillError
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 THINK_PREFIX = "<think>\n"
 # An empty think block: how a non-reasoning sample starts (R1's replies without a chain of thought, a
@@ -64,3 +66,22 @@ def render_chat(tokenizer, messages: list[dict], prefix: str = "") -> str:
     if prefix and text.rstrip().endswith(prefix.rstrip()):
         return text[: len(text.rstrip()) - len(prefix.rstrip())] + prefix
     return text + prefix
+
+
+ROUND_TRIP_PROBE = "What is 2 + 2?\nReason step by step, then answer."
+
+
+def check_round_trip(tokenizer, model: str) -> None:
+    """Refuse a tokenizer that does not give back the text it encodes: every prompt, trace and score would be of
+    another text. transformers 5.x loads DeepSeek-R1/V3's published files so (their tokenizer_config.json names
+    LlamaTokenizerFast, which replaces the byte-level pre-tokenizer: spaces and newlines vanish;
+    huggingface/transformers#45488), and so does vLLM, which loads tokenizers through transformers."""
+    back = tokenizer.decode(tokenizer.encode(ROUND_TRIP_PROBE, add_special_tokens=False))
+    if back == ROUND_TRIP_PROBE:
+        return
+    hint = ""
+    if "LlamaTokenizer" in type(tokenizer).__name__:
+        hint = ("; a byte-level tokenizer.json under tokenizer_class LlamaTokenizerFast (DeepSeek-R1/V3, "
+                "huggingface/transformers#45488): set \"tokenizer_class\": \"PreTrainedTokenizerFast\" in its tokenizer_config.json")
+    raise DistillError(f"{model}: its tokenizer ({type(tokenizer).__name__}) does not give back the text it encodes "
+                       f"({ROUND_TRIP_PROBE!r} -> {back!r}){hint}")

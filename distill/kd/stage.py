@@ -21,6 +21,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 from distill.errors import DistillError
+from distill.generate.prompting import check_round_trip
 from distill.io import write_json, write_text
 from distill.kd.card import model_card
 from distill.kd.check import same_tokenizer
@@ -61,8 +62,9 @@ def run(cfg: KDConfig, inp: Path, out: Path, *, sft_dir: Path | None = None, thr
         torch.set_num_threads(threads)
     state = PartialState(cpu=not torch.cuda.is_available())
     student, teacher = resolve(cfg.student, sft_dir), resolve(cfg.teacher, sft_dir)
-    tokenizer = AutoTokenizer.from_pretrained(student)
-    same_tokenizer(tokenizer, AutoTokenizer.from_pretrained(teacher), student, teacher)
+    tokenizer, teacher_tokenizer = AutoTokenizer.from_pretrained(student), AutoTokenizer.from_pretrained(teacher)
+    check_round_trip(tokenizer, student)
+    same_tokenizer(tokenizer, teacher_tokenizer, student, teacher)
     StageDir(out).prepare({**cfg.model_dump(mode="json"), "input_config": StageDir(inp).config_hash()})
     if (out / "done").exists():
         log.info("%s: already distilled, nothing to do", out)

@@ -30,7 +30,7 @@ from pathlib import Path
 from importlib.util import find_spec
 
 from distill.errors import DistillError
-from distill.generate.prompting import THINK_CLOSE, THINK_OPEN
+from distill.generate.prompting import THINK_CLOSE, THINK_OPEN, check_round_trip
 from distill.io import write_json, write_text
 from distill.sft.card import model_card
 from distill.sft.check import check_conversations, problems, refuse_if_broken
@@ -151,6 +151,7 @@ def load_tokenizer(model_path: str, cfg: StudentConfig):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    check_round_trip(tokenizer, model_path)
     vocab = tokenizer.get_vocab()
     if THINK_OPEN not in vocab and THINK_CLOSE not in vocab and _reserved(tokenizer, LLAMA3_THINK_IDS):
         tokenizer = _rename_tokens(tokenizer, dict(zip(LLAMA3_THINK_IDS, (THINK_OPEN, THINK_CLOSE))))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from distill.generate.backends.base import Completion, InProcessQueue, Request, Sampling, derive_seed
-from distill.generate.prompting import render_chat
+from distill.generate.prompting import check_round_trip, render_chat
 
 
 class TransformersBackend(InProcessQueue):
@@ -20,6 +20,7 @@ class TransformersBackend(InProcessQueue):
         self.window = opts.batch_size
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model)
+        check_round_trip(self.tokenizer, model)
         self.tokenizer.padding_side = "left"  # decoder-only: pad on the left so every row continues its own prompt
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -8,7 +8,7 @@ per process (see distill/engines.py); data parallelism is one engine per worker 
 from __future__ import annotations
 
 from distill.generate.backends.base import Completion, Queued, Request, Sampling, derive_seed
-from distill.generate.prompting import render_chat
+from distill.generate.prompting import check_round_trip, render_chat
 
 # Our own option, not vLLM's: engines per node, each a worker process (see generate/stage.py).
 _NOT_ENGINE_ARGS = {"data_parallel_size"}
@@ -30,6 +30,18 @@ def engine_kwargs(model: str, opts) -> dict:
     return kwargs
 
 
+def _engine_tokenizer(kwargs: dict):
+    """The tokenizer `vllm.LLM(**kwargs)` will load, loaded the way it loads it."""
+    from vllm.tokenizers import get_tokenizer
+
+    return get_tokenizer(
+        kwargs.get("tokenizer") or kwargs["model"],
+        tokenizer_mode=kwargs.get("tokenizer_mode", "auto"),
+        trust_remote_code=kwargs.get("trust_remote_code", False),
+        revision=kwargs.get("tokenizer_revision") or kwargs.get("revision"),
+    )
+
+
 class VLLMBackend(Queued):
     name = "vllm"
     window = None  # vLLM's scheduler admits what fits; the rest waits in its queue
@@ -38,7 +50,9 @@ class VLLMBackend(Queued):
         import vllm
 
         self.version = vllm.__version__
-        self.llm = vllm.LLM(**engine_kwargs(model, opts))
+        kwargs = engine_kwargs(model, opts)
+        check_round_trip(_engine_tokenizer(kwargs), model)  # before the weights load: minutes on a cluster
+        self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self._keys: dict[str, tuple] = {}  # vLLM request id -> (key, request)
 

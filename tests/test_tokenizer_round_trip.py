@@ -1,0 +1,67 @@
+"""A tokenizer that does not give back the text it encodes is refused wherever a model's text goes in: the
+teacher's engine (before its weights load), the transformers backend, SFT and KD. DeepSeek-R1's published
+files are such a tokenizer under transformers 5.x (huggingface/transformers#45488)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from distill.errors import DistillError
+from distill.generate.config import HFOptions, VLLMOptions
+from distill.generate.prompting import check_round_trip
+from tests.real_students import MODELS, build_model, real_tokenizer, tokenizer_dir
+
+
+@pytest.fixture(scope="module")
+def published_r1(tmp_path_factory) -> Path:
+    """R1's tokenizer files exactly as published (tokenizer_class LlamaTokenizerFast) beside tiny weights."""
+    out = build_model("deepseek-r1", tmp_path_factory.mktemp("r1"))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(tokenizer_dir("deepseek-r1")) / name, out / name)
+    return out
+
+
+def test_vllm_refuses_r1_as_published_before_loading_weights(published_r1, monkeypatch):
+    import vllm
+
+    from distill.generate.backends.vllm_engine import VLLMBackend
+
+    def engine_started(**kwargs):
+        raise AssertionError("the engine started before the tokenizer was checked")
+
+    monkeypatch.setattr(vllm, "LLM", engine_started)
+    with pytest.raises(DistillError) as e:
+        VLLMBackend(str(published_r1), VLLMOptions())
+    message = str(e.value)
+    assert message.startswith(f"{published_r1}: its tokenizer") and "\n" not in message
+    assert "'Whatis2+2?" in message and '"tokenizer_class": "PreTrainedTokenizerFast"' in message and "#45488" in message
+
+
+def test_transformers_backend_refuses_r1_as_published(published_r1):
+    from distill.generate.backends.hf import TransformersBackend
+
+    with pytest.raises(DistillError, match=r"does not give back the text it encodes"):
+        TransformersBackend(str(published_r1), HFOptions())
+
+
+def test_sft_refuses_a_student_whose_tokenizer_loses_spaces(published_r1):
+    from distill.sft.config import StudentConfig
+    from distill.sft.stage import load_tokenizer
+
+    cfg = StudentConfig(name="s", model=str(published_r1), chat_template="distill/templates/qwen2.jinja")
+    with pytest.raises(DistillError, match=r"does not give back the text it encodes"):
+        load_tokenizer(str(published_r1), cfg)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_rehearsal_model_tokenizer_round_trips(name):
+    """The tiny real-architecture models' tokenizers pass: the students' as published, the teacher's with the
+    README's workaround (the one the tests build), and the workaround is what makes the difference."""
+    spec = MODELS[name]
+    check_round_trip(real_tokenizer(spec.tokenizer, eos=spec.eos, tokenizer_class=spec.tokenizer_class), name)
+    if spec.tokenizer_class:
+        with pytest.raises(DistillError):
+            check_round_trip(real_tokenizer(spec.tokenizer, eos=spec.eos), name)
