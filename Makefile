@@ -37,7 +37,7 @@ demo: venv
 
 test: venv-test
 	bash scripts/install_system_deps.sh
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=20 tests
 
 clean:
 	rm -rf $(VENV) runs

@@ -152,13 +152,16 @@ def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
     return spec
 
 
-def _distil_on_policy(cfg: PipelineConfig, run_dir: Path) -> None:
-    """Each kd run, then its matched-compute SFT control, one after the other on every core (equal footing)."""
+def _distil_on_policy(cfg: PipelineConfig, run_dir: Path, threads: int, log_settings: dict | None = None) -> None:
+    """Each kd run, then its matched-compute SFT control, one after the other on `threads` cores (equal footing);
+    with `log_settings`, in a worker process whose library output goes to the kd log (as `_train`)."""
+    from distill import console
     from distill.kd.stage import run as run_kd
     from distill.kd.stage import run_control
 
+    if log_settings is not None:
+        console.worker_setup(**log_settings)
     inp = {"curated": run_dir / CURATED, "prompts": run_dir / PROMPTS}.get(cfg.kd.prompts, Path(cfg.kd.prompts))
-    threads = max(1, os.cpu_count() or 1)
     students = {s.name: s for s in cfg.sft.students}
     for r in cfg.kd.runs:
         log.info("stage kd: %s", r.name)
@@ -237,8 +240,16 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
                     for f in futures:
                         f.result()
     if "kd" in wanted and cfg.kd:
-        with console.log_file(logs / "kd.log"):
-            _distil_on_policy(cfg, run_dir)
+        runs = [r.model_dump(mode="json") for r in cfg.kd.runs]
+        poll = lambda: progress.kd_runs(run_dir, runs)  # noqa: E731
+        threads = max(1, os.cpu_count() or 1)
+        with stage("kd", f"kd: {len(runs)} run(s), each then its SFT control, on {threads} cores (log: {logs}/kd.log)", poll, per_unit_logs=True):
+            if all(line.finished for line in poll()):
+                with console.log_file(logs / "kd.log"):
+                    _distil_on_policy(cfg, run_dir, threads)  # only the config checks run: no worker to start
+            else:
+                with worker_pool(1, threads) as pool:
+                    pool.submit(_distil_on_policy, cfg, run_dir, threads, {**console.worker_settings(), "log_file": str(logs / "kd.log")}).result()
     if "eval" in wanted:
         models = cfg.eval.models
         poll = lambda: [progress.eval_model(run_dir / EVAL / m.name) for m in models]  # noqa: E731

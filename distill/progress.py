@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from distill.errors import DistillError
-from distill.pipeline import CURATED, EVAL, PROMPTS, REPORT, SFT, TRACES
+from distill.pipeline import CURATED, EVAL, KD, PROMPTS, REPORT, SFT, TRACES
 from distill.stage import StageDir
 
 
@@ -109,24 +109,29 @@ def _metrics(path: Path) -> list[dict]:
 
 
 def student(path: Path) -> Line:
-    """One student of the SFT stage: optimizer steps from metrics.jsonl, tokens seen, last loss."""
+    """One trained model (an SFT student, a kd run or its SFT control): optimizer steps from metrics.jsonl,
+    tokens through the model, last loss (a kd run's: its divergence to the teacher)."""
     path = Path(path)
     line = Line(name=path.name, unit="steps", path=path)
     if (path / "done").exists():
         summary = json.loads((path / "summary.json").read_text())
         line.done = line.total = int(summary.get("steps", 0))
-        line.tokens, line.state = summary.get("tokens_seen"), "done"
-        loss = summary.get("final_loss")
-        line.info = f"loss {loss:.3f}" if loss is not None else ""
+        line.tokens, line.state = summary.get("tokens_seen", summary.get("tokens_trained")), "done"
+        line.info = _done_info(summary)
         line.rows = summary.get("rows_train")
         return line
-    rows = _metrics(path / "metrics.jsonl")
+    rows = [r for r in _metrics(path / "metrics.jsonl") if r.get("split", "train") == "train"]
     if not rows:
         line.state = "running" if path.exists() else "not started"
         return line
     last = rows[-1]
     line.done, line.total, line.tokens = int(last["step"]), last.get("max_steps"), last.get("tokens_seen")
-    line.info = f"loss {last['loss']:.3f} · {count(int(last.get('tokens_per_s', 0)))} tok/s"
+    loss = last.get("loss", last.get("divergence"))
+    line.info = " · ".join(
+        part for part in (f"loss {loss:.3f}" if loss is not None else "",
+                          f"{count(int(last['tokens_per_s']))} tok/s" if "tokens_per_s" in last else "",
+                          f"sampled {last['sampled_length']:.0f} tok" if "sampled_length" in last else "") if part
+    )
     fresh = time.time() - (_mtime(path / "metrics.jsonl") or 0) < 120
     line.state = "running" if fresh else "stopped"
     if len(rows) >= 2 and "time" in last and "time" in rows[-2] and last["step"] > rows[-2]["step"]:
@@ -134,6 +139,17 @@ def student(path: Path) -> Line:
         if line.total:
             line.eta_s = (line.total - line.done) / line.rate
     return line
+
+
+def _done_info(summary: dict) -> str:
+    """SFT: the final loss; kd: held-out KL to the teacher and accuracy, where the SFT student started -> now."""
+    if "heldout_end" not in summary:
+        loss = summary.get("final_loss")
+        return f"loss {loss:.3f}" if loss is not None else ""
+    start, end = summary.get("heldout_start") or {}, summary.get("heldout_end") or {}
+    parts = [f"{label} {start[key]:{fmt}} -> {end[key]:{fmt}}" for key, label, fmt in
+             (("kl_to_teacher", "held-out KL", ".3f"), ("heldout_accuracy", "accuracy", ".1%")) if key in start and key in end]
+    return " · ".join(parts)
 
 
 def eval_model(path: Path) -> Line:
@@ -188,6 +204,9 @@ def run_lines(run_dir: Path) -> list[tuple[str, list[Line]]]:
     students = [s["name"] for s in (cfg.get("sft") or {}).get("students", []) if isinstance(s, dict) and "name" in s]
     found = sorted(p.name for p in (run_dir / SFT).iterdir() if p.is_dir()) if (run_dir / SFT).is_dir() else []
     out.append(("sft", [student(run_dir / SFT / s) for s in students + [f for f in found if f not in students]]))
+    kd = kd_runs(run_dir, (cfg.get("kd") or {}).get("runs", []))
+    if kd:
+        out.append(("kd", kd))
     models = [m["name"] for m in (cfg.get("eval") or {}).get("models", []) if isinstance(m, dict) and "name" in m]
     found = sorted(p.name for p in (run_dir / EVAL).iterdir() if p.is_dir()) if (run_dir / EVAL).is_dir() else []
     out.append(("eval", [eval_model(run_dir / EVAL / m) for m in models + [f for f in found if f not in models]]))
@@ -196,6 +215,16 @@ def run_lines(run_dir: Path) -> list[tuple[str, list[Line]]]:
         report.done, report.state = 1, "done"
     out.append(("report", [report]))
     return out
+
+
+def kd_runs(run_dir: Path, runs: list[dict]) -> list[Line]:
+    """The kd stage: each run, then its matched-compute SFT control (listed before they start), then any
+    other directory found in 04_kd."""
+    run_dir = Path(run_dir)
+    runs = [r for r in runs if isinstance(r, dict) and "name" in r]
+    named = [d for r in runs for d in [r["name"]] + ([f"{r['name']}-sft-control"] if r.get("sft_control") is not None else [])]
+    found = sorted(p.name for p in (run_dir / KD).iterdir() if p.is_dir()) if (run_dir / KD).is_dir() else []
+    return [student(run_dir / KD / d) for d in named + [f for f in found if f not in named]]
 
 
 def duration(seconds: float | None) -> str:

@@ -3,6 +3,7 @@
     python scripts/demo_numbers.py                  # fresh run of pipelines/toy.yaml, then rewrite the README block
     python scripts/demo_numbers.py --repro          # also a second fresh run, compared sample by sample
     python scripts/demo_numbers.py --reuse          # no run: tabulate the run directory as it is
+    python scripts/demo_numbers.py --pipeline pipelines/toy_kd.yaml --run-dir runs/toy_kd   # the KD comparison's block
 
 Everything in the block comes from the run's own files: report/summary.json (pass@1 with CIs, the
 paired difference, the funnel), logs/times.json (wall time per stage) and the eval parts (the
@@ -23,7 +24,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- demo-numbers:start (scripts/demo_numbers.py writes this block) -->", "<!-- demo-numbers:end -->"
+
+
+def markers(pipeline: str) -> tuple[str, str]:
+    """The README's marker lines of a pipeline's block (toy.yaml's are the plain ones)."""
+    tag = "" if pipeline == "toy" else f":{pipeline}"
+    return f"<!-- demo-numbers{tag}:start (scripts/demo_numbers.py writes this block) -->", f"<!-- demo-numbers{tag}:end -->"
 
 
 def run_demo(pipeline: Path, run_dir: Path, workers: int) -> tuple[float, int]:
@@ -58,8 +64,27 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def kd_rows(summary: dict, run_dir: Path) -> list[str]:
+    """The report's KD table (baseline -> SFT -> SFT+KD and the same-time SFT control, paired CIs, compute), and
+    each KD run's held-out KL to the teacher before and after, from its summary.json."""
+    kd = summary.get("kd")
+    if not kd:
+        return []
+    out = ["| " + " | ".join(kd["head"]) + " |", "|" + "---|" * len(kd["head"]), *("| " + " | ".join(r) + " |" for r in kd["rows"]), ""]
+    for f in sorted((run_dir / "04_kd").glob("*/summary.json")):
+        s = json.loads(f.read_text())
+        start, end = s.get("heldout_start") or {}, s.get("heldout_end") or {}
+        if "kl_to_teacher" in start and "kl_to_teacher" in end:
+            acc = (f"; accuracy of its own samples {pct(start['heldout_accuracy'])} -> {pct(end['heldout_accuracy'])}"
+                   if "heldout_accuracy" in start and "heldout_accuracy" in end else "")
+            out.append(f"{s['name']}: {s['steps']} steps, reverse KL to the teacher on {s['heldout']} held-out prompts "
+                       f"{start['kl_to_teacher']:.3f} -> {end['kl_to_teacher']:.3f} per token{acc}.")
+    return out + [""]
+
+
 def block(run_dir: Path, seconds: float | None, lines: int | None, repro: str | None) -> str:
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    start, end = markers(summary["run"])
     times_file = run_dir / "logs" / "times.json"
     times = json.loads(times_file.read_text()) if times_file.exists() else {}
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -78,13 +103,14 @@ def block(run_dir: Path, seconds: float | None, lines: int | None, repro: str | 
     reasons = ", ".join(f"{r} {n:,}" for r, n in sorted((f.get("rejected") or {}).items(), key=lambda kv: -kv[1]))
     stage_times = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in times.items())
     lines_out = [
-        START,
+        start,
         f"Measured by `scripts/demo_numbers.py` at commit `{commit}` on {os.cpu_count()} CPU cores ({platform.machine()}),"
         " from the run's own `report/summary.json` (pass@1 over k samples per problem at T=0.6, top-p 0.95;"
         " 95% CIs by bootstrap over problems, the difference's paired):",
         "",
         *rows,
         "",
+        *kd_rows(summary, run_dir),
     ]
     if f:
         lines_out.append(f"The filter kept {f['rows_out']:,} of {f['rows_in']:,} traces; the rest went for: {reasons}.")
@@ -92,16 +118,17 @@ def block(run_dir: Path, seconds: float | None, lines: int | None, repro: str | 
         lines_out.append(f"The run took {seconds / 60:.1f} min ({stage_times}) and printed {lines} lines.")
     if repro:
         lines_out.append(repro)
-    lines_out.append(END)
+    lines_out.append(end)
     return "\n".join(lines_out)
 
 
 def rewrite(readme: Path, text: str) -> None:
     old = readme.read_text()
-    if START not in old or END not in old:
-        raise SystemExit(f"{readme}: the marker lines are missing; add\n{START}\n{END}\nwhere the numbers belong")
-    head, rest = old.split(START, 1)
-    tail = rest.split(END, 1)[1]
+    start, end = text.splitlines()[0], text.splitlines()[-1]
+    if start not in old or end not in old:
+        raise SystemExit(f"{readme}: the marker lines are missing; add\n{start}\n{end}\nwhere the numbers belong")
+    head, rest = old.split(start, 1)
+    tail = rest.split(end, 1)[1]
     readme.write_text(head + text + tail)
 
 

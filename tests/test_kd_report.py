@@ -5,6 +5,7 @@ import json
 import pytest
 
 from distill.pipeline import load_pipeline, run_pipeline
+from distill.progress import run_lines
 
 STEPS = {"learning_rate": 3e-3, "max_steps": 4, "per_device_train_batch_size": 8, "logging_steps": 2, "save_steps": 2}
 
@@ -14,7 +15,7 @@ def student(name: str, size: str, **kw) -> dict:
 
 
 @pytest.mark.slow
-def test_the_report_compares_baseline_sft_and_sft_plus_kd_with_compute_per_stage(tmp_path):
+def test_the_report_compares_baseline_sft_and_sft_plus_kd_with_compute_per_stage(tmp_path, capfd):
     import yaml
 
     cfg = {
@@ -55,6 +56,12 @@ def test_the_report_compares_baseline_sft_and_sft_plus_kd_with_compute_per_stage
     report = run_pipeline(load_pipeline(path), workers=1)
 
     run = tmp_path / "run"
+    # The trainer's own log lines went to the kd log, not over the run's display; status lists the stage.
+    assert "completions/mean_length" not in capfd.readouterr().err
+    assert "completions/mean_length" in (run / "logs" / "kd.log").read_text()
+    [kd_lines] = [lines for stage, lines in run_lines(run) if stage == "kd"]
+    assert [(line.name, line.state, line.done) for line in kd_lines] == [("micro-kd", "done", 3), ("micro-kd-sft-control", "done", kd_lines[1].done)]
+    assert kd_lines[0].info.startswith("held-out KL ") and " -> " in kd_lines[0].info and kd_lines[1].done >= 1
     kd = json.loads((run / "04_kd" / "micro-kd" / "summary.json").read_text())
     control = json.loads((run / "04_kd" / "micro-kd-sft-control" / "summary.json").read_text())
     assert kd["steps"] == 3 and kd["tokens_generated"] > 0

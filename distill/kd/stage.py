@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from contextlib import redirect_stdout
@@ -146,11 +147,13 @@ def train(cfg: KDConfig, rows: list[dict], heldout: list[dict], student: str, te
 
 
 def control_config(cfg: KDConfig, student: StudentConfig, student_model: str, kd_summary: dict, sft_summary: dict) -> StudentConfig:
-    """The student's own SFT config, continued from its SFT model for about the KD run's wall time: max_steps from the
-    SFT run's measured steps/s (so the schedule ends near the budget); the Ledger stops it at the budget exactly."""
+    """The student's own SFT config (then `sft_control.training`), continued from its SFT model. The Ledger ends it at
+    the KD run's training time; max_steps is only a ceiling, twice the steps the SFT run's rate predicts, since that
+    rate was measured on other threads and load (a schedule that decays over max_steps is cut where the time ends,
+    so a constant rate, as the KD run's, is the fair control)."""
     rate = sft_summary["steps"] / max(sft_summary["train_seconds"], 1e-9)
     training = {k: v for k, v in student.training.items() if k not in ("num_train_epochs", "max_steps")}
-    training.update(max_steps=max(1, round(rate * kd_summary["train_seconds"])), restore_callback_states_from_checkpoint=True)
+    training.update(max_steps=max(1, math.ceil(2 * rate * kd_summary["train_seconds"])), restore_callback_states_from_checkpoint=True)
     training.update(cfg.sft_control.training)
     return student.model_copy(update={"name": f"{cfg.name}-sft-control", "model": student_model, "training": training})
 

@@ -90,7 +90,7 @@ EVAL_KEYS = {"eval_loss": "kl_to_teacher", "eval_heldout_accuracy": "heldout_acc
 
 
 class KDMetricsFile(MetricsFile):
-    """metrics.jsonl of a kd run: a training row per logging step (divergence, sampled length, tokens) and a
+    """metrics.jsonl of a kd run: a training row per logging step (divergence, sampled length, tokens, time) and a
     held-out row per evaluation (KL to the teacher, accuracy, sampled length); trimmed on resume like sft's."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -101,7 +101,7 @@ class KDMetricsFile(MetricsFile):
             return
         row = {"step": state.global_step, "split": "train" if keys is TRAIN_KEYS else "heldout"}
         row.update({ours: logs[theirs] for theirs, ours in keys.items() if logs.get(theirs) is not None})
-        if keys is TRAIN_KEYS:
-            row["tokens_seen"] = state.num_input_tokens_seen
+        if keys is TRAIN_KEYS:  # as sft's rows: `distill status` and the run display read steps, rate and ETA
+            row.update(max_steps=state.max_steps, tokens_seen=state.num_input_tokens_seen, time=round(time.time(), 3))
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")

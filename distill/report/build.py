@@ -313,8 +313,9 @@ def html_page(data: dict, figs: dict[str, tuple[bytes, str]]) -> str:
 
 def summary(data: dict, page: Path) -> dict:
     """The headline as data: what `distill run` prints at the end and scripts/demo_numbers.py tabulates."""
+    kd = {"head": data["kd"][0], "rows": data["kd"][1]} if data.get("kd") else None
     return {"run": data["name"], "report": str(page), "pairs": data["headline"],
-            "sentences": [headline_sentence(p) for p in data["headline"]], "funnel": data["funnel"]}
+            "sentences": [headline_sentence(p) for p in data["headline"]], "funnel": data["funnel"], "kd": kd}
 
 
 def run(run_dir: Path, out: Path) -> Path:
