@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -222,6 +223,24 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
             if _SURROGATE_ESCAPE.search(raw):
                 _refuse_lone_surrogates(obj, path, lineno)
             yield lineno, obj
+
+
+def iter_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(row number, dict) of a local .jsonl, .parquet or .csv file: a benchmark or a user's copy of one (GPQA
+    ships as CSV). A CSV's row 1 is its header, so its first record is row 2, as a spreadsheet numbers it."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        yield from iter_jsonl(path)
+        return
+    if not path.is_file():
+        raise DistillError(f"{path}: file not found")
+    if path.suffix == ".parquet":
+        yield from enumerate(pq.read_table(path).to_pylist(), start=1)
+    elif path.suffix == ".csv":
+        with open(path, encoding="utf-8", newline="") as f:
+            yield from enumerate(csv.DictReader(f), start=2)
+    else:
+        raise DistillError(f"{path}: expected a .jsonl, .parquet or .csv file")
 
 
 def _refuse_lone_surrogates(obj: dict, path: Path, lineno: int) -> None:

@@ -117,6 +117,28 @@ def test_every_copy_of_a_benchmark_problem_is_counted_as_contamination(tmp_path)
     assert len(kept) == 1
 
 
+def test_decontamination_reads_a_gpqa_style_csv_and_names_a_bad_row(tmp_path):
+    """GPQA Diamond ships as CSV with its text in "Question"; a user's copy is a decontamination file as it is."""
+    import csv
+
+    questions = [f"A spin-{i}/2 particle in a uniform magnetic field of {i + 2} tesla precesses; what is its Larmor frequency in GHz?"
+                 for i in range(5)]
+    gpqa = tmp_path / "gpqa_diamond.csv"
+    with open(gpqa, "w", newline="") as f:
+        w = csv.DictWriter(f, ["Record ID", "Question", "Correct Answer"])
+        w.writeheader()
+        w.writerows({"Record ID": f"r{i}", "Question": q, "Correct Answer": "1"} for i, q in enumerate(questions))
+    rows = [{"problem": questions[3]}, {"problem": "Compute the sum of the first ten odd numbers."}]
+    src = _write_jsonl(tmp_path / "in.jsonl", rows)
+    totals = run(PromptsConfig(source=str(src), decontaminate={"files": [gpqa]}), tmp_path / "p")
+    assert totals["rejected"] == {"contaminated": 1} and totals["contaminated_by"] == {"gpqa_diamond": 1}
+
+    with open(gpqa, "a", newline="") as f:
+        csv.writer(f).writerow(["r9", "", "1"])  # row 7: the header, five problems, then one without text
+    with pytest.raises(DistillError, match=r"gpqa_diamond\.csv:7: benchmark record has no 'prompt', 'problem' or 'question' text"):
+        run(PromptsConfig(source=str(src), decontaminate={"files": [gpqa]}), tmp_path / "p2")
+
+
 def test_decontaminator_matches_by_ngram_only():
     d = Decontaminator([("b/1", "Find the number of ordered pairs of positive integers whose product is 720."), ("b/2", "Compute 3+4.")], n=8)
     assert d.match("Hint: find the number of ordered pairs of positive integers whose product is 100?") == "b/1"

@@ -8,20 +8,18 @@ file and one local JSONL.
 
 from __future__ import annotations
 
-import csv
 import json
 import random
 import re
 from pathlib import Path
 from typing import Literal
 
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from distill.config import Config, load_yaml, parse
 from distill.errors import DistillError, where
 from distill.eval import livecodebench
-from distill.io import iter_jsonl
+from distill.io import iter_rows
 from distill.records import content_id, to_json
 from distill.toy.tasks import ToyTasks
 
@@ -179,18 +177,7 @@ def _read_rows(spec: BenchmarkSpec):
         for f in files:
             yield from _read_rows(spec.model_copy(update={"source": str(f)}))
         return
-    if path.suffix == ".jsonl":
-        rows = iter_jsonl(path)
-    elif path.suffix == ".parquet":
-        rows = enumerate(pq.read_table(path).to_pylist(), start=1)
-    elif path.suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as f:
-            for rowno, raw in enumerate(csv.DictReader(f), start=2):  # row 1 is the header
-                yield src, rowno, raw
-        return
-    else:
-        raise DistillError(f"{path}: benchmark files must be .jsonl, .parquet or .csv")
-    for rowno, raw in rows:
+    for rowno, raw in iter_rows(path):
         yield src, rowno, raw
 
 

@@ -33,7 +33,7 @@ class DecontamConfig(Config):
         default_factory=list, description="benchmark names loaded with distill.eval.benchmarks.load_benchmark (e.g. math500, aime24)"
     )
     files: list[Path] = Field(
-        default_factory=list, description="extra benchmark JSONL files (problem text in 'problem', 'question' or 'prompt')"
+        default_factory=list, description="extra benchmark files, .jsonl, .parquet or .csv (problem text in 'problem', 'question' or 'prompt', any case: GPQA's CSV works)"
     )
     ngram: int = Field(8, ge=1, description="a shared word n-gram of this length marks a problem as contaminated")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from distill.errors import DistillError
+from distill.errors import DistillError, where
 from distill.generate.prompting import MATH_INSTRUCTION
-from distill.io import iter_jsonl
+from distill.io import iter_rows
 from distill.prompts.dedup import words
 
 
@@ -56,7 +56,7 @@ class Decontaminator:
 
 
 def benchmark_problems(names: list[str], files: list[Path]) -> list[tuple[str, str]]:
-    """(id, text) of the named benchmarks (via distill.eval.benchmarks) and of extra JSONL files."""
+    """(id, text) of the named benchmarks (via distill.eval.benchmarks) and of extra .jsonl/.parquet/.csv files."""
     from distill.prompts.sources import problem_text
 
     out: list[tuple[str, str]] = []
@@ -71,6 +71,10 @@ def benchmark_problems(names: list[str], files: list[Path]) -> list[tuple[str, s
             for i, rec in enumerate(load_benchmark(name)):
                 out.append((f"{name}/{rec.get('id', i)}", problem_text(rec)))
     for path in files:
-        for lineno, rec in iter_jsonl(Path(path)):
-            out.append((f"{Path(path).stem}/{rec.get('id', lineno)}", problem_text(rec)))
+        for rowno, rec in iter_rows(Path(path)):
+            try:
+                text = problem_text(rec)
+            except DistillError as e:
+                raise DistillError(f"{where(path, rowno)}: {e}") from None
+            out.append((f"{Path(path).stem}/{rec.get('id', rowno)}", text))
     return out

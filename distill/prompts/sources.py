@@ -320,8 +320,9 @@ def identity(print_: dict) -> dict:
 
 
 def problem_text(rec: dict) -> str:
-    """The problem statement of a benchmark record, whichever column holds it."""
+    """The problem statement of a benchmark record, whichever column holds it (any case: GPQA's is "Question")."""
+    by_name = {k.lower(): v for k, v in rec.items()}
     for key in ("prompt", "problem", "question"):
-        if isinstance(rec.get(key), str):
-            return rec[key]
+        if isinstance(by_name.get(key), str) and by_name[key].strip():
+            return by_name[key]
     raise DistillError(f"benchmark record has no 'prompt', 'problem' or 'question' text: keys {sorted(rec)}")
