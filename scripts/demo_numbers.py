@@ -116,6 +116,8 @@ def block(run_dir: Path, seconds: float | None, lines: int | None, repro: str | 
         lines_out.append(f"The filter kept {f['rows_out']:,} of {f['rows_in']:,} traces; the rest went for: {reasons}.")
     if seconds is not None:
         lines_out.append(f"The run took {seconds / 60:.1f} min ({stage_times}) and printed {lines} lines.")
+    elif times:  # --reuse: the stages' own times (a resumed stage's add up over its attempts)
+        lines_out.append(f"Its stages took {sum(v['seconds'] for v in times.values()) / 60:.1f} min ({stage_times}).")
     if repro:
         lines_out.append(repro)
     lines_out.append(end)

@@ -1,8 +1,10 @@
-"""The report's KD table: per student, baseline -> SFT -> SFT+KD (and the SFT control at the same extra time),
-each step's paired difference with a bootstrap CI, and each stage's compute, so gains per unit of compute show.
+"""The report's KD table: per student, its KD teacher (where evaluated), baseline -> SFT -> SFT+KD (and the SFT
+control at the same extra time), each step's paired difference with a bootstrap CI, and each stage's compute, so
+gains per unit of compute show.
 
 Everything comes from the run directory: eval models are matched by their `model` reference (`sft:<student>`,
-`kd:<run>`, `kd:<run>-sft-control`, and the SFT model's `baseline`), compute from the stages' summaries.
+`kd:<run>`, `kd:<run>-sft-control`, the KD run's teacher and the SFT model's `baseline`), compute from the stages'
+summaries.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def kd_table(run_dir: Path, models: dict[str, dict], resamples: int = 10_000) ->
         sft = _summary(run_dir / "04_sft" / student.removeprefix("sft:") / "summary.json") or {}
         control = _summary(run_dir / "04_kd" / f"{name}-sft-control" / "summary.json") or {}
         # stage label, eval model, compared with, (generated, trained, seconds)
-        stages = [("baseline", baseline, None, None)] if baseline in models else []
+        teacher = by_ref.get(kd["teacher"])
+        stages = [("teacher", teacher, None, None)] if teacher else []
+        stages += [("baseline", baseline, None, None)] if baseline in models else []
         stages.append(("SFT", sft_name, baseline if baseline in models else None, (teacher_tokens(run_dir), sft.get("tokens_seen"), sft.get("train_seconds"))))
         stages.append(("SFT + on-policy KD", kd_name, sft_name, (kd["tokens_generated"], kd["tokens_trained"], kd["train_seconds"])))
         if control_name:
