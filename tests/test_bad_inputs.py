@@ -235,6 +235,8 @@ CASES = [
     Case("read-only-finished-prompts", lambda d: ["prompts", "-o", d / "p", *PROMPT_SET], [], code=0, stages="p", read_only=True),
     Case("read-only-finished-generate", lambda d: ["generate", "-i", d / "p", "-o", d / "t", *GEN_SET], [], code=0, stages="pt", read_only=True),
     Case("read-only-finished-filter", lambda d: ["filter", "-i", d / "t", "-o", d / "c"], [], code=0, stages="tc", read_only=True),
+    Case("read-only-finished-eval", lambda d: ["eval", "-o", d / "e", "--name", "e", "--model", "toy-teacher", "--backend", "toy", *EVAL_SET], [],
+         code=0, stages="e", read_only=True),
     Case("read-only-status", lambda d: ["status", d / "run"], [], code=0, stages="ptc", setup=lambda d: run_dir(d), read_only=True),
     Case("read-only-unfinished-filter", lambda d: ["filter", "-i", d / "t", "-o", d / "c"], ["c/", "part-00002.parquet", "read-only file system"],
          stages="tc", setup=lambda d: (StageDir(d / "c").part(2).unlink(), StageDir(d / "c").done_file(2).unlink()), read_only=True),

@@ -364,18 +364,19 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
         benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
-    scores = {
-        "model": model or _saved_model(out) or config["model"],
-        "scored_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "benchmarks": benchmarks,
-    }
+    saved = _saved_scores(out)
+    scores = {"model": model or (saved or {}).get("model") or config["model"], "benchmarks": benchmarks}
+    scores = json.loads(json.dumps(scores))  # as it reads back, to compare with the saved one
+    if saved is not None and {k: v for k, v in saved.items() if k != "scored_at"} == scores:
+        return saved  # a finished directory run again: nothing to write (it may be on read-only storage)
+    scores["scored_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json(out / "scores.json", scores)
     return scores
 
 
-def _saved_model(out: Path) -> dict | None:
+def _saved_scores(out: Path) -> dict | None:
     f = out / "scores.json"
-    return json.loads(f.read_text())["model"] if f.exists() else None
+    return json.loads(f.read_text()) if f.exists() else None
 
 
 def check_eval_dir(out: Path) -> dict:
