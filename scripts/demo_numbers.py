@@ -104,7 +104,9 @@ def block(run_dir: Path, seconds: float | None, lines: int | None, repro: str | 
     stage_times = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in times.items())
     lines_out = [
         start,
-        f"Measured by `scripts/demo_numbers.py` at commit `{commit}` on {os.cpu_count()} CPU cores ({platform.machine()}),"
+        (f"Measured by `scripts/demo_numbers.py` at commit `{commit}`" if seconds is not None else
+         f"Tabulated by `scripts/demo_numbers.py --reuse` at commit `{commit}` from a run made earlier")
+        + f" on {os.cpu_count()} CPU cores ({platform.machine()}),"
         " from the run's own `report/summary.json` (pass@1 over k samples per problem at T=0.6, top-p 0.95;"
         " 95% CIs by bootstrap over problems, the difference's paired):",
         "",
