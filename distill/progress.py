@@ -88,6 +88,10 @@ def shard_stage(path: Path, tokens_key: str | None = None) -> Line:
     line.rows = sum(int(s.get("rows_out", 0)) for s in stats)
     if tokens_key:
         line.tokens = sum(int(s.get(tokens_key, 0)) for s in stats)
+    spent = sum(float(s.get("cost_usd") or 0.0) for s in stats)  # a priced endpoint's traces
+    if spent:
+        unfinished = line.total and line.done < line.total
+        line.info = f"${spent:,.2f} spent" + (f", ~${spent * line.total / line.done:,.2f} projected" if unfinished else "")
     if line.total is not None and line.done >= line.total:
         line.state = "done"
         return line

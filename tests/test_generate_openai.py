@@ -14,6 +14,7 @@ from distill.generate.backends import Request, Sampling, make_backend
 from distill.generate.config import BackendConfig, GenerateConfig
 from distill.generate.stage import read_traces, run
 from distill.io import read_parquet, read_parquets
+from distill.progress import shard_stage
 from distill.stage import StageDir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -172,3 +173,5 @@ def test_spend_cap_stops_cleanly_and_a_higher_cap_resumes(tmp_path, monkeypatch)
         more = cfg.model_copy(update={"openai": cfg.openai.model_copy(update={"max_spend_usd": 100.0})})
         summary = run(more, inp, tmp_path / "t")
     assert summary["rows"] == 12 and len(fake.paid) == 12
+    # `distill run`'s display and `distill status` show the spend, from the finished shards' stats
+    assert summary["cost_usd"] > 0.1 and shard_stage(tmp_path / "t").info == f"${summary['cost_usd']:,.2f} spent"
