@@ -184,3 +184,22 @@ def test_a_held_claim_keeps_its_heartbeat_fresh(tmp_path, monkeypatch):
         with stage.claim(0) as other:
             assert not other
     assert not lock.exists()
+
+
+def test_truncated_samples_get_one_longer_try_that_replaces_them(tmp_path):
+    inp = make_prompts_stage(tmp_path / "p", 20, 20)
+    short = {**TOY, "sampling": {"max_tokens": 96}}
+    run(GenerateConfig(**short), inp, tmp_path / "plain")
+    summary = run(GenerateConfig(**short, regenerate_truncated=512), inp, tmp_path / "longer")
+    plain = {(r["id"], r["sample_idx"]): r for r in read_traces(tmp_path / "plain").to_pylist()}
+    longer = {(r["id"], r["sample_idx"]): r for r in read_traces(tmp_path / "longer").to_pylist()}
+    assert plain.keys() == longer.keys()  # one row per sample still: the new try replaced the cut one
+    cut = {k for k, r in plain.items() if r["finish_reason"] == "length"}
+    assert 0 < len(cut) < len(plain)
+    for k, r in plain.items():
+        if k in cut:
+            assert longer[k]["completion_tokens"] > 96 or longer[k]["finish_reason"] == "stop", k
+        else:  # samples that ended on their own are untouched (same seed, same text)
+            assert longer[k]["completion"] == r["completion"] and longer[k]["finish_reason"] == r["finish_reason"]
+    assert sum(r["finish_reason"] == "length" for r in longer.values()) < len(cut)
+    assert summary["regenerated"] == len(cut)

@@ -249,6 +249,8 @@ def summarize(stage: StageDir, seconds: float, tokens_this_run: int) -> dict:
         "seconds": round(seconds, 2),
         "tokens_per_s": round(tokens_this_run / seconds, 1) if seconds > 0 else 0.0,
     }
+    if total["regenerated"]:  # samples cut at max_tokens that got their longer try (regenerate_truncated)
+        summary["regenerated"] = int(total["regenerated"])
     if "accepted" in total:
         acc = int(total["accepted"])
         summary["budget"] = {
