@@ -34,6 +34,7 @@ import yaml
 
 from distill.config import parse
 from distill.eval.benchmarks import load_benchmark, load_spec
+from distill.generate.prompting import THINK_PREFIX
 from distill.pipeline import PipelineConfig, read_pipeline
 from distill.stage import StageDir
 from tests.real_students import build_model
@@ -182,18 +183,20 @@ def hub_benchmark(name: str, tmp: Path) -> Path:
 
 
 def build_teacher(out: Path) -> Path:
-    """R1's tokenizer and template on a tiny body that writes TEACHER_TRACE after "<think>".
+    """R1's tokenizer and template on a tiny body that writes TEACHER_TRACE after the forced "<think>\n".
 
     Attention and MLP outputs are zeroed, so the last hidden state is the current token's embedding;
     each trace token gets its own embedding axis and the head maps that axis to the next token: a
-    chain, <think> -> Easy -> </think> -> ... -> end of sentence, that vLLM samples at T=0.6 as it is.
+    chain, "\n" (the prompt's last token) -> Easy -> </think> -> ... -> end of sentence, that vLLM samples
+    at T=0.6 as it is.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     build_model("deepseek-r1", out)
     tok = AutoTokenizer.from_pretrained(out)
-    chain = [tok.convert_tokens_to_ids("<think>"), *tok.encode(TEACHER_TRACE, add_special_tokens=False), tok.eos_token_id]
+    last = tok.encode(THINK_PREFIX, add_special_tokens=False)[-1]  # every prompt ends with the forced prefix
+    chain = [last, *tok.encode(TEACHER_TRACE, add_special_tokens=False), tok.eos_token_id]
     assert len(set(chain)) == len(chain), f"the trace must not repeat a token: {chain}"
     model = AutoModelForCausalLM.from_pretrained(out)
     width = model.config.hidden_size
