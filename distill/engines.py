@@ -46,7 +46,13 @@ def backend_key(cfg) -> str:
 
 
 def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
+    """This process's descendants, less multiprocessing's resource tracker: a helper of the whole process, started
+    by whichever library first needs one and alive until the process exits. Counted as the engine's, its release
+    waited out the timeout (60 s per engine) and then killed it under everyone else."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+    return {p.pid for p in psutil.Process().children(recursive=True)} - {tracker}
 
 
 def engine(cfg) -> Backend:

@@ -17,6 +17,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from eval_fixtures import model_spec, tiny_eval_config  # noqa: E402
 
 
+def children() -> set[int]:
+    """This process's descendants but multiprocessing's resource tracker, which serves the whole process until it
+    exits (the first engine's start happens to launch it; it holds no model)."""
+    from multiprocessing import resource_tracker
+
+    return {p.pid for p in psutil.Process().children(recursive=True)} - {resource_tracker._resource_tracker._pid}
+
+
 def main(out: str, *models: str) -> None:
     starts: list[dict] = []
     real = engines.make_backend
@@ -24,9 +32,9 @@ def main(out: str, *models: str) -> None:
     def watched(cfg):
         earlier = [pid for s in starts for pid in s["pids"]]
         alive = [p for p in earlier if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        before = children()
         backend = real(cfg)
-        starts.append({"model": cfg.model, "earlier_alive": alive, "pids": sorted({p.pid for p in psutil.Process().children(recursive=True)} - before)})
+        starts.append({"model": cfg.model, "earlier_alive": alive, "pids": sorted(children() - before)})
         return backend
 
     engines.make_backend = watched

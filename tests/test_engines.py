@@ -44,5 +44,6 @@ def test_two_vllm_models_in_one_eval_never_overlap(tmp_path):
     assert first["pids"], "the first engine started no process of its own: nothing proves it was released"
     assert second["earlier_alive"] == []  # the first engine's processes had exited before the second loaded
     assert report["alive_at_exit"] == []
+    assert "still alive" not in proc.stderr  # each engine's processes exited on shutdown; none waited for or killed
     for i in range(2):
         assert (tmp_path / "eval" / f"m{i}" / "scores.json").exists()
