@@ -231,11 +231,10 @@ def iter_rows(path: Path) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if path.suffix == ".jsonl":
         yield from iter_jsonl(path)
-        return
-    if not path.is_file():
+    elif path.suffix == ".parquet":
+        yield from iter_parquet_rows(path)
+    elif not path.is_file():
         raise DistillError(f"{path}: file not found")
-    if path.suffix == ".parquet":
-        yield from enumerate(pq.read_table(path).to_pylist(), start=1)
     elif path.suffix == ".csv":
         with open(path, encoding="utf-8", newline="") as f:
             yield from enumerate(csv.DictReader(f), start=2)
