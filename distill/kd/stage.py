@@ -89,6 +89,7 @@ def train(cfg: KDConfig, rows: list[dict], heldout: list[dict], student: str, te
     from transformers.trainer_utils import get_last_checkpoint
 
     from distill.kd.trainer import KDMetricsFile, Ledger, OnPolicyDistillationTrainer
+    from distill.sft.metrics import log_instead_of_printing
 
     ckpt_dir = out / "checkpoints"
     args = distillation_config(cfg, ckpt_dir)
@@ -114,6 +115,7 @@ def train(cfg: KDConfig, rows: list[dict], heldout: list[dict], student: str, te
         processing_class=tokenizer,
         callbacks=[metrics, Ledger(budget_tokens=cfg.budget_tokens)],
     )
+    log_instead_of_printing(trainer)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     if last:
         log.info("%s: resuming from %s", out, last)

@@ -4,6 +4,7 @@ prompts, the compute spent (tokens sampled, wall time) carried across resumes, a
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from transformers import TrainerCallback
@@ -13,6 +14,8 @@ from trl import DistillationTrainer
 from distill.eval.scoring import score
 from distill.kd.data import SCORED_DOMAINS
 from distill.sft.metrics import MetricsFile
+
+log = logging.getLogger(__name__)
 
 
 class Ledger(TrainerCallback, ExportableState):
@@ -91,7 +94,8 @@ EVAL_KEYS = {"eval_loss": "kl_to_teacher", "eval_heldout_accuracy": "heldout_acc
 
 class KDMetricsFile(MetricsFile):
     """metrics.jsonl of a kd run: a training row per logging step (divergence, sampled length, tokens, time) and a
-    held-out row per evaluation (KL to the teacher, accuracy, sampled length); trimmed on resume like sft's."""
+    held-out row per evaluation (KL to the teacher, accuracy, sampled length); trimmed on resume like sft's, and
+    logged as one line each."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -105,3 +109,5 @@ class KDMetricsFile(MetricsFile):
             row.update(max_steps=state.max_steps, tokens_seen=state.num_input_tokens_seen, time=round(time.time(), 3))
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
+        log.info("%s step %d/%d  %s", row["split"], state.global_step, state.max_steps,
+                 "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("step", "split", "max_steps", "time", "tokens_seen")))

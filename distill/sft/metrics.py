@@ -53,3 +53,12 @@ class MetricsFile(TrainerCallback):
             f.write(json.dumps(row) + "\n")
         log.info("step %d/%d  loss %.4f  lr %.3g  %.0f tok/s", row["step"], row["max_steps"], row["loss"],
                  row["learning_rate"] or 0.0, row["tokens_per_s"])
+
+
+def log_instead_of_printing(trainer) -> None:
+    """Drop the Trainer's tqdm bar and the dict it prints per logging step: its metrics file logs one line instead
+    (sft and kd alike), which goes to the student's log under `distill run` and to stderr otherwise."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)

@@ -36,7 +36,7 @@ from distill.sft.card import model_card
 from distill.sft.check import check_conversations, problems, refuse_if_broken
 from distill.sft.config import StudentConfig, sft_config
 from distill.sft.data import curated_dataset, sample_conversations, source_key, tokenized_dataset
-from distill.sft.metrics import MetricsFile
+from distill.sft.metrics import MetricsFile, log_instead_of_printing
 from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,6 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
 
 def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
     from accelerate import PartialState
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
@@ -220,9 +219,7 @@ def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path,
         peft_config=lora_config(cfg, tokenizer),
         callbacks=[metrics, *callbacks],
     )
-    # The Trainer's tqdm bar and its printed dict per logging step: MetricsFile logs one line instead.
-    trainer.remove_callback(ProgressCallback)
-    trainer.remove_callback(PrinterCallback)
+    log_instead_of_printing(trainer)
     # Counted before the trainer shards the model; ds_numel is a ZeRO-3 partitioned parameter's full size.
     trainable = sum(getattr(p, "ds_numel", p.numel()) for p in trainer.model.parameters() if p.requires_grad)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
