@@ -61,6 +61,8 @@ def run(cfg: KDConfig, inp: Path, out: Path, *, sft_dir: Path | None = None, thr
     inp, out = Path(inp), Path(out)
     if threads:
         torch.set_num_threads(threads)
+    # The trainer's own config sets up the process group (its backend, its ddp_timeout); PartialState reuses it.
+    args = distillation_config(cfg, out / "checkpoints")
     state = PartialState(cpu=not torch.cuda.is_available())
     student, teacher = resolve(cfg.student, sft_dir), resolve(cfg.teacher, sft_dir)
     tokenizer, teacher_tokenizer = AutoTokenizer.from_pretrained(student), AutoTokenizer.from_pretrained(teacher)
@@ -73,7 +75,7 @@ def run(cfg: KDConfig, inp: Path, out: Path, *, sft_dir: Path | None = None, thr
     train_rows, heldout = load_prompts(inp, cfg.heldout, cfg.prompt_template)
 
     with redirect_stdout(sys.stderr):  # the Trainer's progress bar writes its log lines to stdout
-        summary = train(cfg, train_rows, heldout, student, teacher, tokenizer, out)
+        summary = train(cfg, args, train_rows, heldout, student, teacher, tokenizer, out)
     summary = {"name": cfg.name, "student": cfg.student, "teacher": cfg.teacher, "prompts": len(train_rows), "heldout": len(heldout), **summary}
     if state.is_main_process:
         write_text(out / "model" / "README.md", model_card(cfg, inp, student, teacher, summary))
@@ -83,7 +85,7 @@ def run(cfg: KDConfig, inp: Path, out: Path, *, sft_dir: Path | None = None, thr
     return summary
 
 
-def train(cfg: KDConfig, rows: list[dict], heldout: list[dict], student: str, teacher: str, tokenizer, out: Path) -> dict:
+def train(cfg: KDConfig, args, rows: list[dict], heldout: list[dict], student: str, teacher: str, tokenizer, out: Path) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from transformers.trainer_utils import get_last_checkpoint
@@ -91,8 +93,7 @@ def train(cfg: KDConfig, rows: list[dict], heldout: list[dict], student: str, te
     from distill.kd.trainer import KDMetricsFile, Ledger, OnPolicyDistillationTrainer
     from distill.sft.metrics import log_instead_of_printing
 
-    ckpt_dir = out / "checkpoints"
-    args = distillation_config(cfg, ckpt_dir)
+    ckpt_dir = Path(args.output_dir)
     model = AutoModelForCausalLM.from_pretrained(student, **{"dtype": "auto", **(args.model_init_kwargs or {})})
     args.model_init_kwargs = None
     teacher_model = AutoModelForCausalLM.from_pretrained(teacher, **{"dtype": "auto", **(args.teacher_model_init_kwargs or {})})

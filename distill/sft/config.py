@@ -109,7 +109,8 @@ def trainer_config(config_cls, training: dict, output_dir: Path, validate_only: 
     """Build a TRL trainer config (SFTConfig, DistillationConfig); machine-dependent defaults (bf16,
     checkpointing) follow the hardware, then `training` (the user's fields), then `fixed` (the stage's).
 
-    `validate_only` checks a GPU config on a machine without one (use_cpu lets bf16 through).
+    `validate_only` checks a GPU config on a machine without one (use_cpu lets bf16 through) and sets up no
+    device: see `_validating`.
     """
     import torch
 
@@ -132,12 +133,22 @@ def trainer_config(config_cls, training: dict, output_dir: Path, validate_only: 
     if validate_only:
         args["use_cpu"] = True
     try:
-        config = config_cls(output_dir=str(output_dir), **args)
+        config = (_validating(config_cls) if validate_only else config_cls)(output_dir=str(output_dir), **args)
     except TypeError as e:  # an unknown key: "__init__() got an unexpected keyword argument 'x'"
         raise ValueError(f"training: not a trl.{config_cls.__name__} field ({str(e).split('argument ')[-1]})") from None
     if not validate_only:
         config.report_to = _installed_trackers(config.report_to)
     return config
+
+
+def _validating(config_cls):
+    """`config_cls` whose `device` is the CPU, set up nowhere. TrainingArguments.__post_init__ reads `self.device`,
+    which builds accelerate's PartialState: under `accelerate launch` that initialises the process group, and a
+    validation (use_cpu) would leave gloo behind for the real trainer, whose NCCL group and ddp_timeout never
+    take effect. Every value check still runs; only the device setup is skipped."""
+    import torch
+
+    return type(config_cls.__name__, (config_cls,), {"device": property(lambda self: torch.device("cpu"))})
 
 
 def _installed_trackers(report_to: list[str]) -> list[str]:

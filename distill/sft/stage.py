@@ -54,6 +54,8 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
     inp, out = Path(inp), Path(out)
     if threads:
         torch.set_num_threads(threads)
+    # The trainer's own config sets up the process group (its backend, its ddp_timeout); PartialState reuses it.
+    args = None if check_only else sft_config(cfg.training, out / "checkpoints", max_length=cfg.max_length, assistant_only_loss=False)
     state = PartialState(cpu=not torch.cuda.is_available())
     if not check_only:
         require_gpu_packages(cfg)
@@ -74,7 +76,6 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         return report
     refuse_if_broken(report, cfg.max_too_long_share, str(out / "check.json"))
 
-    args = sft_config(cfg.training, out / "checkpoints", max_length=cfg.max_length, assistant_only_loss=False)
     with state.main_process_first():
         source = source_key(StageDir(inp).parts(), cfg.data_format)
         rows, too_long = tokenized_dataset(conversations, source, tokenizer, cfg.max_length, out / "data", args.dataset_num_proc)
@@ -251,6 +252,7 @@ def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path,
         "steps": ts.global_step,
         "processes": trainer.accelerator.num_processes,
         "distributed_type": str(trainer.accelerator.distributed_type.value),  # NO, MULTI_GPU, FSDP, DEEPSPEED...
+        "process_group": process_group(),
         "resumed_from": Path(last).name if last else None,
         "train_loss": result.training_loss,
         "final_loss": next((h["loss"] for h in reversed(ts.log_history) if "loss" in h), None),
@@ -260,6 +262,18 @@ def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path,
         "trainable_params": trainable,
         "model": str(model_dir),
     }
+
+
+def process_group() -> dict | None:
+    """The default process group's backend and timeout (None in one process): nccl and the config's ddp_timeout
+    when the trainer's config created it, not a group some earlier step left behind."""
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return None
+    backend = dist.group.WORLD._get_backend(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    return {"backend": dist.get_backend(), "timeout_s": backend.options._timeout.total_seconds()}
 
 
 def merge_adapter(model_path: str, init_kwargs: dict | None, tokenizer, adapter: Path):
