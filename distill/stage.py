@@ -472,6 +472,7 @@ def run_shards(
     desc: str = "",
     executor: str = "local",
     ray_options: dict | None = None,
+    leave_held: bool = False,
 ) -> list[dict]:
     """Run every unfinished shard of this rank (`shards[rank::world_size]`) in-process or in a pool.
 
@@ -483,7 +484,9 @@ def run_shards(
 
     Shards that other live workers hold are left to them, and waited for up to HELD_WAIT_S (one whose
     holder dies meanwhile is taken over); if any is still unfinished then, the run fails naming those
-    shards and their holders, so a stage never exits 0 with shards missing.
+    shards and their holders, so a stage never exits 0 with shards missing. `leave_held`: shards that other live
+    workers hold are theirs, and this worker returns at once when nothing else is left (a Slurm array task, whose
+    non-zero exit would fail an `afterok` dependency while the last holders are still working).
     """
     if not 0 <= rank < world_size:
         raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
@@ -517,15 +520,17 @@ def run_shards(
                     record(fut.result())
     # Shards other workers hold: wait a while for them (workers sharing a directory finish at about the
     # same time), taking over any whose holder dies meanwhile; still held after that, the stage fails.
-    deadline = time.time() + HELD_WAIT_S
+    deadline = time.time() + (0 if leave_held else HELD_WAIT_S)
     while (unfinished := [i for i in todo if not stage.trusted(i)]) and time.time() < deadline:
         time.sleep(min(1.0, HELD_WAIT_S / 10))
         for i in unfinished:
             stats = _run_one(stage, task, i)
             if isinstance(stats, dict):
                 results.append(stats)
-    if unfinished:
-        held = stage.held_claims()
+    held = stage.held_claims() if unfinished else {}
+    if unfinished and leave_held and all(i in held for i in unfinished):
+        log.info("%s: %d shard(s) left to the workers that hold them: %s", stage.path, len(unfinished), unfinished[:8])
+    elif unfinished:
         holders = "; ".join(f"shard {i}: {held.get(i, 'no claim left: its holder stopped without finishing it')}" for i in unfinished[:8])
         raise DistillError(
             f"{stage.path}: {len(unfinished)} shard(s) unfinished because other workers hold them ({holders}); "

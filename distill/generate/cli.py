@@ -13,6 +13,7 @@ from distill.generate.config import GenerateConfig
 from distill.generate.stage import run
 
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process or a pool) | ray (tasks of $RAY_ADDRESS).")]
+LeaveHeldOpt = Annotated[bool, typer.Option("--leave-held", help="Exit 0 when the only unfinished shards are held by other live workers (Slurm array tasks).")]
 
 
 def generate_cmd(
@@ -24,9 +25,10 @@ def generate_cmd(
     rank: RankOpt = 0,
     world_size: WorldSizeOpt = 1,
     executor: ExecutorOpt = "local",
+    leave_held: LeaveHeldOpt = False,
 ) -> None:
     """Sample teacher traces (toy | transformers | vllm | openai backend); rerun to resume, run many to share work."""
     cfg = load(GenerateConfig, config, set)
-    summary = run(cfg, input, output, workers=workers, rank=rank, world_size=world_size, executor=executor)
+    summary = run(cfg, input, output, workers=workers, rank=rank, world_size=world_size, executor=executor, leave_held=leave_held)
     typer.echo(json.dumps(summary, sort_keys=True), err=True)
 

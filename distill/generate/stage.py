@@ -272,6 +272,7 @@ def run(
     world_size: int = 1,
     executor: str = "local",
     backend: Backend | None = None,
+    leave_held: bool = False,
 ) -> dict:
     """Generate traces for every unfinished shard of this rank; return a summary of the whole stage.
 
@@ -308,6 +309,7 @@ def run(
                 desc=f"generate ({cfg.backend})",
                 executor=executor,
                 ray_options=_ray_options(cfg),
+                leave_held=leave_held,
             )
         finally:
             _PROGRESS = None
