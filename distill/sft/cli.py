@@ -18,6 +18,7 @@ def sft_cmd(
     config: ConfigOpt = None,
     set: SetOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Only run the pre-training check (template, masks, lengths) and print it.")] = False,
+    prepare: Annotated[bool, typer.Option("--prepare", help="Only tokenize the training rows into OUTPUT/data, in this one process: run it before `accelerate launch`, whose ranks then reuse the files.")] = False,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch (default: all).")] = None,
 ) -> None:
     """Fine-tune a student on the curated traces (full or LoRA); the check runs first and refuses a broken setup."""
@@ -25,7 +26,7 @@ def sft_cmd(
     from distill.sft.stage import run
 
     cfg = load(StudentConfig, config, set)
-    result = run(cfg, input, output, check_only=check, threads=threads)
+    result = run(cfg, input, output, check_only=check, prepare_only=prepare, threads=threads)
     if check:
         found = problems(result, cfg.max_too_long_share)
         typer.echo(json.dumps({k: v for k, v in result.items() if k != "examples"}, indent=2), err=True)

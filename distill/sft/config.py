@@ -18,8 +18,8 @@ from pydantic import Field, field_validator, model_validator
 
 from distill.config import Config
 
-# Keys the stage sets itself: where checkpoints go, the sequence length and the loss mask.
-RESERVED_TRAINING_KEYS = ("output_dir", "max_length", "assistant_only_loss", "completion_only_loss", "resume_from_checkpoint")
+# Keys the stage sets itself: where checkpoints go, the sequence length, the loss mask and how trl takes the rows.
+RESERVED_TRAINING_KEYS = ("output_dir", "max_length", "assistant_only_loss", "completion_only_loss", "resume_from_checkpoint", "dataset_kwargs")
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
 

@@ -22,9 +22,10 @@ from distill.stage import StageDir
 # The answer-only control keeps R1's output shape with an empty reasoning block, as R1 itself writes
 # when it skips thinking, so both students see the same template and stop token.
 EMPTY_THINK = "<think>\n\n</think>\n\n"
+IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt, the template's scaffolding)
 
 
-def curated_dataset(inp: Path, data_format: str, cache_dir: Path):
+def curated_dataset(inp: Path, data_format: str, cache_dir: Path, num_proc: int | None = None):
     """(datasets.Dataset with one `messages` column, counts) from every finished part of curated stage `inp`."""
     from datasets import Dataset
 
@@ -57,6 +58,7 @@ def curated_dataset(inp: Path, data_format: str, cache_dir: Path):
         batched=True,
         fn_kwargs={"parts": [str(p) for p in parts], "starts": starts},
         cache_file_name=str(cache_dir / f"kept-{key}.arrow"),
+        num_proc=_procs(num_proc, len(ds)),
         desc="Selecting kept rows",
     ).select_columns(["messages"])
     if len(kept) == 0:
@@ -101,17 +103,19 @@ def _answer_only(messages: list[dict]) -> dict:
 
 
 def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, cache_dir: Path, num_proc: int | None = None):
-    """(input_ids + assistant_masks dataset of the rows that fit in max_length, rows dropped as too long).
+    """(input_ids + labels dataset of the rows that fit in max_length, rows dropped as too long).
 
-    Tokenized exactly as trl renders a conversation (`check.render`), once: the Arrow files are keyed by
-    the rows, the template, the tokenizer and max_length, so a restart or another rank reuses them.
+    Tokenized exactly as trl renders a conversation (`check.render`), with trl's labels (-100 outside the
+    assistant turns), once: the Arrow files are keyed by the rows, the template, the tokenizer and max_length,
+    so a restart, another rank or the run after `distill sft --prepare` reuses them, and the trainer is given
+    them as they are (skip_prepare_dataset), so no rank rewrites 800k rows behind a barrier.
     """
     from datasets import Features, Sequence, Value
 
     from distill.sft.check import render
 
-    key = _key(source, tokenizer.chat_template, tokenizer.name_or_path, len(tokenizer), tokenizer.eos_token)
-    features = Features({"input_ids": Sequence(Value("int32")), "assistant_masks": Sequence(Value("int8")), "length": Value("int32")})
+    key = _key(source, tokenizer.chat_template, tokenizer.name_or_path, len(tokenizer), tokenizer.eos_token, "labels")
+    features = Features({"input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")), "length": Value("int32")})
     tokens = conversations.map(
         _tokenize,
         input_columns="messages",
@@ -119,7 +123,7 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
         fn_kwargs={"tokenizer": tokenizer, "render": render},
         remove_columns=conversations.column_names,
         features=features,
-        num_proc=num_proc if num_proc and num_proc > 1 and len(conversations) >= num_proc else None,
+        num_proc=_procs(num_proc, len(conversations)),
         cache_file_name=str(Path(cache_dir) / f"tokens-{key}.arrow"),
         desc="Tokenizing",
     )
@@ -135,7 +139,13 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
 
 def _tokenize(batch: list[list[dict]], tokenizer, render) -> dict:
     ids, masks = zip(*(render(tokenizer, messages) for messages in batch)) if batch else ((), ())
-    return {"input_ids": list(ids), "assistant_masks": list(masks), "length": [len(i) for i in ids]}
+    labels = [[t if m else IGNORE_INDEX for t, m in zip(row, mask)] for row, mask in zip(ids, masks)]
+    return {"input_ids": list(ids), "labels": labels, "length": [len(i) for i in ids]}
+
+
+def _procs(num_proc: int | None, rows: int) -> int | None:
+    """datasets' num_proc: None (this process) unless several workers each get a row."""
+    return num_proc if num_proc and num_proc > 1 and rows >= num_proc else None
 
 
 def _key(*parts) -> str:

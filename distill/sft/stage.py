@@ -12,8 +12,8 @@ Output directory (04_sft/<student>/):
   summary.json      counters for the report (rows_too_long: rows dropped for exceeding max_length)
   done              written last: its existence means the student is finished
 Under `accelerate launch` every process runs this function. Models are saved through the trainer on
-every rank (FSDP and ZeRO-3 gather the shards); the LoRA merge then runs on the main process from the
-saved adapter, offline. Other files are written by the main process only.
+every rank (FSDP and ZeRO-3 gather the shards); the LoRA merge then runs from the saved adapter in a fresh
+process outside the training job (distill.sft.merge). Other files are written by the main process only.
 """
 
 from __future__ import annotations
@@ -36,15 +36,19 @@ from distill.sft.card import model_card
 from distill.sft.check import check_conversations, problems, refuse_if_broken
 from distill.sft.config import StudentConfig, sft_config
 from distill.sft.data import curated_dataset, sample_conversations, source_key, tokenized_dataset
+from distill.sft.merge import merge_outside
 from distill.sft.metrics import MetricsFile, log_instead_of_printing
 from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, threads: int | None = None, callbacks: tuple = ()) -> dict:
+def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, prepare_only: bool = False, threads: int | None = None,
+        callbacks: tuple = ()) -> dict:
     """Check, then train student `cfg` on curated stage `inp` into `out`; returns the summary (or the check report).
 
+    `prepare_only`: stop once the training rows are tokenized into out/data (`distill sft --prepare`, one process
+    before `accelerate launch`, whose ranks then only open the files instead of waiting on rank 0 at a barrier).
     `callbacks`: extra TrainerCallbacks (the kd stage's matched-compute control stops SFT on a time budget).
     """
     import torch
@@ -55,10 +59,13 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
     if threads:
         torch.set_num_threads(threads)
     # The trainer's own config sets up the process group (its backend, its ddp_timeout); PartialState reuses it.
-    args = None if check_only else sft_config(cfg.training, out / "checkpoints", max_length=cfg.max_length, assistant_only_loss=False)
+    train_now = not (check_only or prepare_only)
+    args = sft_config(cfg.training, out / "checkpoints", max_length=cfg.max_length, **FIXED_TRAINING) if train_now else None
     state = PartialState(cpu=not torch.cuda.is_available())
+    num_proc = cfg.training.get("dataset_num_proc")
     if not check_only:
-        require_gpu_packages(cfg)
+        if train_now:
+            require_gpu_packages(cfg)
         StageDir(out).prepare({**cfg.model_dump(mode="json"), "input_config": StageDir(inp).config_hash()})
         if (out / "done").exists():
             log.info("%s: already trained, nothing to do", out)
@@ -66,7 +73,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
 
     with state.main_process_first():
         model_path = resolve_model(cfg.model, out)
-        conversations, counts = curated_dataset(inp, cfg.data_format, out / "data")
+        conversations, counts = curated_dataset(inp, cfg.data_format, out / "data", num_proc)
     tokenizer = load_tokenizer(model_path, cfg)
     report = check_conversations(tokenizer, sample_conversations(conversations, cfg.check_samples), cfg.max_length, cfg.check_samples)
     report["max_position_embeddings"] = max_positions(model_path, cfg)
@@ -78,8 +85,10 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
 
     with state.main_process_first():
         source = source_key(StageDir(inp).parts(), cfg.data_format)
-        rows, too_long = tokenized_dataset(conversations, source, tokenizer, cfg.max_length, out / "data", args.dataset_num_proc)
+        rows, too_long = tokenized_dataset(conversations, source, tokenizer, cfg.max_length, out / "data", num_proc)
     counts = {**counts, "rows_train": len(rows), "rows_too_long": too_long}
+    if prepare_only:
+        return {"student": cfg.name, "data_format": cfg.data_format, **counts, "data": str(out / "data")}
     with redirect_stdout(sys.stderr):  # the Trainer's progress bar writes its log lines to stdout
         summary = train(cfg, args, rows, model_path, tokenizer, out, callbacks)
     summary = {"student": cfg.name, "data_format": cfg.data_format, **counts, **summary}
@@ -87,9 +96,12 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         write_text(out / "model" / "README.md", model_card(cfg, inp, model_path, summary, report))
         write_json(out / "summary.json", summary)
         write_text(out / "done", "")
-    state.wait_for_everyone()
     return summary
 
+
+# SFTConfig fields the stage sets: the loss mask is in the rows' labels (data.tokenized_dataset), which trl takes
+# as they are instead of rebuilding them on every rank.
+FIXED_TRAINING = {"assistant_only_loss": False, "dataset_kwargs": {"skip_prepare_dataset": True}}
 
 # attn_implementation -> the distribution it needs; a missing one is named with the extra, not a traceback.
 # flash-attn-4 is in the [gpu] extra (a wheel on PyPI); flash-attn (2) builds from source on A100-class GPUs.
@@ -215,7 +227,7 @@ def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path,
     trainer = SFTTrainer(
         model=model,
         args=args,
-        train_dataset=rows,  # input_ids + assistant_masks: trl builds the labels from the mask
+        train_dataset=rows,  # input_ids + labels, used as they are (skip_prepare_dataset)
         processing_class=tokenizer,
         peft_config=lora_config(cfg, tokenizer),
         callbacks=[metrics, *callbacks],
@@ -232,21 +244,23 @@ def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path,
 
     model_dir, state = out / "model", PartialState()
     if cfg.lora:
-        # Every rank saves through the trainer (it gathers FSDP / ZeRO-3 shards); the merge then runs offline
-        # on the main process from the saved adapter, so no rank merges a shard.
+        # Every rank saves through the trainer (it gathers FSDP / ZeRO-3 shards); the main process then merges
+        # the saved adapter in a fresh process outside the job (see distill.sft.merge), while the other ranks
+        # return: none waits at a barrier for a merge that may outlast the group's timeout.
         tmp = out / ".adapter-tmp"
         trainer.save_model(str(tmp))
         state.wait_for_everyone()
         if state.is_main_process:
+            tokenizer.save_pretrained(tmp)
             if (out / "adapter").exists():
                 shutil.rmtree(out / "adapter")
             os.replace(tmp, out / "adapter")
-            _save_atomically(merge_adapter(model_path, init_kwargs, tokenizer, out / "adapter"), tokenizer, model_dir)
+            merge_outside(model_path, init_kwargs, out / "adapter", model_dir)
     else:
         trainer.save_model(str(model_dir))
         if state.is_main_process:
             tokenizer.save_pretrained(model_dir)
-    state.wait_for_everyone()
+        state.wait_for_everyone()
     ts = trainer.state
     return {
         "steps": ts.global_step,
@@ -276,14 +290,6 @@ def process_group() -> dict | None:
     return {"backend": dist.get_backend(), "timeout_s": backend.options._timeout.total_seconds()}
 
 
-def merge_adapter(model_path: str, init_kwargs: dict | None, tokenizer, adapter: Path):
-    """Base + saved adapter, merged on the CPU of one process (eval and vLLM load a plain checkpoint)."""
-    from peft import PeftModel
-
-    base = load_model(model_path, init_kwargs, tokenizer, untied=True)
-    return PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-
-
 def lora_config(cfg: StudentConfig, tokenizer):
     """LoRA on the configured layers, plus what <think>/</think> need: their rows start untrained (new, or
     Llama's reserved ones), so their input rows train as trainable tokens and the output layer trains in full.
@@ -306,12 +312,3 @@ def lora_config(cfg: StudentConfig, tokenizer):
         trainable_token_indices={"embed_tokens": think_ids(tokenizer)},
         modules_to_save=["lm_head"],
     )
-
-
-def _save_atomically(model, tokenizer, model_dir: Path) -> None:
-    tmp = model_dir.with_name(f".{model_dir.name}-tmp-{os.getpid()}")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    os.replace(tmp, model_dir)
