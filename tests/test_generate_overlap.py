@@ -95,3 +95,34 @@ def test_kill_while_two_shards_are_open_resumes_to_the_same_rows(tmp_path):
 
     summary = run(GenerateConfig(**CFG), inp, out.path)
     assert _rows(out.path) == _rows(tmp_path / "ref") and summary["rows"] == 240
+
+
+class SlowScoring:
+    """A scoring pool whose results arrive 0.2 s after they are asked for (LCB tests in a sandbox), recording
+    the engine's clock when each chunk was submitted and when its result was taken."""
+
+    def __init__(self, engine: TimedToy):
+        self.engine, self.clocks = engine, []
+
+    def submit(self, fn, *args, **kwargs):
+        import threading
+        from concurrent.futures import Future
+
+        future, result, asked = Future(), fn(*args, **kwargs), self.engine.clock
+        threading.Timer(0.2, future.set_result, [result]).start()
+        original = future.result
+        future.result = lambda *a: (self.clocks.append((asked, self.engine.clock)), original(*a))[1]
+        return future
+
+
+def test_eval_loop_keeps_generating_while_a_chunk_is_scored(tmp_path, monkeypatch):
+    cfg = EvalConfig(benchmarks=["toy_arith"], problems_per_shard=64, problems_per_chunk=2, overrides={"toy_arith": {"toy": {"n": 12}, "k": 2}})
+    model = ModelSpec(name="toy-teacher", model="toy-teacher", backend="toy")
+    engine = TimedToy(GenerateConfig().toy, capacity=4, tick_s=0.02)
+    pool = SlowScoring(engine)
+    monkeypatch.setattr("distill.eval.stage._scoring_pool", lambda backend: pool)
+    with engines.lend(model, engine):
+        run_eval(cfg, model, tmp_path / "e")
+    assert len(load_samples(tmp_path / "e")) == 24 and len(pool.clocks) == 12
+    # the first chunks' scores were taken ticks after they were asked for: the engine ran meanwhile
+    assert pool.clocks[0][1] > pool.clocks[0][0], pool.clocks
