@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from distill import engines
 from distill.errors import DistillError
+from distill.eval import livecodebench
 from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
 from distill.eval.identity import model_identity
@@ -388,6 +389,8 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
         protocol = {**b["protocol"], "grading": graded[0] if len(graded) == 1 else graded}
         if b["spec"].get("date_window"):
             protocol["date_window"] = b["spec"]["date_window"]
+        if b["spec"].get("layout") == "livecodebench":
+            protocol["prompt"] = livecodebench.PROMPT_NAME
         benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
