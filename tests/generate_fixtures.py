@@ -28,6 +28,14 @@ def make_prompts_stage(path: Path, n_problems: int, rows_per_shard: int, seed: i
     return path
 
 
+def trace_rows(out: Path) -> list[tuple]:
+    """(id, sample_idx, completion) of every trace of a generate stage directory, sorted: what two runs must agree on."""
+    from distill.generate.stage import read_traces
+
+    t = read_traces(out).sort_by([("id", "ascending"), ("sample_idx", "ascending")])
+    return list(zip(t["id"].to_pylist(), t["sample_idx"].to_pylist(), t["completion"].to_pylist()))
+
+
 class TimedToy(ToyBackend):
     """The toy teacher behind a fake engine clock, as vLLM schedules: at most `capacity` samples run at once,
     the rest wait in submission order; each poll is one tick, and a request takes 1-4 ticks (`long_ids`:

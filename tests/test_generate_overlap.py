@@ -20,19 +20,14 @@ from distill.eval.benchmarks import load_benchmark
 from distill.eval.stage import load_samples, resolved_specs
 from distill.eval.stage import run as run_eval
 from distill.generate.config import GenerateConfig
-from distill.generate.stage import read_traces, run
+from distill.generate.stage import run
 from distill.stage import StageDir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generate_fixtures import TimedToy, make_prompts_stage  # noqa: E402
+from generate_fixtures import TimedToy, make_prompts_stage, trace_rows  # noqa: E402
 
 WORKER = Path(__file__).parent / "generate_fixtures.py"
 CFG = {"samples_per_prompt": 2, "chunk_size": 4, "sampling": {"max_tokens": 128}}
-
-
-def _rows(out: Path) -> list[tuple]:
-    t = read_traces(out).sort_by([("id", "ascending"), ("sample_idx", "ascending")])
-    return list(zip(t["id"].to_pylist(), t["sample_idx"].to_pylist(), t["completion"].to_pylist()))
 
 
 def _shard_ids(inp: Path, n: int) -> list[list[str]]:
@@ -57,7 +52,7 @@ def test_next_shard_is_submitted_before_the_last_one_drains(tmp_path):
     # ... yet a process holds no more than it can keep busy: shard 2 waits until shard 1 runs short.
     assert spans[2][0] > spans[1][0]
     run(cfg, inp, tmp_path / "ref")  # the plain toy teacher, one shard after the other: the same rows
-    assert _rows(tmp_path / "t") == _rows(tmp_path / "ref")
+    assert trace_rows(tmp_path / "t") == trace_rows(tmp_path / "ref")
     assert [s["rows_out"] for s in StageDir(tmp_path / "t").stats()] == [40, 40, 40]
 
 
@@ -94,7 +89,7 @@ def test_kill_while_two_shards_are_open_resumes_to_the_same_rows(tmp_path):
     assert {0, 1} <= open_claims and not out.is_done(0), f"the kill must land while shards 0 and 1 are both open (claims {open_claims})"
 
     summary = run(GenerateConfig(**CFG), inp, out.path)
-    assert _rows(out.path) == _rows(tmp_path / "ref") and summary["rows"] == 240
+    assert trace_rows(out.path) == trace_rows(tmp_path / "ref") and summary["rows"] == 240
 
 
 class SlowScoring:
