@@ -406,18 +406,16 @@ def _begin(stage: StageDir, i: int) -> ExitStack | str | None:
     """Claim shard i unless it is done and whole: the held claim (closing it releases it), HELD, or None when done.
 
     A done shard whose part is missing or damaged is run again: its input is there, so it is regenerated."""
-    held = ExitStack()
-    if not held.enter_context(stage.claim(i)):
-        held.close()
-        return HELD
-    if stage.is_done(i):
-        problem = stage.damage(i)
-        if problem is None:
-            held.close()
-            return None
-        log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
-        stage.done_file(i).unlink(missing_ok=True)
-    return held
+    with ExitStack() as held:
+        if not held.enter_context(stage.claim(i)):
+            return HELD
+        if stage.is_done(i):
+            problem = stage.damage(i)
+            if problem is None:
+                return None
+            log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
+            stage.done_file(i).unlink(missing_ok=True)
+        return held.pop_all()  # held on: the caller releases it
 
 
 def _finish(stage: StageDir, i: int, stats: dict, start: float) -> dict:
@@ -523,7 +521,8 @@ def run_shards(
     `task(i)` writes shard i's outputs and returns its counters; the runner then writes stats and the
     done marker. A task with `overlap(claimed)` (the generation stages, distill/generate/stream.py) runs
     this process's shards itself from an iterator that claims each one when asked, so one engine works
-    on the next shard while the last one's longest samples finish. `task` must be picklable when workers > 1 (a module-level function or a partial).
+    on the next shard while the last one's longest samples finish. `task` must be picklable when
+    workers > 1 (a module-level function, a partial or a dataclass).
     With `executor="ray"` each shard is a task of the Ray cluster at $RAY_ADDRESS (a local one if
     unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`); claims still apply, so Ray
     and plain workers can share an output directory.
