@@ -21,8 +21,9 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
@@ -401,12 +402,12 @@ HELD_WAIT_S = 60.0  # how long a stage waits for the shards other live workers h
 HELD = "held"  # what `_run_one` returns for a shard whose claim another live worker holds
 
 
-def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | str | None:
-    """Run shard i unless it is done and whole; return its stats, HELD, or None when already done.
+def _begin(stage: StageDir, i: int) -> ExitStack | str | None:
+    """Claim shard i unless it is done and whole: the held claim (closing it releases it), HELD, or None when done.
 
     A done shard whose part is missing or damaged is run again: its input is there, so it is regenerated."""
-    with stage.claim(i) as mine:
-        if not mine:
+    with ExitStack() as held:
+        if not held.enter_context(stage.claim(i)):
             return HELD
         if stage.is_done(i):
             problem = stage.damage(i)
@@ -414,11 +415,53 @@ def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | str | None:
                 return None
             log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
             stage.done_file(i).unlink(missing_ok=True)
+        return held.pop_all()  # held on: the caller releases it
+
+
+def _finish(stage: StageDir, i: int, stats: dict, start: float) -> dict:
+    stats = {"shard": i, **stats, "seconds": round(time.time() - start, 3)}
+    stage.finish(i, stats)
+    return stats
+
+
+def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | str | None:
+    """Run shard i unless it is done and whole; return its stats, HELD, or None when already done."""
+    held = _begin(stage, i)
+    if not isinstance(held, ExitStack):
+        return held
+    with held:
         start = time.time()
-        stats = task(i)
-        stats = {"shard": i, **stats, "seconds": round(time.time() - start, 3)}
-        stage.finish(i, stats)
-        return stats
+        return _finish(stage, i, task(i), start)
+
+
+@dataclass
+class Claimed:
+    """A shard this process holds and has not finished; `finish(stats)` writes its stats and done marker."""
+
+    i: int
+    finish: Callable[[dict], None]
+
+
+def _claim_each(stage: StageDir, todo: list[int], record: Callable) -> Iterator[Claimed]:
+    """Claim the shards of `todo` one at a time, as the consumer asks for the next; a shard's claim is held
+    until its `finish`, so several are held at once while their work overlaps."""
+    held: dict[int, ExitStack] = {}
+
+    def finish(i: int, start: float, stats: dict) -> None:
+        with held.pop(i):
+            record(_finish(stage, i, stats, start))
+
+    try:
+        for i in todo:
+            claim = _begin(stage, i)
+            if not isinstance(claim, ExitStack):
+                record(claim)
+                continue
+            held[i] = claim
+            yield Claimed(i, partial(finish, i, time.time()))
+    finally:
+        for claim in held.values():  # stopped early: what was not finished is released for a rerun
+            claim.close()
 
 
 def _init_worker(threads: int, parent: int, log: dict) -> None:
@@ -477,7 +520,10 @@ def run_shards(
     """Run every unfinished shard of this rank (`shards[rank::world_size]`) in-process or in a pool.
 
     `task(i)` writes shard i's outputs and returns its counters; the runner then writes stats and the
-    done marker. `task` must be picklable when workers > 1 (a module-level function or a partial).
+    done marker. A task with `overlap(claimed)` (the generation stages, distill/generate/stream.py) runs
+    this process's shards itself from an iterator that claims each one when asked, so one engine works
+    on the next shard while the last one's longest samples finish. `task` must be picklable when
+    workers > 1 (a module-level function, a partial or a dataclass).
     With `executor="ray"` each shard is a task of the Ray cluster at $RAY_ADDRESS (a local one if
     unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`); claims still apply, so Ray
     and plain workers can share an output directory.
@@ -510,6 +556,8 @@ def run_shards(
         if executor == "ray":
             for stats in _run_ray(stage, task, todo, ray_options or {}):
                 record(stats)
+        elif (workers <= 1 or len(todo) <= 1) and hasattr(task, "overlap"):
+            task.overlap(_claim_each(stage, todo, record))
         elif workers <= 1 or len(todo) <= 1:
             for i in todo:
                 record(_run_one(stage, task, i))

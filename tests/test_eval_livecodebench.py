@@ -90,3 +90,79 @@ def test_private_tests_never_run_pickled_code(tmp_path):
     with pytest.raises(DistillError, match=r"test\.jsonl:1: field 'private_test_cases': cannot decode"):
         load_benchmark("livecodebench", source=str(d))
     assert not marker.exists()
+
+
+def test_hub_rows_filtered_by_date_in_arrow_and_read_once_per_process(lcb_dir, monkeypatch):
+    import datasets
+
+    import distill.eval.benchmarks as benchmarks
+
+    rows = [json.loads(line) for f in ("test.jsonl", "test2.jsonl") for line in (lcb_dir / f).read_text().splitlines()]
+    loads = []
+
+    def load_dataset(*args, **kwargs):  # the hub's five JSONL files, as `datasets` returns them
+        loads.append(args)
+        return datasets.Dataset.from_list(rows)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(benchmarks, "_LOADED", {})
+    hub = benchmarks._load_hf(benchmarks.load_spec("livecodebench"))
+    assert [(n, r["question_id"]) for n, r in hub] == [(1, "abc1"), (3, "lc1")]  # "old" (row 2) never became a dict
+    first = load_benchmark("livecodebench")
+    first[0]["prompt"] = "changed by a caller"
+    again = load_benchmark("livecodebench")  # a second model, or decontamination, in the same run
+    assert len(loads) == 2 and again[0]["prompt"].startswith("Print a+b.")  # the direct read above, then one for both
+
+
+def _stdin_tests(output: str) -> str:
+    return json.dumps([{"input": "", "output": output, "testtype": "stdin"}])
+
+
+@pytest.mark.parametrize("printed, expected, correct", [
+    ("print(0.50)", "0.5\n", True),  # Decimal("0.50") == Decimal("0.5"): LCB accepts float formatting
+    ("print('1.0 2')", "1 2.00\n", True),
+    ("print('  7  ')\nprint('x')", "7\n x \n", True),  # every line stripped, as LCB's get_stripped_lines
+    ("print(0.6)", "0.5\n", False),
+    ("print('abc')", "abd\n", False),
+    ("print(1)\nprint()\nprint(2)", "1\n2\n", False),  # an inner empty line is a line: counts differ
+])
+def test_stdin_outputs_compared_as_livecodebench_does(printed, expected, correct):
+    [v] = score("code", [f"```python\n{printed}\n```"], None, _stdin_tests(expected))
+    assert v.correct is correct, v
+
+
+def test_functional_returns_compared_by_equality_in_the_program():
+    """A numpy.int64 return equals the expected int under LCB's `==` but is no JSON value; the sandbox's
+    interpreter may lack numpy, so a stand-in with the same two properties is used there."""
+    tests = json.dumps([{"input": "[1, 2, 3]", "output": "6", "testtype": "functional", "fn_name": "total"},
+                        {"input": "[4]", "output": "4", "testtype": "functional", "fn_name": "total"}])
+    numpy_int = ("```python\ntry:\n    from numpy import int64\nexcept ImportError:\n    class int64:\n"
+                 "        def __init__(self, v): self.v = v\n        def __eq__(self, o): return self.v == o\n"
+                 "class Solution:\n    def total(self, xs):\n        return int64(sum(xs))\n```")
+    pair = "```python\nclass Solution:\n    def total(self, xs):\n        return (sum(xs), 0)\n```"
+    printed_pass = "```python\nclass Solution:\n    def total(self, xs):\n        print('PASS')\n        return -1\n```"
+    tuple_tests = json.dumps([{"input": "[1, 2]", "output": "[3, 0]", "testtype": "functional", "fn_name": "total"}])
+    assert [v.correct for v in score("code", [numpy_int, printed_pass], None, tests)] == [True, False]
+    assert score("code", [pair], None, tuple_tests)[0].correct  # a tuple is taken as a list, as LCB does
+
+
+def test_eval_sets_no_memory_cap_and_lcb_timeout_while_the_filter_keeps_its_cap():
+    from distill.eval.scoring import CODE_MEMORY_MB, CODE_TIMEOUT_S
+    from distill.filter.config import FilterConfig
+    from distill.verify.code_sandbox import verify_code
+
+    big = "```python\nx = bytearray(200 << 20)\nprint(len(x) > 0)\n```"
+    tests = _stdin_tests("True\n")
+    assert (CODE_TIMEOUT_S, CODE_MEMORY_MB) == (6.0, None) and FilterConfig().verify.code_memory_mb == 512
+    assert score("code", [big], None, tests)[0].correct
+    assert verify_code(big, tests, memory_mb=128).reason == "memory_limit"  # a cap, as the filter sets one
+
+
+def test_the_report_names_the_prompt_livecodebench_ran_on():
+    from distill.eval.livecodebench import PROMPT_NAME
+    from distill.report.collect import sampling_settings
+
+    proto = {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32768, "k": 16, "prefix": "<think>\n", "system_prompt": None,
+             "template": "plain", "grading": "strict", "prompt": PROMPT_NAME}
+    settings = sampling_settings({"m": {"scores": {"benchmarks": {"livecodebench": {"protocol": proto}}}}})["m"]
+    assert settings.endswith(f"livecodebench prompt: {PROMPT_NAME}") and "not LiveCodeBench's own prompt" in settings

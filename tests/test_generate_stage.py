@@ -22,16 +22,11 @@ from distill.stage import StageDir
 from distill.verify.math import verify_math
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generate_fixtures import make_prompts_stage  # noqa: E402
+from generate_fixtures import make_prompts_stage, trace_rows  # noqa: E402
 
 WORKER = Path(__file__).parent / "generate_fixtures.py"
 # Short traces keep the toy teacher's repetition loops small (it repeats up to max_tokens).
 TOY = {"samples_per_prompt": 3, "chunk_size": 16, "sampling": {"max_tokens": 256}}
-
-
-def _rows(out: Path) -> list[tuple]:
-    t = read_traces(out).sort_by([("id", "ascending"), ("sample_idx", "ascending")])
-    return list(zip(t["id"].to_pylist(), t["sample_idx"].to_pylist(), t["completion"].to_pylist()))
 
 
 def test_rows_lineage_and_split(tmp_path):
@@ -59,7 +54,7 @@ def test_rerun_is_identical_and_other_config_refused(tmp_path):
     inp = make_prompts_stage(tmp_path / "p", 20, 10)
     run(GenerateConfig(**TOY), inp, tmp_path / "a")
     run(GenerateConfig(**TOY), inp, tmp_path / "b", workers=2)  # a process pool writes the same rows
-    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    assert trace_rows(tmp_path / "a") == trace_rows(tmp_path / "b")
     again = run(GenerateConfig(**TOY), inp, tmp_path / "a")  # everything done: nothing reruns
     assert again["shards_this_run"] == 0 and again["rows"] == 60
     with pytest.raises(DistillError, match="another config.*sampling.seed"):
@@ -120,7 +115,7 @@ def test_kill_mid_shard_then_resume_matches_uninterrupted(tmp_path):
     assert not StageDir(out).is_done(0) and 2 <= written < 30, "the worker must die mid-shard"
 
     summary = run(GenerateConfig(**cfg), inp, out)
-    assert _rows(out) == _rows(tmp_path / "ref")
+    assert trace_rows(out) == trace_rows(tmp_path / "ref")
     assert StageDir(out).stats()[0]["chunks_resumed"] == written
     assert summary["rows"] == 2400 and not chunks.exists()
 
@@ -136,9 +131,9 @@ def test_concurrent_workers_write_exactly_one_workers_rows(tmp_path, n_workers):
     out = tmp_path / "many"
     procs = [_worker(cfg_file, inp, out) for _ in range(n_workers)]
     assert [p.wait(timeout=120) for p in procs] == [0] * n_workers
-    rows = _rows(out)
+    rows = trace_rows(out)
     assert len(rows) == len(set((i, s) for i, s, _ in rows))  # no duplicates
-    assert rows == _rows(tmp_path / "one")
+    assert rows == trace_rows(tmp_path / "one")
     assert StageDir(out).is_complete()
     ran = Counter(s["shard"] for s in StageDir(out).stats())
     assert set(ran) == set(range(12)) and set(ran.values()) == {1}
@@ -156,7 +151,7 @@ def test_ray_executor_matches_the_local_run(tmp_path):
     finally:
         ray.shutdown()
     assert summary["shards_this_run"] == 4 and summary["rows"] == 180
-    assert _rows(tmp_path / "ray") == _rows(tmp_path / "local")
+    assert trace_rows(tmp_path / "ray") == trace_rows(tmp_path / "local")
     assert os.getpid() not in ray_pids  # the shards really ran in Ray's worker processes
 
 

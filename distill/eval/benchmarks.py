@@ -128,9 +128,21 @@ def _resolve_source(source: str, spec_dir: Path) -> str:
     return str(p if p.is_absolute() else (spec_dir / p))
 
 
+# Decoded problems by (spec, limit): `distill run` evaluates every model and decontaminates against the same
+# benchmarks; LiveCodeBench alone is five JSONL files of several GB with compressed tests to decode.
+_LOADED: dict[tuple[str, int | None], list[dict]] = {}
+
+
 def load_benchmark(name_or_spec: str | Path | BenchmarkSpec, *, source: str | None = None, limit: int | None = None) -> list[dict]:
-    """The benchmark's problems as PROBLEM-shaped dicts, in file order (first `limit` if given)."""
+    """The benchmark's problems as PROBLEM-shaped dicts, in file order (first `limit` if given); read once per process."""
     spec = name_or_spec if isinstance(name_or_spec, BenchmarkSpec) else load_spec(name_or_spec, source=source)
+    key = (spec.model_dump_json(), limit)
+    if key not in _LOADED:
+        _LOADED[key] = _load(spec, limit)
+    return [dict(p) for p in _LOADED[key]]
+
+
+def _load(spec: BenchmarkSpec, limit: int | None) -> list[dict]:
     if spec.source == "toy":
         rows = spec.toy.make("test")
         return rows[:limit] if limit else rows
@@ -154,9 +166,11 @@ def load_benchmark(name_or_spec: str | Path | BenchmarkSpec, *, source: str | No
 
 
 def _in_window(spec: BenchmarkSpec, raw: dict, rowno: int) -> bool:
-    w = spec.date_window
-    day = str(_column(spec, raw, w.column, rowno))[:10]
-    return w.start <= day <= w.end
+    return _within(spec.date_window, _column(spec, raw, spec.date_window.column, rowno))
+
+
+def _within(w: DateWindow, day) -> bool:
+    return w.start <= str(day)[:10] <= w.end
 
 
 def _read_rows(spec: BenchmarkSpec):
@@ -164,7 +178,7 @@ def _read_rows(spec: BenchmarkSpec):
     files or a Hugging Face dataset."""
     src = spec.source
     if src.startswith("hf:"):
-        for rowno, raw in enumerate(_load_hf(spec), start=1):
+        for rowno, raw in _load_hf(spec):
             yield src, rowno, raw
         return
     path = Path(src)
@@ -181,7 +195,8 @@ def _read_rows(spec: BenchmarkSpec):
         yield src, rowno, raw
 
 
-def _load_hf(spec: BenchmarkSpec) -> list[dict]:
+def _load_hf(spec: BenchmarkSpec) -> list[tuple[int, dict]]:
+    """(1-based row number, row) of a hub dataset; with a date window, only the rows inside it."""
     import datasets
 
     name = spec.source.removeprefix("hf:")
@@ -196,7 +211,11 @@ def _load_hf(spec: BenchmarkSpec) -> list[dict]:
             f"benchmark '{spec.name}': cannot load {spec.source} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
             f"download it yourself and pass a local file, e.g. --set overrides.{spec.name}.source=/path/file.jsonl"
         ) from None
-    return list(ds)
+    rows = range(len(ds))
+    w = spec.date_window
+    if w is not None and w.column in ds.column_names:  # one column read: only the window's rows become Python dicts
+        rows = [i for i, day in enumerate(ds[w.column]) if _within(w, day)]
+    return [(i + 1, raw) for i, raw in zip(rows, ds.select(rows))]
 
 
 def _text(value) -> str | None:

@@ -40,6 +40,10 @@ def decode_tests(value) -> list[dict]:
     return json.loads(data) if isinstance(data, (str, bytes)) else data
 
 
+# How the report names this prompt: it is ours, not LCB's (lcb_runner/prompts/code_generation.py).
+PROMPT_NAME = "distill's R1-style code instruction (distill/eval/livecodebench.py), not LiveCodeBench's own prompt"
+
+
 def prompt(question: str, starter_code: str | None) -> str:
     """The problem with the R1-style code instruction: complete the starter code (LeetCode) or
     read stdin and write stdout; the answer is one fenced Python block."""

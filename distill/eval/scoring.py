@@ -34,10 +34,17 @@ def score_choice(completions, answer, tests, finish_reasons, grading, force_thin
     return [verify_choice(t, answer, grading=grading, finish_reason=fr, force_think=force_think) for t, fr in zip(completions, finish_reasons)]
 
 
+# LiveCodeBench's own limits (lcb_runner: `timeout=6` seconds per test, `reliability_guard()` without a
+# memory cap); the filter keeps its stricter ones (distill/filter/config.py), it runs teacher code at scale.
+CODE_TIMEOUT_S = 6.0
+CODE_MEMORY_MB = None
+
+
 def score_code(completions, answer, tests, finish_reasons, grading, force_think, rel_tol) -> list[Verdict]:
     from distill.verify.code_sandbox import verify_code
 
-    return [verify_code(t, tests, grading=grading, finish_reason=fr, force_think=force_think) for t, fr in zip(completions, finish_reasons)]
+    return [verify_code(t, tests, timeout_s=CODE_TIMEOUT_S, memory_mb=CODE_MEMORY_MB, grading=grading, finish_reason=fr, force_think=force_think)
+            for t, fr in zip(completions, finish_reasons)]  # fmt: skip
 
 
 SCORERS = {"math": score_math, "choice": score_choice, "code": score_code}

@@ -17,7 +17,7 @@ import logging
 import os
 import shutil
 import time
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from distill import engines
 from distill.errors import DistillError
+from distill.eval import livecodebench
 from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
 from distill.eval.identity import model_identity
@@ -34,7 +35,7 @@ from distill.eval.scoring import score
 from distill.generate.config import RUNTIME_ONLY, BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
-from distill.generate.stream import ChunkedRun, Job
+from distill.generate.stream import ChunkedRun, Job, ShardStream
 from distill.io import read_parquet, write_json, write_parquet
 from distill.records import EVAL_SAMPLE, PROBLEM, conform, content_id, to_table
 from distill.stage import StageDir, run_shards
@@ -184,7 +185,7 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     if model.backend == "vllm":
         workers = 1  # one engine takes the model's GPUs; a second worker would share them
     try:
-        run_shards(stage, len(shards), partial(_run_shard, str(out), model.model_dump(mode="json")),
+        run_shards(stage, len(shards), EvalShards(str(out), model.model_dump(mode="json")),
                    workers=workers, rank=rank, world_size=world_size, desc=f"eval {model.name}")
     finally:
         engines.release()  # the next model's engine must not start while this one holds the device
@@ -243,8 +244,8 @@ class EvalShard(ChunkedRun):
         pid = self.items[job.item]["id"]
         return [{"problem_id": pid, "sample_idx": job.first_idx + j, "finish_reason": c.finish_reason, "raw": c} for j, c in enumerate(completions)]
 
-    def finalize(self, rows: list[dict]) -> list[dict]:
-        """Score each problem's samples in the pool (math-verify is CPU work the engine's process should not wait on)."""
+    def finalize(self, rows: list[dict]) -> Scoring:
+        """Score each problem's samples in the pool (math-verify and code tests are CPU work the engine's loop must not wait on)."""
         groups: dict[str, list[dict]] = {}
         for r in rows:
             groups.setdefault(r["problem_id"], []).append(r)
@@ -253,8 +254,21 @@ class EvalShard(ChunkedRun):
                              benchmark=self.spec["name"], model=self.model, scorer=self.spec["scorer"], grading=self.grading)
             for pid, group in groups.items()
         ]  # fmt: skip
+        return Scoring(list(groups.values()), futures)
+
+
+class Scoring:
+    """A chunk's rows being scored: ready once every problem's future is done (see ChunkedRun.finalize)."""
+
+    def __init__(self, groups: list[list[dict]], futures: list):
+        self.groups, self.futures = groups, futures
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def result(self) -> list[dict]:
         scored = []
-        for (pid, group), future in zip(groups.items(), futures):
+        for group, future in zip(self.groups, self.futures):
             for raw, row in zip(group, future.result()):
                 scored.append({**row, "sample_idx": raw["sample_idx"]})  # a retried sample keeps its index
         return scored
@@ -295,38 +309,52 @@ def _close_scoring_pool() -> None:
         _POOL = None
 
 
-def _run_shard(out: str, model: dict, i: int) -> dict:
-    """Shard i: stream its problems through the engine (finished chunks checkpointed), merge into the part, return counters."""
-    stage = StageDir(Path(out))
-    config = stage.config()
-    bench, start, end = config["shards"][i]
-    spec = config["benchmarks"][bench]["spec"]
-    proto = config["benchmarks"][bench]["protocol"]
-    cfg = config["eval"]
-    problems = read_parquet(stage.path / "problems" / f"{bench}.parquet").slice(start, end - start).to_pylist()
-    chunk_dir = stage.chunks(i)
-    if not stage.part(i).exists():  # a part without its done marker is complete: it was written atomically
-        backend = engines.engine(BackendConfig(**{f: model[f] for f in BackendConfig.model_fields}))
-        t0 = time.time()
-        pool = _scoring_pool(model["backend"])
-        table = EvalShard(backend, problems, chunk_dir, cfg=cfg, spec=spec, proto=proto, model=model["name"], pool=pool,
-                          grading=grading_args(config, bench)).run()
-        took = time.time() - t0
+@dataclass
+class EvalShards(ShardStream):
+    """Shard i: its problems streamed through the engine (finished chunks checkpointed), merged into the part."""
+
+    out: str
+    model: dict
+
+    def open(self, i: int) -> EvalShard | dict:
+        stage = StageDir(Path(self.out))
+        config = stage.config()
+        bench, start, end = config["shards"][i]
+        if stage.part(i).exists():  # a part without its done marker is complete: it was written atomically
+            return self._counters(i)
+        problems = read_parquet(stage.path / "problems" / f"{bench}.parquet").slice(start, end - start).to_pylist()
+        backend = engines.engine(BackendConfig(**{f: self.model[f] for f in BackendConfig.model_fields}))
+        b = config["benchmarks"][bench]
+        run = EvalShard(backend, problems, stage.chunks(i), cfg=config["eval"], spec=b["spec"], proto=b["protocol"], model=self.model["name"],
+                        pool=_scoring_pool(self.model["backend"]), grading=grading_args(config, bench))  # fmt: skip
+        run.started = time.time()
+        return run
+
+    def close(self, i: int, run: EvalShard, table: pa.Table) -> dict:
+        took = time.time() - run.started
         tokens = int(pc.sum(table.column("completion_tokens")).as_py() or 0)
-        log.info("%s shard %d: %d problems, %d samples in %.1f s (%.0f tokens/s)", bench, i, len(problems), table.num_rows, took, tokens / max(took, 1e-9))
-        write_parquet(table, stage.part(i))
-    shutil.rmtree(chunk_dir, ignore_errors=True)
-    table = read_parquet(stage.part(i))
-    if table.num_rows != len(problems) * proto["k"]:
-        raise DistillError(f"{stage.part(i)}: {table.num_rows} samples, expected k={proto['k']} for each of {len(problems)} problems")
-    return {
-        "benchmark": bench,
-        "rows_in": len(problems),
-        "rows_out": table.num_rows,
-        "correct": int(pc.sum(table.column("correct")).as_py() or 0),
-        "unfinished": sum(r == "length" for r in table.column("finish_reason").to_pylist()),
-        "completion_tokens": int(pc.sum(table.column("completion_tokens")).as_py() or 0),
-    }
+        log.info("%s shard %d: %d problems, %d samples in %.1f s (%.0f tokens/s)", run.spec["name"], i, len(run.items), table.num_rows, took,
+                 tokens / max(took, 1e-9))  # fmt: skip
+        write_parquet(table, StageDir(Path(self.out)).part(i))
+        return self._counters(i)
+
+    def _counters(self, i: int) -> dict:
+        stage = StageDir(Path(self.out))
+        config = stage.config()
+        bench, start, end = config["shards"][i]
+        k = config["benchmarks"][bench]["protocol"]["k"]
+        shutil.rmtree(stage.chunks(i), ignore_errors=True)
+        table = read_parquet(stage.part(i))
+        if table.num_rows != (end - start) * k:
+            raise DistillError(f"{stage.part(i)}: {table.num_rows} samples, expected k={k} for each of {end - start} problems")
+        return {
+            "benchmark": bench,
+            "rows_in": end - start,
+            "rows_out": table.num_rows,
+            "correct": int(pc.sum(table.column("correct")).as_py() or 0),
+            "unfinished": sum(r == "length" for r in table.column("finish_reason").to_pylist()),
+            "completion_tokens": int(pc.sum(table.column("completion_tokens")).as_py() or 0),
+        }
 
 
 # Enough to score and compare without the completions' text (which is most of the bytes: 64 AIME
@@ -361,6 +389,8 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
         protocol = {**b["protocol"], "grading": graded[0] if len(graded) == 1 else graded}
         if b["spec"].get("date_window"):
             protocol["date_window"] = b["spec"]["date_window"]
+        if b["spec"].get("layout") == "livecodebench":
+            protocol["prompt"] = livecodebench.PROMPT_NAME
         benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")

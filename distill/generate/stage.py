@@ -18,9 +18,8 @@ import shutil
 import socket
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,7 +32,7 @@ from distill.generate.backends.base import Completion, derive_seed
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RowProgress
 from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for, split_think
-from distill.generate.stream import ChunkedRun, Job
+from distill.generate.stream import ChunkedRun, Job, ShardStream
 from distill.io import read_parquet, read_parquets, write_parquet
 from distill.records import PROBLEM, TRACE, conform, to_json
 from distill.stage import StageDir, run_shards
@@ -93,14 +92,15 @@ class GenerateShard(ChunkedRun):
     """One shard's traces: n samples per problem, or rounds of `budget.round_size` until `budget.accept`
     correct ones; optionally one longer retry of each sample cut at max_tokens."""
 
-    def __init__(self, cfg: GenerateConfig, backend: Backend, problems: list[dict], chunk_dir: Path, spent: float):
+    def __init__(self, cfg: GenerateConfig, backend: Backend, problems: list[dict], chunk_dir: Path, spend: Spend):
         max_attempts = cfg.openai.max_attempts if cfg.backend == "openai" else 1
         super().__init__(backend, problems, chunk_dir, TRACE, chunk_items=cfg.chunk_size, max_attempts=max_attempts)
         self.cfg = cfg
         self.prefix = THINK_PREFIX if cfg.force_think else ""
         self.rounds: Counter = Counter()
         self.regenerated: set[tuple[int, int]] = set()
-        self.spent = spent  # USD of the whole stage so far, as this process knows it
+        self.spend = spend
+        self.started = time.time()
         self.sampling_json = to_json({**cfg.sampling.model_dump(), "n": cfg.samples_per_prompt, "force_think": cfg.force_think})
 
     def _round(self, item: int, first_idx: int) -> Job:
@@ -171,14 +171,14 @@ class GenerateShard(ChunkedRun):
             stats.update(accepted=min(correct, self.cfg.budget.accept), problems_at_budget=int(correct >= self.cfg.budget.accept))
         self.item_stats[item] = stats
         cost = sum(r["cost_usd"] or 0.0 for r in rows)
-        self.spent += cost
+        self.spend.usd += cost
         if _PROGRESS is not None:
             _PROGRESS.advance(len(rows), sum(r["completion_tokens"] or 0 for r in rows), cost)
 
     def stop_reason(self) -> str | None:
         cap = self.cfg.openai.max_spend_usd if self.cfg.backend == "openai" else None
-        if cap is not None and self.spent >= cap:
-            return f"openai.max_spend_usd: spent ${self.spent:,.2f} of the ${cap:,.2f} cap; finished rows are saved, rerun with a higher cap to go on"
+        if cap is not None and self.spend.usd >= cap:
+            return f"openai.max_spend_usd: spent ${self.spend.usd:,.2f} of the ${cap:,.2f} cap; finished rows are saved, rerun with a higher cap to go on"
         return None
 
 
@@ -209,21 +209,36 @@ def _read_problems(path: Path) -> list[dict]:
     return problems
 
 
-def generate_shard(cfg: GenerateConfig, inp: Path, out: Path, i: int) -> dict:
-    """Write output shard i from input shard i, resuming from its checkpoints; return its counters."""
-    src, stage = StageDir(inp), StageDir(out)
-    problems = _read_problems(src.part(i))
-    backend = engines.engine(cfg)
-    t0 = time.time()
-    run = GenerateShard(cfg, backend, problems, stage.chunks(i), spent=_spent(stage))
-    table = run.run() if problems else TRACE.empty_table()
-    write_parquet(table, stage.part(i))
-    stats = Counter(rows_in=len(problems), generate_seconds=round(time.time() - t0, 3), chunks_resumed=run.resumed_chunks)
-    stats.update(_table_stats(table))
-    stats.update(run.saved_stats())
-    stats["cost_usd"] = round(stats["cost_usd"], 6)
-    # Which worker wrote the shard: for a Slurm array or a Ray cluster, the first question after a bad shard.
-    return {**stats, "backend": backend.name, "host": socket.gethostname(), "pid": os.getpid()}
+class Spend:
+    """USD of the whole stage so far, as this process knows it: finished shards, and what its open shards spent."""
+
+    def __init__(self, usd: float):
+        self.usd = usd
+
+
+@dataclass
+class GenerateShards(ShardStream):
+    """Output shard i from input shard i, resuming from its checkpoints (see ShardStream)."""
+
+    cfg: GenerateConfig
+    inp: Path
+    out: Path
+    spend: Spend | None = None  # shared by the shards this copy of the task opens
+
+    def open(self, i: int) -> GenerateShard:
+        stage = StageDir(self.out)
+        problems = _read_problems(StageDir(self.inp).part(i))
+        self.spend = self.spend or Spend(_spent(stage))
+        return GenerateShard(self.cfg, engines.engine(self.cfg), problems, stage.chunks(i), self.spend)
+
+    def close(self, i: int, run: GenerateShard, table: pa.Table) -> dict:
+        write_parquet(table, StageDir(self.out).part(i))
+        stats = Counter(rows_in=len(run.items), generate_seconds=round(time.time() - run.started, 3), chunks_resumed=run.resumed_chunks)
+        stats.update(_table_stats(table))
+        stats.update(run.saved_stats())
+        stats["cost_usd"] = round(stats["cost_usd"], 6)
+        # Which worker wrote the shard: for a Slurm array or a Ray cluster, the first question after a bad shard.
+        return {**stats, "backend": run.backend.name, "host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _clean_chunks(stage: StageDir) -> None:
@@ -302,7 +317,7 @@ def run(
             results = run_shards(
                 stage,
                 n_shards,
-                partial(generate_shard, cfg, Path(inp), Path(out)),
+                GenerateShards(cfg, Path(inp), Path(out)),
                 workers=workers,
                 rank=rank,
                 world_size=world_size,

@@ -6,6 +6,11 @@ idles behind a chunk's longest sample. When an item's last job returns, its rows
 `chunk_items` finished items are written as one checkpoint (`chunks/<shard>/NNNNN.parquet`, with the
 item indexes beside it), so a kill loses the in-flight items and at most one chunk's finished rows.
 
+Across shards too: `drive` runs the shards of one process through one engine, and opens (claims) the
+next shard as soon as the open ones have no more samples left than the engine runs at once
+(`Backend.capacity`), so the long tail of shard i overlaps the start of shard i+1. A chunk's
+post-processing (eval's scoring) is a future the loop collects when it is ready, never waits on.
+
 Errors: a sample that came back with finish_reason "error" is asked again, up to `max_attempts` in
 all, now or on the next run. A fatal error (a 401/402/403, retries exhausted) or a stop condition
 (the spend cap) stops new submissions; what is in flight is awaited and saved, then the run stops
@@ -19,6 +24,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -62,10 +68,24 @@ def generate_all(backend: Backend, requests: list[Request], sampling: Sampling) 
     return [out[i] for i in range(len(requests))]
 
 
+class Ready:
+    """A chunk's rows with nothing left to compute (what `ChunkedRun.finalize` returns by default)."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> list[dict]:
+        return self.rows
+
+
 class ChunkedRun:
     """One shard's generation. A stage subclasses it: `first_jobs` and `rows` say what to ask and what
-    to keep; `more` adds rounds (a sampling budget); `finalize` post-processes a chunk's rows (eval
-    scores them in a worker pool); `stop_reason` ends the run early (a spend cap)."""
+    to keep; `more` adds rounds (a sampling budget); `finalize` post-processes a chunk's rows without
+    blocking (eval scores them in a worker pool); `stop_reason` ends the run early (a spend cap).
+    `drive` runs it: `begin`, then `next_job`/`take` until nothing is open, then `table`."""
 
     item_field = "id"  # the row field holding the item's id
 
@@ -75,6 +95,7 @@ class ChunkedRun:
         self.index = {it["id"]: i for i, it in enumerate(items)}
         self.resumed_chunks = 0
         self.item_stats: dict[int, Counter] = {}  # a stage's own counters per finished item, saved with its chunk
+        self.stop: str | None = None  # why no more jobs are submitted (a fatal error, the spend cap)
 
     # -- what a stage says --------------------------------------------------------------------------
     def first_jobs(self, item: int) -> list[Job]:
@@ -91,8 +112,9 @@ class ChunkedRun:
         """Jobs to add once the item's jobs so far have returned (none: the item is finished)."""
         return []
 
-    def finalize(self, rows: list[dict]) -> list[dict]:
-        return rows
+    def finalize(self, rows: list[dict]):
+        """A chunk's rows as written, or a future of them (`done()`, `result()`): the loop writes the chunk once done."""
+        return Ready(rows)
 
     def on_finished(self, item: int, rows: list[dict]) -> None:
         """Called once per finished item (progress, spend)."""
@@ -100,7 +122,7 @@ class ChunkedRun:
     def stop_reason(self) -> str | None:
         return None
 
-    # -- the loop -----------------------------------------------------------------------------------
+    # -- checkpoints --------------------------------------------------------------------------------
     def _retry(self, job: Job, sample_idx: int, attempt: int) -> Job:
         """Sample `sample_idx` again, with a seed of its own so the retry is not the same draw."""
         sampling = replace(job.sampling, n=1, seed=derive_seed(job.sampling.seed, "attempt", sample_idx, attempt))
@@ -126,85 +148,207 @@ class ChunkedRun:
     def _write(self, rows: list[dict], items: list[int]) -> None:
         c = len(list(self.chunk_dir.glob("*.parquet")))
         part = self.chunk_dir / f"{c:05d}.parquet"
-        table = to_table(self.finalize(rows), self.schema)
+        table = to_table(rows, self.schema)
         stats = sum((self.item_stats.pop(i, Counter()) for i in items), Counter())
         write_json(part.with_suffix(".json"), {"items": sorted(items), "stats": dict(stats)})  # read only once the Parquet exists
         write_parquet(table, part)
 
-    def run(self) -> pa.Table:
-        """Generate every unfinished item; return the shard's rows in item order."""
+    def checkpoint(self) -> None:
+        """Hand the finished items to `finalize`; their chunk is written once its rows are ready."""
+        if self.finished_items:
+            self.chunks.append((self.finished_items, self.finalize(self.finished_rows)))
+            self.finished_rows, self.finished_items = [], []
+
+    def write_ready(self, wait: bool = False) -> None:
+        """Write the chunks whose rows are ready, in order (all of them, waiting, with `wait`)."""
+        while self.chunks and (wait or self.chunks[0][1].done()):
+            items, rows = self.chunks.pop(0)
+            self._write(rows.result(), items)
+
+    # -- the state of one shard in the loop ---------------------------------------------------------
+    def begin(self) -> None:
+        """Read the checkpoints of earlier runs and queue every unfinished item's jobs."""
         done, saved = self._saved()
         self.resumed_chunks = len(list(self.chunk_dir.glob("*.parquet")))
         queue: list[Job] = []
-        reopened: dict[int, dict[int, dict]] = {}
+        self.reopened: dict[int, dict[int, dict]] = {}
         for (iid, idx), r in saved.items():  # error rows of earlier runs with attempts left
             if r["finish_reason"] == "error" and (r.get("attempts") or 1) < self.max_attempts:
                 item = self.index[iid]
-                reopened.setdefault(item, {})
+                self.reopened.setdefault(item, {})
                 queue.append(self._retry(self.first_jobs(item)[0], idx, (r.get("attempts") or 1) + 1))
-        finished_rows: list[dict] = []
-        finished_items: list[int] = []
+        self.finished_rows: list[dict] = []
+        self.finished_items: list[int] = []
+        self.chunks: list[tuple[list[int], Ready]] = []
         for item in range(len(self.items)):
             if item in done:
                 continue
             ready = self.ready_rows(item)
             if ready is not None:
-                finished_rows += ready
-                finished_items.append(item)
+                self.finished_rows += ready
+                self.finished_items.append(item)
                 self.on_finished(item, ready)
             else:
                 queue += self.first_jobs(item)
-        outstanding: dict[int, int] = {}
-        for job in queue:
-            outstanding[job.item] = outstanding.get(job.item, 0) + 1
-        item_rows: dict[int, dict[int, dict]] = dict(reopened)
-        window = self.backend.window or max(len(queue), 1)
-        stop: str | None = None
-        queue.reverse()  # pop() from the end keeps the submission order
+        self.outstanding: dict[int, int] = Counter(job.item for job in queue)
+        self.item_rows: dict[int, dict[int, dict]] = dict(self.reopened)
+        self.open_samples = sum(job.sampling.n for job in queue)  # queued or in flight
+        self.in_flight = 0
+        self.queue = queue[::-1]  # pop() from the end keeps the submission order
 
-        def top_up() -> None:
-            while queue and stop is None and self.backend.pending() < window:
-                job = queue.pop()
-                self.backend.submit(job, job.request, job.sampling)
+    def _add(self, job: Job) -> None:
+        self.queue.append(job)
+        self.outstanding[job.item] += 1
+        self.open_samples += job.sampling.n
 
-        try:
-            top_up()
-            while self.backend.pending():
-                for job, comps in self.backend.poll():
-                    outstanding[job.item] -= 1
-                    rows = item_rows.setdefault(job.item, {})
-                    for r in self.rows(job, comps):
-                        r["attempts"] = job.attempt
-                        c = comps[r["sample_idx"] - job.first_idx]
-                        if c.extra.get("fatal"):
-                            stop = stop or c.extra["error"]
-                            r["attempts"] = job.attempt - 1  # not an answer: a rerun asks again
-                        elif r["finish_reason"] == "error" and job.attempt < self.max_attempts and stop is None:
-                            log.warning("%s sample %d: %s; attempt %d", r[self.item_field], r["sample_idx"], c.extra.get("error"), job.attempt + 1)
-                            queue.append(self._retry(job, r["sample_idx"], job.attempt + 1))
-                            outstanding[job.item] += 1
-                        rows[r["sample_idx"]] = r
-                    if outstanding[job.item] == 0:
-                        follow = [] if stop or job.item in reopened else self.more(job.item, list(rows.values()))
-                        for f in follow:
-                            queue.append(f)
-                            outstanding[job.item] += 1
-                        if not follow:
-                            new_rows = [rows[k] for k in sorted(rows)]
-                            finished_rows += new_rows
-                            finished_items.append(job.item)
-                            del item_rows[job.item]
-                            self.on_finished(job.item, new_rows)
-                    if len(finished_items) >= self.chunk_items:
-                        self._write(finished_rows, finished_items)
-                        finished_rows, finished_items = [], []
-                stop = stop or self.stop_reason()
-                top_up()
-        finally:
-            if finished_items:  # finished work is never thrown away, whatever stopped the loop
-                self._write(finished_rows, finished_items)
-        if stop is not None:
-            raise DistillError(stop)
+    def next_job(self) -> Job | None:
+        """The next job to submit, if any (none once stopped)."""
+        if not self.queue or self.stop is not None:
+            return None
+        self.in_flight += 1
+        return self.queue.pop()
+
+    def generating(self) -> bool:
+        """Jobs in flight, or queued and not stopped."""
+        return self.in_flight > 0 or (bool(self.queue) and self.stop is None)
+
+    def take(self, job: Job, comps: list[Completion]) -> None:
+        """One job's completions: keep its rows, ask again or more, checkpoint finished items."""
+        self.in_flight -= 1
+        self.open_samples -= job.sampling.n
+        self.outstanding[job.item] -= 1
+        rows = self.item_rows.setdefault(job.item, {})
+        for r in self.rows(job, comps):
+            r["attempts"] = job.attempt
+            c = comps[r["sample_idx"] - job.first_idx]
+            if c.extra.get("fatal"):
+                self.stop = self.stop or c.extra["error"]
+                r["attempts"] = job.attempt - 1  # not an answer: a rerun asks again
+            elif r["finish_reason"] == "error" and job.attempt < self.max_attempts and self.stop is None:
+                log.warning("%s sample %d: %s; attempt %d", r[self.item_field], r["sample_idx"], c.extra.get("error"), job.attempt + 1)
+                self._add(self._retry(job, r["sample_idx"], job.attempt + 1))
+            rows[r["sample_idx"]] = r
+        if self.outstanding[job.item] == 0:
+            follow = [] if self.stop or job.item in self.reopened else self.more(job.item, list(rows.values()))
+            for f in follow:
+                self._add(f)
+            if not follow:
+                new_rows = [rows[k] for k in sorted(rows)]
+                self.finished_rows += new_rows
+                self.finished_items.append(job.item)
+                del self.item_rows[job.item]
+                self.on_finished(job.item, new_rows)
+        if len(self.finished_items) >= self.chunk_items:
+            self.checkpoint()
+
+    def table(self) -> pa.Table:
+        """The shard's rows in item order, from its checkpoints."""
         _, saved = self._saved()
         order = sorted(saved, key=lambda k: (self.index[k[0]], k[1]))
         return to_table([saved[k] for k in order], self.schema)
+
+    def run(self) -> pa.Table:
+        """Generate every unfinished item of this shard alone; return the shard's rows in item order."""
+        out: list[pa.Table] = []
+        drive([(self, out.append)])
+        return out[0]
+
+
+def drive(runs: Iterable[tuple[ChunkedRun, Callable[[pa.Table], None]]]) -> None:
+    """Run shards through their (shared) engine, each handing its table to its callback once complete.
+
+    `runs` is read lazily: the next shard is opened (claimed, by the caller's iterator) only when the
+    open ones have no more samples left than the engine runs at once, so the engine never drains at a
+    shard boundary and a process holds no more shards than it can keep busy. Backends without a
+    capacity (the toy teacher) run one shard after the other.
+    """
+    source = iter(runs)
+    active: list[tuple[ChunkedRun, Callable[[pa.Table], None]]] = []
+    backend: Backend | None = None
+    more, stop = True, None
+
+    def pull() -> None:
+        nonlocal more, backend
+        while more and stop is None:
+            if active and not (backend.capacity and sum(r.open_samples for r, _ in active) <= backend.capacity):
+                return
+            nxt = next(source, None)
+            if nxt is None:
+                more = False
+                return
+            backend = backend or nxt[0].backend
+            if nxt[0].backend is not backend:
+                raise DistillError("internal: shards of one process must share its engine (distill/engines.py)")
+            nxt[0].begin()
+            active.append(nxt)
+
+    def top_up() -> None:
+        for run, _ in active:
+            while (backend.window is None or backend.pending() < backend.window) and (job := run.next_job()) is not None:
+                backend.submit((run, job), job.request, job.sampling)
+
+    try:
+        pull()
+        while active:
+            top_up()
+            if backend.pending():
+                for (run, job), comps in backend.poll():
+                    run.take(job, comps)
+            elif stop is not None:
+                break
+            else:  # the engine is idle: only a chunk's scoring is left to wait for
+                for run, _ in active:
+                    run.checkpoint()
+                    run.write_ready(wait=True)
+            for run, _ in active:
+                stop = stop or run.stop or run.stop_reason()
+            for run, then in list(active):
+                run.stop = run.stop or stop
+                run.write_ready()
+                if not run.generating() and stop is None:
+                    run.checkpoint()
+                    if not run.chunks:
+                        active.remove((run, then))
+                        then(run.table())
+            pull()
+    finally:
+        for run, _ in active:  # finished work is never thrown away, whatever stopped the loop
+            run.checkpoint()
+            run.write_ready(wait=True)
+        if hasattr(source, "close"):
+            source.close()  # the caller's iterator releases the claims it still holds
+    if stop is not None:
+        raise DistillError(stop)
+
+
+class ShardStream:
+    """A generation stage's shard task for `distill.stage.run_shards`: `open(i)` begins shard i (its
+    ChunkedRun, or its counters when nothing is left to generate); `close(i, run, table)` writes its part
+    and returns its counters. Picklable subclasses (dataclasses) run in pool workers and Ray tasks too."""
+
+    def open(self, i: int) -> ChunkedRun | dict:
+        raise NotImplementedError
+
+    def close(self, i: int, run: ChunkedRun, table: pa.Table) -> dict:
+        raise NotImplementedError
+
+    def __call__(self, i: int) -> dict:
+        """Shard i alone (a pool worker, a Ray task)."""
+        run = self.open(i)
+        return run if isinstance(run, dict) else self.close(i, run, run.run())
+
+    def overlap(self, claimed: Iterator) -> None:
+        """Every shard `claimed` yields (each claimed when asked for), through this process's one engine."""
+
+        def runs() -> Iterator[tuple[ChunkedRun, Callable[[pa.Table], None]]]:
+            try:
+                for c in claimed:
+                    run = self.open(c.i)
+                    if isinstance(run, dict):
+                        c.finish(run)
+                    else:
+                        yield run, lambda table, c=c, run=run: c.finish(self.close(c.i, run, table))
+            finally:
+                claimed.close()
+
+        drive(runs())

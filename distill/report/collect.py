@@ -191,6 +191,7 @@ def sampling_settings(models: dict[str, dict]) -> dict[str, str]:
                 parts.append(", ".join(f"{b}: {_setting(key, v)}" for b, v in values.items()))
         parts.append(", ".join(f"{b} k={p.get('k')}" for b, p in protos.items()))
         parts.append("grading " + ", ".join(sorted({str(p.get("grading", "unrecorded")) for p in protos.values()})))  # strict | lenient
+        parts += [f"{b} prompt: {p['prompt']}" for b, p in protos.items() if p.get("prompt")]  # a benchmark run on a prompt of ours
         source = (m["scores"].get("model") or {}).get("imported_from")
         out[name] = "; ".join(([f"imported from {source}"] if source else []) + parts)
     return out

@@ -4,7 +4,7 @@ Runs inside fresh namespaces when the host allows them, as root of those namespa
 host's world-writable directories, sets resource limits, drops to an unprivileged user, then
 replaces itself with the untrusted program. Any setup failure exits 125 (fail closed).
 
-argv[1] is a JSON object: workdir, python, memory_mb, file_mb, tmp_mb, nproc, cpu_s, uid, gid, mount_ns.
+argv[1] is a JSON object: workdir, python, memory_mb (or null), file_mb, tmp_mb, nproc, cpu_s, uid, gid, mount_ns.
 """
 
 import ctypes
@@ -42,13 +42,14 @@ def main() -> None:
             os.chown("/tmp", cfg["uid"], cfg["gid"])
     os.chdir(work)
     limits = {
-        resource.RLIMIT_AS: cfg["memory_mb"] << 20,
         resource.RLIMIT_FSIZE: cfg["file_mb"] << 20,
         resource.RLIMIT_NPROC: cfg["nproc"],
         resource.RLIMIT_CPU: cfg["cpu_s"],
         resource.RLIMIT_NOFILE: 64,
         resource.RLIMIT_CORE: 0,
     }
+    if cfg["memory_mb"] is not None:  # None: no address-space cap (the eval, as LiveCodeBench's grader)
+        limits[resource.RLIMIT_AS] = cfg["memory_mb"] << 20
     for res, value in limits.items():
         resource.setrlimit(res, (value, value))
     if cfg["uid"] is not None:

@@ -14,17 +14,23 @@ What contains the program (checked once per process by `isolation()`):
   and timeout still apply, and network is blocked only by a Python-level guard (bypassable by
   determined code: `isolation()` reports "rlimits" so callers and logs can tell).
 
-Tests are a JSON list of {"input": stdin text, "output": expected stdout}; outputs are compared
-line by line with trailing whitespace ignored. A LeetCode-style (LiveCodeBench "functional") test
-adds "testtype": "functional" and "fn_name": its input is one JSON value per line (the arguments),
-its output the JSON of the return value; the program is loaded as a module (its `__main__` block
-does not run, LeetCode's usual imports are in scope) and `Solution().<fn_name>(*args)` is called.
+Tests are a JSON list of {"input": stdin text, "output": expected stdout}; outputs are judged as
+LiveCodeBench's grader does (lcb_runner/evaluation/testing_util.py, `grade_stdio`): both stripped,
+split into lines, each line stripped; the line counts must match, and a line that differs as text
+still passes when both read as the same list of Decimals ("0.5" == "0.50"). A LeetCode-style
+(LiveCodeBench "functional") test adds "testtype": "functional" and "fn_name": its input is one JSON
+value per line (the arguments), its output the JSON of the return value; the program is loaded as a
+module (its `__main__` block does not run, LeetCode's usual imports are in scope),
+`Solution().<fn_name>(*args)` is called and its return compared with `==` to the decoded output in
+the program's process, a tuple taken as a list (`grade_call_based`), so a `numpy.int64` that equals
+the number passes.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import secrets
 import logging
 import os
 import random
@@ -37,6 +43,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import psutil
@@ -122,12 +129,13 @@ def run_program(
     stdin: str = "",
     *,
     timeout_s: float = 10.0,
-    memory_mb: int = 512,
+    memory_mb: int | None = 512,
     file_mb: int = 16,
     tmp_mb: int = 64,
     nproc: int = 32,
 ) -> RunResult:
-    """Run a Python program in the sandbox with `stdin`; returns its status and (bounded) output."""
+    """Run a Python program in the sandbox with `stdin`; returns its status and (bounded) output.
+    `memory_mb` None: no address-space cap (LiveCodeBench's grader sets none)."""
     level, prefix = isolation()
     user = _sandbox_user()
     work = Path(tempfile.mkdtemp(prefix="distill-sandbox-"))
@@ -233,24 +241,58 @@ _FUNCTIONAL_PRELUDE = (
 
 
 def functional_program(program: str, fn_name: str) -> str:
-    """A stdin/stdout program that loads `program` as a module and prints the JSON of
-    `Solution().fn_name(*args)` (or a top-level `fn_name`), args read as one JSON value per line."""
+    """A program that loads `program` as a module, calls `Solution().fn_name(*args)` (or a top-level
+    `fn_name`) and compares the return with the expected value there, as LiveCodeBench does. Its stdin
+    is `functional_stdin`: a token line, read before the solution loads, then the case as JSON; its last
+    stdout line is the token and PASS or FAIL."""
     return (
         "import json, sys\n"
-        f"ns = {{'__name__': 'solution'}}\n"
+        "_token, _case = sys.stdin.read().split('\\n', 1)\n"
+        "_case = json.loads(_case)\n"
+        "ns = {'__name__': 'solution'}\n"
         f"exec(compile({_FUNCTIONAL_PRELUDE!r}, 'prelude', 'exec'), ns)\n"
         f"exec(compile({program!r}, 'solution.py', 'exec'), ns)\n"
-        "args = [json.loads(line) for line in sys.stdin.read().splitlines() if line.strip()]\n"
+        "args = [json.loads(line) for line in _case['input'].splitlines() if line.strip()]\n"
         f"fn = getattr(ns['Solution'](), {fn_name!r}) if 'Solution' in ns else ns[{fn_name!r}]\n"
-        "print(json.dumps(fn(*args)))\n"
+        "got = fn(*args)\n"
+        "got = list(got) if isinstance(got, tuple) else got\n"
+        "same = bool(got == json.loads(_case['output']))\n"
+        "sys.stdout.write('\\n' + _token + (' PASS' if same else ' FAIL') + '\\n')\n"
     )
 
 
-def _same_value(stdout: str, expected: str) -> bool:
+def functional_stdin(token: str, stdin: str, expected: str) -> str:
+    return token + "\n" + json.dumps({"input": stdin, "output": expected})
+
+
+def _passed(stdout: str, token: str) -> bool:
+    lines = stdout.strip().splitlines()
+    return bool(lines) and lines[-1] == f"{token} PASS"
+
+
+def _stripped_lines(text: str) -> list[str]:
+    """LiveCodeBench's `get_stripped_lines`."""
+    return [line.strip() for line in text.strip().split("\n")]
+
+
+def _decimals(line: str) -> list[Decimal] | None:
     try:
-        return json.loads(stdout.strip().splitlines()[-1]) == json.loads(expected)
-    except (ValueError, IndexError):
+        return [Decimal(x) for x in line.split()]
+    except InvalidOperation:
+        return None
+
+
+def same_output(got: str, expected: str) -> bool:
+    """LiveCodeBench's stdin/stdout comparison: stripped lines equal as text, or as lists of Decimals."""
+    a, b = _stripped_lines(got), _stripped_lines(expected)
+    if len(a) != len(b):
         return False
+    for x, y in zip(a, b):
+        if x != y:
+            dx, dy = _decimals(x), _decimals(y)
+            if dx is None or dy is None or dx != dy:
+                return False
+    return True
 
 
 def _cases(tests: str | list) -> list[tuple[str, str, str | None]]:
@@ -265,9 +307,10 @@ def _cases(tests: str | list) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def verify_code(completion: str, tests: str | list | None, *, timeout_s: float = 10.0, memory_mb: int = 512,
+def verify_code(completion: str, tests: str | list | None, *, timeout_s: float = 10.0, memory_mb: int | None = 512,
                 grading: str = "strict", finish_reason: str | None = None, force_think: bool = False) -> Verdict:
-    """Correct when the extracted program passes every test; the first failing test gives the reason."""
+    """Correct when the extracted program passes every test; the first failing test gives the reason.
+    `timeout_s` is per test (LiveCodeBench: 6 s each); `memory_mb` None sets no address-space cap."""
     check_grading(grading)
     try:
         cases = _cases(tests)
@@ -280,17 +323,16 @@ def verify_code(completion: str, tests: str | list | None, *, timeout_s: float =
     program = extract_program(completion)
     if program is None:
         return Verdict(INCORRECT, None, "no_answer")
+    token = secrets.token_hex(8)
     for stdin, expected, fn_name in cases:
-        source = functional_program(program, fn_name) if fn_name else program
-        res = run_program(source, stdin, timeout_s=timeout_s, memory_mb=memory_mb)
+        if fn_name:
+            res = run_program(functional_program(program, fn_name), functional_stdin(token, stdin, expected), timeout_s=timeout_s, memory_mb=memory_mb)
+        else:
+            res = run_program(program, stdin, timeout_s=timeout_s, memory_mb=memory_mb)
         if res.status == "setup_failed":
             raise RuntimeError(f"code sandbox could not start: {res.stderr.strip()[-300:]}")
         if res.status != "ok":
             return Verdict(INCORRECT, program, _REASON[res.status])
-        if not (_same_value(res.stdout, expected) if fn_name else _lines(res.stdout) == _lines(expected)):
+        if not (_passed(res.stdout, token) if fn_name else same_output(res.stdout, expected)):
             return Verdict(INCORRECT, program, "wrong_answer")
     return Verdict(CORRECT, program, None)
-
-
-def _lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.strip().splitlines()]

@@ -48,6 +48,9 @@ class Backend(Protocol):
     name: str  # "toy" | "transformers" | "vllm" | "openai"
     version: str  # library version, recorded in each row's lineage
     window: int | None  # requests in flight that keep the engine busy; None = submit everything at once
+    # Samples it runs at once (vLLM's max_num_seqs): once a process's open shards have no more samples left
+    # than this, the next shard is claimed so the engine never drains; None: no engine to keep full (toy).
+    capacity: int | None
 
     def submit(self, key: Hashable, request: Request, sampling: Sampling) -> None:
         """Queue `sampling.n` completions of `request`; `poll` returns them under `key`."""

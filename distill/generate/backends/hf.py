@@ -17,7 +17,7 @@ class TransformersBackend(InProcessQueue):
         super().__init__()
         self.version = transformers.__version__
         self.opts = opts
-        self.window = opts.batch_size
+        self.window = self.capacity = opts.batch_size
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         check_round_trip(self.tokenizer, model)

@@ -56,7 +56,7 @@ class OpenAIBackend(Queued):
         self.opts = opts
         self.model = opts.model or model
         self.version = f"httpx-{httpx.__version__}"
-        self.window = opts.max_concurrency
+        self.window = self.capacity = opts.max_concurrency
         self.headers = {}
         if opts.api_key_env:
             key = os.environ.get(opts.api_key_env)

@@ -13,6 +13,7 @@ from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
 class ToyBackend(InProcessQueue):
     name = "toy"
     window = None
+    capacity = None  # instant: nothing to keep busy, so shards run one after the other
 
     def __init__(self, cfg: ToyTeacherConfig):
         super().__init__()

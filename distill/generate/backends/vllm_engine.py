@@ -54,6 +54,7 @@ class VLLMBackend(Queued):
         check_round_trip(_engine_tokenizer(kwargs), model)  # before the weights load: minutes on a cluster
         self.llm = vllm.LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self.capacity = self.llm.llm_engine.vllm_config.scheduler_config.max_num_seqs
         self._keys: dict[str, tuple] = {}  # vLLM request id -> (key, request)
 
     def _prompt(self, r: Request):
