@@ -45,7 +45,8 @@ def eval_cmd(
     benchmark: Annotated[Optional[list[str]], typer.Option("--benchmark", help="Benchmark spec name or YAML path (repeatable); default: the config's.")] = None,
     rescore: Annotated[bool, typer.Option("--rescore", help="Re-judge the saved samples in --output (a model's directory or a run's 05_eval/) and rewrite scores, keeping the old ones in backups/; no model runs.")] = False,
     import_format: Annotated[Optional[str], typer.Option("--import", help="Import samples saved by another tool: lighteval | qwen-math | skythought.")] = None,
-    grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy.")] = None,
+    grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy; with --import, the policy of our verdicts.")] = None,
+    thought_markers: Annotated[Optional[str], typer.Option("--thought-markers", help="With --import: the model's thought markers OPEN,CLOSE when not <think>,</think> (common ones are detected).")] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     workers: WorkersOpt = 1,
@@ -62,13 +63,19 @@ def eval_cmd(
     from distill.eval.stage import run
 
     results: list[dict] = []
+    if thought_markers is not None and import_format is None:
+        raise DistillError("--thought-markers is for --import (our own samples record their template's markers)")
     if import_format is not None:
         from distill.eval.importers import import_samples
 
-        if path is None or not benchmark or len(benchmark) != 1 or model is None:
-            raise DistillError("--import FORMAT PATH needs --benchmark NAME (one) and --model NAME")
+        if path is None or not benchmark or model is None:
+            raise DistillError("--import FORMAT PATH needs --benchmark NAME (repeat it for a dump of several benchmarks) and --model NAME")
+        markers = tuple(thought_markers.split(",")) if thought_markers else None
+        if markers is not None and (len(markers) != 2 or not all(markers)):
+            raise DistillError(f"--thought-markers: expected OPEN,CLOSE (e.g. '<|begin_of_thought|>,<|end_of_thought|>'), got {thought_markers!r}")
         cfg = load(EvalConfig, config, overrides or [])
-        summary = import_samples(import_format, path, output, benchmark=benchmark[0], model=model, bootstrap_resamples=cfg.bootstrap_resamples)
+        summary = import_samples(import_format, path, output, benchmarks=list(benchmark), model=model, bootstrap_resamples=cfg.bootstrap_resamples,
+                                 grading=grading or cfg.grading, thought_markers=markers)
         typer.echo(json.dumps({"imported": str(path), **summary}))
         results.append(json.loads((output / "scores.json").read_text()))
     elif rescore:

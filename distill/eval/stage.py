@@ -413,23 +413,31 @@ def check_eval_dir(out: Path) -> dict:
     return config
 
 
+_JUDGED = ("extracted", "correct", "reason", "grading", "answer")  # what a rescore may change in a sample
+
+
 def _backup(out: Path, files: list[Path]) -> Path:
     """Keep the files about to be rewritten under out/backups/<UTC time>/ (hard links: no copy, and the
     atomic rewrite gives the live name a new inode, so the backup keeps the old bytes)."""
     dest = out / "backups" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     dest.mkdir(parents=True)
+    _backup_into(dest, files)
+    return dest
+
+
+def _backup_into(dest: Path, files: list[Path]) -> None:
     for f in files:
         if f.exists():
             try:
                 os.link(f, dest / f.name)
             except OSError:  # a filesystem without hard links
                 shutil.copy2(f, dest / f.name)
-    return dest
 
 
 def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None = None) -> dict:
     """Re-judge the saved samples (of `benchmarks`, default all) with the current scorers, rewrite their
-    parts and scores.json, and keep the previous ones in out/backups/; no model runs.
+    parts and scores.json, and keep the previous ones in out/backups/ (only when something changed);
+    no model runs.
 
     `grading` (strict | lenient) switches the policy; None keeps the eval config's.
     """
@@ -447,11 +455,12 @@ def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None 
         for name in wanted
     }
     todo = [stage.verify(i) for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
-    kept = _backup(out, [stage.part(i) for i in todo] + [out / "scores.json"])
-    log.info("%s: previous parts and scores kept in %s", out, kept)
+    kept: Path | None = None  # the backup folder, made at the first change: a rescore that changes nothing leaves none
+    scores_before = (out / "scores.json").read_bytes() if (out / "scores.json").exists() else None
     for i in todo:
         part = stage.part(i)
         rows = read_parquet(part).to_pylist()
+        before = [tuple(r.get(c) for c in _JUDGED) for r in rows]
         groups: dict[tuple[str, str], list[dict]] = {}
         for r in rows:
             groups.setdefault((r["benchmark"], r["problem_id"]), []).append(r)
@@ -462,5 +471,13 @@ def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None 
                              finish_reasons=[r["finish_reason"] for r in group], **args)
             for r, v in zip(group, verdicts):
                 r.update(extracted=v.extracted, correct=v.correct, reason=v.reason, grading=args["grading"], answer=p["answer"])
-        write_parquet(to_table(rows, EVAL_SAMPLE), part)
-    return write_scores(out)
+        if before != [tuple(r.get(c) for c in _JUDGED) for r in rows]:
+            kept = kept or _backup(out, [out / "scores.json"])
+            _backup_into(kept, [part])
+            write_parquet(to_table(rows, EVAL_SAMPLE), part)
+    scores = write_scores(out)
+    if not kept and scores_before is not None and (out / "scores.json").read_bytes() != scores_before:
+        kept = _backup(out, [])
+        (kept / "scores.json").write_bytes(scores_before)
+    log.info("%s: %s", out, f"previous parts and scores kept in {kept}" if kept else "rescored: nothing changed, no backup written")
+    return scores
