@@ -259,3 +259,24 @@ def test_named_thought_markers_make_an_unclosed_thought_unfinished(tmp_path):
     rows = sorted(load_samples(tmp_path / "o"), key=lambda r: r["sample_idx"])
     assert [r["reason"] for r in rows if r["sample_idx"] == 0] == ["unfinished"] * 3
     assert all(r["correct"] for r in rows if r["sample_idx"] == 1)
+
+
+def test_imported_samples_get_the_budget_curve_when_the_tokenizer_is_given(tmp_path):
+    from transformers import AutoTokenizer
+
+    from distill.toy.tokenizer import build_tokenizer
+
+    build_tokenizer(tmp_path / "tok")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    f = tmp_path / "q.jsonl"
+    texts = [[f"<think>\n{'step ' * (40 * i)}\n</think>\n\\boxed{{{p['answer']}}}"] for i, p in enumerate(MATH500, start=1)]
+    f.write_text(qwen_lines(MATH500, texts))
+    without = import_samples("qwen-math", f, tmp_path / "a", benchmarks=["math500"], model="m", bootstrap_resamples=200)
+    assert without["samples"] == 3
+    assert "skipped" in json.loads((tmp_path / "a" / "scores.json").read_text())["benchmarks"]["math500"]["budget"]
+    import_samples("qwen-math", f, tmp_path / "b", benchmarks=["math500"], model="m", bootstrap_resamples=200, tokenizer=str(tmp_path / "tok"))
+    rows = sorted(load_samples(tmp_path / "b"), key=lambda r: r["completion_tokens"])
+    assert [r["completion_tokens"] for r in rows] == sorted(len(tok(t[0], add_special_tokens=False)["input_ids"]) for t in texts)
+    curve = json.loads((tmp_path / "b" / "scores.json").read_text())["benchmarks"]["math500"]["budget"]
+    assert not curve["exact"] and "another tool" in curve["why"]
+    assert curve["points"][-1]["budget"] == rows[-1]["completion_tokens"] and curve["points"][-1]["pass@1"] == 1.0

@@ -46,6 +46,7 @@ def eval_cmd(
     rescore: Annotated[bool, typer.Option("--rescore", help="Re-judge the saved samples in --output (a model's directory or a run's 05_eval/) and rewrite scores, keeping the old ones in backups/; no model runs.")] = False,
     import_format: Annotated[Optional[str], typer.Option("--import", help="Import samples saved by another tool: lighteval | qwen-math | skythought.")] = None,
     grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy; with --import, the policy of our verdicts.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="With --import: the model's tokenizer (path or id); re-tokenises each completion so the accuracy-against-budget curve can be computed.")] = None,
     thought_markers: Annotated[Optional[str], typer.Option("--thought-markers", help="With --import: the model's thought markers OPEN,CLOSE when not <think>,</think> (common ones are detected).")] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
@@ -63,8 +64,8 @@ def eval_cmd(
     from distill.eval.stage import run
 
     results: list[dict] = []
-    if thought_markers is not None and import_format is None:
-        raise DistillError("--thought-markers is for --import (our own samples record their template's markers)")
+    if (thought_markers is not None or tokenizer is not None) and import_format is None:
+        raise DistillError("--thought-markers and --tokenizer are for --import (our own samples record their markers and token counts)")
     if import_format is not None:
         from distill.eval.importers import import_samples
 
@@ -75,7 +76,7 @@ def eval_cmd(
             raise DistillError(f"--thought-markers: expected OPEN,CLOSE (e.g. '<|begin_of_thought|>,<|end_of_thought|>'), got {thought_markers!r}")
         cfg = load(EvalConfig, config, overrides or [])
         summary = import_samples(import_format, path, output, benchmarks=list(benchmark), model=model, bootstrap_resamples=cfg.bootstrap_resamples,
-                                 grading=grading or cfg.grading, thought_markers=markers)
+                                 grading=grading or cfg.grading, thought_markers=markers, tokenizer=tokenizer)
         typer.echo(json.dumps({"imported": str(path), **summary}))
         results.append(json.loads((output / "scores.json").read_text()))
     elif rescore:

@@ -236,14 +236,29 @@ def _protocol(spec, pairs: list[tuple[dict, Foreign]]) -> dict:
     }
 
 
+def _token_counter(tokenizer: str | None) -> Callable[[str], int] | None:
+    """Completion text -> its token count under the model's tokenizer (a local path or id), None without one."""
+    if tokenizer is None:
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    except (OSError, ValueError) as e:
+        raise DistillError(f"--tokenizer {tokenizer}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
 def import_samples(fmt: str, path: Path, out: Path, *, benchmarks: list[str], model: str, bootstrap_resamples: int = 10_000,
-                   grading: str = "strict", thought_markers: tuple[str, str] | None = None) -> dict:
+                   grading: str = "strict", thought_markers: tuple[str, str] | None = None, tokenizer: str | None = None) -> dict:
     """Write `out` as a finished eval directory of `model` on `benchmarks` (one shard each) from another
     tool's file; return {"matched", "unmatched", "samples", "k"} ("k": one number, or {benchmark: k}
     when they differ). Importing the same file again changes nothing.
 
     `grading` is the policy our verdicts use (strict | lenient); `thought_markers` (OPEN, CLOSE) names a
-    model's own thought markers, stored as `<think>`/`</think>` so strict grading sees an unclosed one."""
+    model's own thought markers, stored as `<think>`/`</think>` so strict grading sees an unclosed one;
+    `tokenizer` (the model's) re-tokenises every completion for `completion_tokens`, which the
+    accuracy-against-budget curve needs (`distill.eval.budget`; an estimate for imported samples)."""
     from distill.eval.stage import spec_record, write_scores
     from distill.verify import check_grading
 
@@ -260,6 +275,7 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmarks: list[str], mo
     if len({s.name for s in specs}) != len(specs):
         raise DistillError(f"--benchmark: the same benchmark named twice ({', '.join(s.name for s in specs)})")
     problems = {spec.name: load_benchmark(spec) for spec in specs}
+    count = _token_counter(tokenizer)
     by_bench, unmatched = _match_all(_read(fmt, path), specs, problems)
     names = " or ".join(s.name for s in specs)
     if not by_bench:
@@ -269,7 +285,8 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmarks: list[str], mo
     protocols = {s.name: _protocol(s, by_bench[s.name]) for s in specs}
     config = {
         "imported": {"format": fmt, "file": path.name, "sha256": sha256_file(path), "matched": sum(map(len, by_bench.values())),
-                     "unmatched": len(unmatched), **({"thought_markers": list(thought_markers)} if thought_markers else {})},
+                     "unmatched": len(unmatched), **({"thought_markers": list(thought_markers)} if thought_markers else {}),
+                     **({"tokenizer": tokenizer} if tokenizer else {})},
         "eval": {"bootstrap_resamples": bootstrap_resamples, "seed": 0, "grading": grading},
         "model": {"name": model, "backend": "imported", "imported_from": fmt},
         "benchmarks": {s.name: {"spec": spec_record(s), "protocol": protocols[s.name]} for s in specs},
@@ -284,7 +301,7 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmarks: list[str], mo
     stage.plan(len(specs))
     for i, spec in enumerate(specs):
         if not stage.is_done(i):
-            _write_shard(stage, i, spec, by_bench[spec.name], model, grading, thought_markers)
+            _write_shard(stage, i, spec, by_bench[spec.name], model, grading, thought_markers, count)
     write_scores(out, config["model"])
     ks = {name: p["k"] for name, p in protocols.items()}
     return {"matched": config["imported"]["matched"], "unmatched": len(unmatched),
@@ -293,7 +310,7 @@ def import_samples(fmt: str, path: Path, out: Path, *, benchmarks: list[str], mo
 
 
 def _write_shard(stage: StageDir, i: int, spec, pairs: list[tuple[dict, Foreign]], model: str, grading: str,
-                 thought_markers: tuple[str, str] | None) -> None:
+                 thought_markers: tuple[str, str] | None, count: Callable[[str], int] | None) -> None:
     write_parquet(to_table([p for p, _ in pairs], PROBLEM), stage.path / "problems" / f"{spec.name}.parquet")
     rows = []
     for p, item in pairs:
@@ -304,7 +321,7 @@ def _write_shard(stage: StageDir, i: int, spec, pairs: list[tuple[dict, Foreign]
                 "benchmark": spec.name, "problem_id": p["id"], "model": model, "sample_idx": j, "answer": p["answer"],
                 "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
                 "reason": v.reason, "grading": grading,
-                "completion_tokens": item.tokens[j], "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
+                "completion_tokens": count(item.completions[j]) if count else item.tokens[j], "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
             })
     write_parquet(to_table(rows, EVAL_SAMPLE), stage.part(i))
     stage.finish(i, {"benchmark": spec.name, "rows_in": len(pairs), "rows_out": len(rows), "correct": sum(r["correct"] for r in rows)})

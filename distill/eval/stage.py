@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from distill import engines
 from distill.errors import DistillError
 from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
+from distill.eval.budget import budget_curve
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
 from distill.eval.identity import model_identity
 from distill.eval.scores import summarize
@@ -167,7 +168,9 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
         # EvalConfig's own fields only: a pipeline's eval section also lists every model, and adding
         # a model must not invalidate the others' finished samples
         # a model must not invalidate the others' finished samples; benchmarks by name, not by spec path
-        "eval": {**cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)), "benchmarks": [s.name for s in specs]},
+        # (`budgets` only when set: a scoring setting, and directories made before it existed must resume)
+        "eval": {**cfg.model_dump(mode="json", include=set(EvalConfig.model_fields) - {"budgets"}), "benchmarks": [s.name for s in specs],
+                 **({"budgets": cfg.budgets} if cfg.budgets else {})},
         "model": model_record(model),
         "benchmarks": {
             s.name: {"spec": spec_record(s), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
@@ -361,7 +364,9 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
         protocol = {**b["protocol"], "grading": graded[0] if len(graded) == 1 else graded}
         if b["spec"].get("date_window"):
             protocol["date_window"] = b["spec"]["date_window"]
-        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
+        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol,
+                            "budget": budget_curve(rows, max_tokens=b["protocol"]["max_tokens"], backend=config["model"].get("backend"),
+                                                   budgets=config["eval"].get("budgets"), resamples=resamples, seed=config["eval"]["seed"])}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
     saved = _saved_scores(out)
