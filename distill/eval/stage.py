@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from distill import engines
 from distill.errors import DistillError
 from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
+from distill.eval.breakdown import breakdown
 from distill.eval.budget import budget_curve
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
 from distill.eval.identity import model_identity
@@ -366,7 +367,8 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
             protocol["date_window"] = b["spec"]["date_window"]
         benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol,
                             "budget": budget_curve(rows, max_tokens=b["protocol"]["max_tokens"], backend=config["model"].get("backend"),
-                                                   budgets=config["eval"].get("budgets"), resamples=resamples, seed=config["eval"]["seed"])}
+                                                   budgets=config["eval"].get("budgets"), resamples=resamples, seed=config["eval"]["seed"]),
+                            "subsets": breakdown(rows, _problems(out, name), resamples=resamples, seed=config["eval"]["seed"])}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
     saved = _saved_scores(out)
@@ -377,6 +379,12 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
     scores["scored_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json(out / "scores.json", scores)
     return scores
+
+
+def _problems(out: Path, benchmark: str) -> list[dict]:
+    """The problems as evaluated (with their metadata, for the per-subset scores); none if not saved."""
+    f = out / "problems" / f"{benchmark}.parquet"
+    return read_parquet(f).to_pylist() if f.exists() else []
 
 
 def _saved_scores(out: Path) -> dict | None:

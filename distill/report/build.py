@@ -164,6 +164,17 @@ def budget_table(data: dict, bench: str) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def subset_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    """pass@1 per subset (MATH-500 level and subject, LiveCodeBench difficulty and month, ...), see eval.breakdown."""
+    head = ["model", "benchmark", "subset", "group", "problems", "pass@1 (%)", "95% CI"]
+    rows = []
+    for name, m in data["models"].items():
+        for bench, s in sorted(m["scores"]["benchmarks"].items()):
+            for key, groups in (s.get("subsets") or {}).items():
+                rows += [[name, bench, key, group, str(g["n_problems"]), _pct(g["pass@1"]), _ci(*g["pass@1_ci95"])] for group, g in groups.items()]
+    return head, rows
+
+
 def headline_sentence(p: dict) -> str:
     """One sentence a person can quote: both models' pass@1 with CIs and the paired difference."""
     return (
@@ -204,6 +215,8 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
     if data.get("agreement"):
         out.append(("agreement", "Imported samples: our verdicts against the other tool's", agreement_table(data), None))
         out.append(("disagreements", "Imported samples: where the verdicts disagree", disagreement_table(data), None))
+    if data["models"] and subset_table(data)[1]:
+        out.append(("subsets", "Per-subset pass@1 (95% CI over the subset's problems)", subset_table(data), None))
     for bench in budget_benchmarks(data):
         out.append((f"budget-{bench}", f"Accuracy against thinking budget: {bench}", budget_table(data, bench), f"budget-{bench}"))
     if data["models"]:
