@@ -66,15 +66,21 @@ def test_tokens_to_reach_and_the_first_budget_that_beats_the_baseline():
 
 PREFIX_SCRIPT = textwrap.dedent("""
     import json, sys
-    from vllm import LLM, SamplingParams
-    llm = LLM(model=sys.argv[1], dtype="float32", enforce_eager=True, max_model_len=512, enable_prefix_caching=False)
-    prompts = ["What is 12 + 30?", "Count to five.", "Name a colour."]
-    out = {}
-    for max_tokens in (8, 48):
-        params = [SamplingParams(temperature=0.6, top_p=0.95, max_tokens=max_tokens, seed=1000 + i) for i in range(len(prompts))]
-        res = llm.generate(prompts, params, use_tqdm=False)
-        out[max_tokens] = [[list(o.token_ids), o.finish_reason] for r in res for o in r.outputs]
-    print("RESULT" + json.dumps(out))
+
+    def main():
+        from vllm import LLM, SamplingParams
+
+        llm = LLM(model=sys.argv[1], dtype="float32", enforce_eager=True, max_model_len=512, enable_prefix_caching=False)
+        prompts = ["What is 12 + 30?", "Count to five.", "Name a colour."]
+        out = {}
+        for max_tokens in (8, 48):  # as the eval samples: n per request, one seed per request
+            params = [SamplingParams(n=2, temperature=0.6, top_p=0.95, max_tokens=max_tokens, seed=1000 + i) for i in range(len(prompts))]
+            res = llm.generate(prompts, params, use_tqdm=False)
+            out[max_tokens] = [[list(o.token_ids), o.finish_reason] for r in res for o in sorted(r.outputs, key=lambda o: o.index)]
+        print("RESULT" + json.dumps(out))
+
+    if __name__ == "__main__":
+        main()
 """)
 
 

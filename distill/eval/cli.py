@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.cli_options import ConfigOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
 from distill.errors import DistillError
 
 
@@ -35,7 +35,7 @@ def _eval_dirs(output: Path, model: str | None) -> list[Path]:
 
 
 def eval_cmd(
-    output: OutputOpt,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output stage directory (resumes if it exists); not with --replay.")] = None,
     path: Annotated[Optional[Path], typer.Argument(help="With --import: the file saved by the other tool.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model path or id to evaluate (with --rescore or --import: the model's name).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in scores and the report (default: output dir name).")] = None,
@@ -47,6 +47,9 @@ def eval_cmd(
     import_format: Annotated[Optional[str], typer.Option("--import", help="Import samples saved by another tool: lighteval | qwen-math | skythought.")] = None,
     grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy; with --import, the policy of our verdicts.")] = None,
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="With --import: the model's tokenizer (path or id); re-tokenises each completion so the accuracy-against-budget curve can be computed.")] = None,
+    replay_dir: Annotated[Optional[Path], typer.Option("--replay", help="Regenerate one saved sample of this eval directory (with --model PATH, --problem, --sample) and say whether it reproduces.")] = None,
+    problem: Annotated[Optional[str], typer.Option("--problem", help="With --replay: the problem id.")] = None,
+    sample: Annotated[Optional[int], typer.Option("--sample", help="With --replay: the sample index.")] = None,
     thought_markers: Annotated[Optional[str], typer.Option("--thought-markers", help="With --import: the model's thought markers OPEN,CLOSE when not <think>,</think> (common ones are detected).")] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
@@ -66,6 +69,15 @@ def eval_cmd(
     results: list[dict] = []
     if (thought_markers is not None or tokenizer is not None) and import_format is None:
         raise DistillError("--thought-markers and --tokenizer are for --import (our own samples record their markers and token counts)")
+    if replay_dir is not None:
+        from distill.eval.replay import replay
+
+        if model is None or problem is None or sample is None:
+            raise DistillError("--replay DIR needs --model PATH (the model as evaluated), --problem ID and --sample K")
+        typer.echo(json.dumps(replay(replay_dir, model, problem, sample), ensure_ascii=False))
+        return
+    if output is None:
+        raise DistillError("--output/-o DIR is required (the eval directory to write, rescore or import into)")
     if import_format is not None:
         from distill.eval.importers import import_samples
 

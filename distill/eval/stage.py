@@ -309,8 +309,10 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
     cfg = config["eval"]
     problems = read_parquet(stage.path / "problems" / f"{bench}.parquet").slice(start, end - start).to_pylist()
     chunk_dir = stage.chunks(i)
+    engine = None  # what sampled this shard, for `distill eval --replay` (None: a part written before a resume)
     if not stage.part(i).exists():  # a part without its done marker is complete: it was written atomically
         backend = engines.engine(BackendConfig(**{f: model[f] for f in BackendConfig.model_fields}))
+        engine = {"backend": backend.name, "version": backend.version}
         t0 = time.time()
         pool = _scoring_pool(model["backend"])
         table = EvalShard(backend, problems, chunk_dir, cfg=cfg, spec=spec, proto=proto, model=model["name"], pool=pool,
@@ -330,6 +332,7 @@ def _run_shard(out: str, model: dict, i: int) -> dict:
         "correct": int(pc.sum(table.column("correct")).as_py() or 0),
         "unfinished": sum(r == "length" for r in table.column("finish_reason").to_pylist()),
         "completion_tokens": int(pc.sum(table.column("completion_tokens")).as_py() or 0),
+        "engine": engine,
     }
 
 
