@@ -104,6 +104,7 @@ def test_decontamination_finds_planted_benchmark_copies(tmp_path):
     assert totals["contaminated_by"] == {"math500_test": 20, "aime24_test": 10}
     removed = [json.loads(line) for line in (tmp_path / "p" / REMOVED).open()]
     assert {r["match"].split("/")[0] for r in removed} == {"math500_test", "aime24_test"}
+    assert all(len(r["ngram"].split()) == 8 for r in removed)  # the evidence: the shared 8 words
 
 
 def test_every_copy_of_a_benchmark_problem_is_counted_as_contamination(tmp_path):

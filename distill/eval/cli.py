@@ -47,6 +47,7 @@ def eval_cmd(
     import_format: Annotated[Optional[str], typer.Option("--import", help="Import samples saved by another tool: lighteval | qwen-math | skythought.")] = None,
     grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy; with --import, the policy of our verdicts.")] = None,
     tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="With --import: the model's tokenizer (path or id); re-tokenises each completion so the accuracy-against-budget curve can be computed.")] = None,
+    audit_dir: Annotated[Optional[Path], typer.Option("--audit", help="List the curated problems of this finished run that overlap --benchmark (a benchmark added after the run).")] = None,
     replay_dir: Annotated[Optional[Path], typer.Option("--replay", help="Regenerate one saved sample of this eval directory (with --model PATH, --problem, --sample) and say whether it reproduces.")] = None,
     problem: Annotated[Optional[str], typer.Option("--problem", help="With --replay: the problem id.")] = None,
     sample: Annotated[Optional[int], typer.Option("--sample", help="With --replay: the sample index.")] = None,
@@ -69,6 +70,17 @@ def eval_cmd(
     results: list[dict] = []
     if (thought_markers is not None or tokenizer is not None) and import_format is None:
         raise DistillError("--thought-markers and --tokenizer are for --import (our own samples record their markers and token counts)")
+    if audit_dir is not None:
+        from distill.eval.audit import audit
+
+        if not benchmark:
+            raise DistillError("--audit RUN_DIR needs --benchmark NAME (repeatable)")
+        found = audit(audit_dir, list(benchmark))
+        for m in found["matches"]:
+            typer.echo(json.dumps(m, ensure_ascii=False))
+        typer.echo(json.dumps({"audited": str(audit_dir), "benchmarks": list(benchmark), "problems": found["problems"],
+                               "ngram": found["ngram"], "overlapping": len(found["matches"])}))
+        return
     if replay_dir is not None:
         from distill.eval.replay import replay
 

@@ -175,6 +175,16 @@ def subset_table(data: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+CONTAMINATION_ROWS = 200  # the report lists at most this many removals; removed.jsonl has them all
+
+
+def contamination_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    """Each decontamination removal linked to its benchmark item and the n-gram they share."""
+    head = ["training problem", "source", "benchmark item", "shared n-gram", "training prompt (start)"]
+    return head, [[r["id"], r.get("source") or "", r["match"], r.get("ngram") or "(not recorded)", (r.get("prompt") or "")[:80].replace("\n", " ")]
+                  for r in data["contamination"][:CONTAMINATION_ROWS]]
+
+
 def headline_sentence(p: dict) -> str:
     """One sentence a person can quote: both models' pass@1 with CIs and the paired difference."""
     return (
@@ -221,6 +231,11 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
         out.append((f"budget-{bench}", f"Accuracy against thinking budget: {bench}", budget_table(data, bench), f"budget-{bench}"))
     if data["models"]:
         out.append(("lengths", "Response lengths", None, "lengths"))
+    if data.get("contamination"):
+        n = len(data["contamination"])
+        out.append(("contamination", f"Decontamination: {n} training problems removed for overlapping a benchmark"
+                    + (f" (first {CONTAMINATION_ROWS}; all in 01_prompts/removed.jsonl)" if n > CONTAMINATION_ROWS else ""),
+                    contamination_table(data), None))
     if data["funnel"]:
         out.append(("funnel", "Curation funnel", funnel_table(data["funnel"]), "funnel"))
         if len(data["funnel"].get("by_domain", {})) + len(data["funnel"].get("by_source", {})) > 2:
