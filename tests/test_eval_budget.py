@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,8 @@ def toy_eval(out, max_tokens, budgets=None):
 
 def test_the_default_ladder_is_powers_of_two_up_to_the_protocol_maximum():
     assert ladder(32768) == [1024, 2048, 4096, 8192, 16384, 32768]
-    assert ladder(5000) == [1024, 2048, 4096, 5000] and ladder(512) == [512]
+    assert ladder(16384) == [1024, 2048, 4096, 8192, 16384]
+    assert ladder(5000) == [512, 1024, 2048, 4096, 5000] and ladder(256) == [32, 64, 128, 256]
 
 
 def test_the_curve_from_one_sampling_equals_separate_evals_at_each_budget(tmp_path):
@@ -51,7 +53,7 @@ def test_what_the_curve_says_about_its_own_exactness():
     samples = rows([(100, True), (3000, True), (5000, False), (900, True)])
     hf = budget_curve(samples, max_tokens=4096, backend="transformers", resamples=100)
     assert not hf["exact"] and "batch" in hf["why"]
-    assert [(p["budget"], p["pass@1"]) for p in hf["points"]] == [(1024, 0.5), (2048, 0.5), (4096, 0.75)]
+    assert [(p["budget"], p["pass@1"]) for p in hf["points"]] == [(512, 0.25), (1024, 0.5), (2048, 0.5), (4096, 0.75)]
     assert budget_curve(samples, max_tokens=4096, backend="vllm", resamples=100)["exact"]
     assert "lenient" in budget_curve(rows([(1, True)] * 2, "lenient"), max_tokens=8, backend="vllm")["skipped"]
     assert "completion_tokens" in budget_curve([{**samples[0], "completion_tokens": None}], max_tokens=8, backend="imported")["skipped"]
@@ -128,3 +130,20 @@ def test_the_report_plots_each_benchmark_and_names_the_budgets_where_the_distill
     assert reach is not None and beat is not None  # the toy baseline errs more often: its best is reached, and beaten
     assert row.split(" | ")[2:5] == [f"{100 * best:.1f}", f"{reach:,}", f"{beat:,}"]
     assert "Accuracy against thinking budget: toy_arith" in md and "first tokens of the same sample" in md
+
+
+@pytest.mark.slow
+def test_the_transformers_backend_curve_is_labelled_an_estimate(tmp_path):
+    """The transformers backend seeds each padded batch: its curve is computed the same way and says it is an estimate."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from eval_fixtures import model_spec
+
+    from distill.toy.students import build_student
+
+    model = build_student("qwen2", tmp_path / "qwen2")
+    cfg = EvalConfig.model_validate({"benchmarks": ["toy_arith"], "bootstrap_resamples": 200, "budgets": [8, 16],
+                                     "overrides": {"toy_arith": {"toy": {"n": 4}, "k": 2, "max_tokens": 24}}})
+    scores = run(cfg, model_spec("transformers", str(model), "hf"), tmp_path / "hf")["benchmarks"]["toy_arith"]
+    curve = scores["budget"]
+    assert not curve["exact"] and "batch" in curve["why"]
+    assert [p["budget"] for p in curve["points"]] == [8, 16, 24] and curve["points"][-1]["unfinished"] == scores["termination"]["unfinished"]

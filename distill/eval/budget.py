@@ -23,9 +23,12 @@ EXACT_BACKENDS = {"vllm": "per-request seeds", "toy": "per-sample seeds, text in
 FIRST_BUDGET = 1024
 
 
-def ladder(max_tokens: int, first: int = FIRST_BUDGET) -> list[int]:
-    """Powers of two from `first` up to `max_tokens`, and `max_tokens` itself: 1024, 2048, ..., 32768."""
-    out, b = [], first
+def ladder(max_tokens: int) -> list[int]:
+    """Powers of two from 1,024 (from an eighth of `max_tokens` below 8,192) up to `max_tokens`, and
+    `max_tokens` itself: 1024, 2048, ..., 32768; for the toy world's 256: 32, 64, 128, 256."""
+    out, b = [], FIRST_BUDGET
+    while b > 1 and b * 8 > max_tokens:
+        b //= 2
     while b < max_tokens:
         out.append(b)
         b *= 2
