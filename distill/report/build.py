@@ -225,10 +225,6 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
     if data.get("agreement"):
         out.append(("agreement", "Imported samples: our verdicts against the other tool's", agreement_table(data), None))
         out.append(("disagreements", "Imported samples: where the verdicts disagree", disagreement_table(data), None))
-    if data["models"] and subset_table(data)[1]:
-        out.append(("subsets", "Per-subset pass@1 (95% CI over the subset's problems)", subset_table(data), None))
-    for bench in budget_benchmarks(data):
-        out.append((f"budget-{bench}", f"Accuracy against thinking budget: {bench}", budget_table(data, bench), f"budget-{bench}"))
     if data["models"]:
         out.append(("lengths", "Response lengths", None, "lengths"))
     if data.get("contamination"):
@@ -243,6 +239,10 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
     if data["losses"]:
         final = [[s, str(p[-1]["step"]), f"{p[-1]['loss']:.4f}"] for s, p in sorted(data["losses"].items())]
         out.append(("loss", "Training loss", (["student", "last step", "last loss"], final), "loss"))
+    if data["models"] and subset_table(data)[1]:
+        out.append(("subsets", "Per-subset pass@1 (95% CI over the subset's problems)", subset_table(data), None))
+    for bench in budget_benchmarks(data):
+        out.append((f"budget-{bench}", f"Accuracy against thinking budget: {bench}", budget_table(data, bench), f"budget-{bench}"))
     return out
 
 

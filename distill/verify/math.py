@@ -6,7 +6,7 @@ comparison are math-verify's.
 Reference rules (`parse_reference`):
 - a plain number is a number first: `1e-5` is 0.00001, not the expression E-5;
 - a percentage matches the number as written or its value: reference `17.5\\%` accepts 17.5,
-  `17.5\\%` and 0.175 (the response's own percent sign is math-verify's business);
+  `17.5\\%` and 0.175 (a percent sign in the response: see the prediction rules);
 - a bare comma list with repeated items keeps its multiplicity: `-2,-2` (a double root) needs both
   roots, while math-verify would read the set {-2} and accept `-2`;
 - notations math-verify misreads (`E_{1}`, e-notation, ordinals, unicode units, markdown bold) are
