@@ -62,7 +62,7 @@ def test_qwen_math_jsonl_keeps_their_labels_and_the_report_shows_agreement(tmp_p
 
 def test_problems_outside_the_benchmark_are_listed_not_imported(tmp_path):
     out = tmp_path / "m"
-    summary = import_samples("qwen-math", QWEN, out, benchmark="math500", model="qwen", bootstrap_resamples=200)
+    summary = import_samples("qwen-math", QWEN, out, benchmarks=["math500"], model="qwen", bootstrap_resamples=200)
     math500 = {normalise(p["prompt"]) for p in load_benchmark("math500")}
     inside = [json.loads(line)["question"] for line in QWEN.read_text().splitlines()]
     assert summary["matched"] == sum(normalise(q) in math500 for q in inside) > 0
@@ -75,7 +75,7 @@ def test_problems_outside_the_benchmark_are_listed_not_imported(tmp_path):
                                         f"{summary['unmatched']} not in it were left out (listed in {out / 'unmatched.jsonl'})")
     scores = json.loads((out / "scores.json").read_text())["benchmarks"]["math500"]
     assert scores["n_problems"] == summary["matched"] and scores["k"] == 8
-    assert import_samples("qwen-math", QWEN, out, benchmark="math500", model="qwen", bootstrap_resamples=200) == summary  # idempotent
+    assert import_samples("qwen-math", QWEN, out, benchmarks=["math500"], model="qwen", bootstrap_resamples=200) == summary  # idempotent
 
 
 MATH500 = load_benchmark("math500", limit=3)
@@ -91,7 +91,7 @@ def test_skythought_json_with_temperatures_and_bare_responses(tmp_path):
     f = tmp_path / "results.json"
     f.write_text(json.dumps(results))
     out = tmp_path / "sky"
-    assert import_samples("skythought", f, out, benchmark="math500", model="sky", bootstrap_resamples=200)["samples"] == 6
+    assert import_samples("skythought", f, out, benchmarks=["math500"], model="sky", bootstrap_resamples=200)["samples"] == 6
     rows = sorted(load_samples(out), key=lambda r: (r["problem_id"], r["sample_idx"]))
     assert [r["correct"] for r in rows if r["sample_idx"] == 0] == [True] * 3 and all(r["completion_tokens"] == 10 for r in rows)
     a = foreign_agreement(out)["math500"]
@@ -100,7 +100,7 @@ def test_skythought_json_with_temperatures_and_bare_responses(tmp_path):
     results[MATH500[0]["prompt"]]["responses"]["0.6"] = []
     f.write_text(json.dumps(results))
     with pytest.raises(DistillError, match="problem 1: field 'responses': samples at several temperatures"):
-        import_samples("skythought", f, tmp_path / "two", benchmark="math500", model="sky")
+        import_samples("skythought", f, tmp_path / "two", benchmarks=["math500"], model="sky")
 
 
 def lighteval_rows(new: bool):
@@ -122,7 +122,7 @@ def test_lighteval_details_parquet_matches_templated_queries(tmp_path, new):
     f = tmp_path / "details_math_500.parquet"
     pq.write_table(pa.Table.from_pylist(lighteval_rows(new)), f)
     out = tmp_path / "le"
-    assert import_samples("lighteval", f, out, benchmark="math500", model="le", bootstrap_resamples=200)["matched"] == 3
+    assert import_samples("lighteval", f, out, benchmarks=["math500"], model="le", bootstrap_resamples=200)["matched"] == 3
     rows = load_samples(out)
     assert sorted(r["foreign_correct"] for r in rows) == [False, True, True]
     assert sum(r["correct"] for r in rows) == 2  # '0.5' is not the first problem's answer
@@ -145,7 +145,7 @@ def test_bad_foreign_files_are_one_line_errors_naming_the_row(tmp_path, content,
     f = tmp_path / "x.jsonl"
     f.write_text(content)
     with pytest.raises(DistillError, match=message) as e:
-        import_samples("qwen-math", f, tmp_path / "o", benchmark="math500", model="m")
+        import_samples("qwen-math", f, tmp_path / "o", benchmarks=["math500"], model="m")
     assert "\n" not in str(e.value) and not (tmp_path / "o" / "part-00000.parquet").exists()
 
 
@@ -158,7 +158,7 @@ def small_eval(out, name="m"):
     return run(cfg, ModelSpec(name=name, backend="toy", model="toy-teacher"), out)
 
 
-def test_rescore_keeps_a_backup_and_honours_benchmark_and_model(tmp_path):
+def test_rescore_keeps_a_backup_of_what_changed_and_honours_benchmark_and_model(tmp_path):
     out = tmp_path / "05_eval" / "m"
     small_eval(out)
     small_eval(tmp_path / "05_eval" / "other", name="other")
@@ -174,14 +174,16 @@ def test_rescore_keeps_a_backup_and_honours_benchmark_and_model(tmp_path):
     assert res.exit_code == 0, res.output
     assert {json.loads(line)["model"] for line in res.stdout.splitlines()} == {"m"}
     assert toy_part.read_bytes() == damaged  # not asked for: untouched
-    (backup,) = (out / "backups").iterdir()
-    assert {p.name for p in backup.iterdir()} == {n for n in parts if n != toy_part.name} | {"scores.json"}
-    assert (backup / "scores.json").read_bytes() == scores
+    assert {p.name: p.read_bytes() for p in out.glob("part-*.parquet") if p != toy_part} == {n: b for n, b in parts.items() if n != toy_part.name}
+    (backup,) = (out / "backups").iterdir()  # toy_more's verdicts did not change; scores.json did (the damaged toy_arith part)
+    assert {p.name for p in backup.iterdir()} == {"scores.json"} and (backup / "scores.json").read_bytes() == scores
 
     assert cli("--rescore", "-o", out, "--benchmark", "toy_arith").exit_code == 0
-    assert sorted(p.name for p in (out / "backups").iterdir())[-1] != backup.name
     newest = sorted((out / "backups").iterdir())[-1]
-    assert (newest / toy_part.name).read_bytes() == damaged  # what was replaced is kept
+    assert newest != backup and {p.name for p in newest.iterdir()} == {toy_part.name, "scores.json"}  # only what was replaced
+    assert (newest / toy_part.name).read_bytes() == damaged
+    assert cli("--rescore", "-o", out).exit_code == 0
+    assert len(list((out / "backups").iterdir())) == 2  # nothing changed: no third backup
     assert json.loads((out / "scores.json").read_text())["benchmarks"]["toy_arith"]["pass@1"] < 1.0
 
     res = cli("--rescore", "-o", out, "--model", "other")
@@ -214,3 +216,67 @@ def test_rescore_names_what_a_hand_made_directory_lacks(tmp_path):
 
     assert "config.json: no field 'shards'" in case("no-shards", no_shards)
     assert "not a directory" in case("file", lambda d: (shutil.rmtree(d), d.write_text("x")))
+
+
+def qwen_lines(problems, texts):
+    return "".join(json.dumps({"question": p["prompt"], "gt": p["answer"], "code": t}) + "\n" for p, t in zip(problems, texts))
+
+
+def test_import_honours_grading_and_names_the_formats(tmp_path):
+    f = tmp_path / "q.jsonl"
+    cut = "<think>\nso far \\boxed{%s} but wait"
+    f.write_text(qwen_lines(MATH500, [[cut % p["answer"]] for p in MATH500]))
+    strict = import_samples("qwen-math", f, tmp_path / "strict", benchmarks=["math500"], model="m", bootstrap_resamples=200)
+    assert strict["samples"] == 3 and not any(r["correct"] for r in load_samples(tmp_path / "strict"))
+    res = cli("--import", "qwen-math", f, "-o", tmp_path / "lenient", "--benchmark", "math500", "--model", "m", "--grading", "lenient",
+              "--set", "bootstrap_resamples=200")
+    assert res.exit_code == 0, res.output
+    rows = load_samples(tmp_path / "lenient")
+    assert all(r["correct"] and r["grading"] == "lenient" for r in rows)
+    assert json.loads((tmp_path / "lenient" / "scores.json").read_text())["benchmarks"]["math500"]["protocol"]["grading"] == "lenient"
+
+    with pytest.raises(DistillError, match=r"--import qwen_math: unknown format \(the formats are lighteval \(a details Parquet\), qwen-math"):
+        import_samples("qwen_math", f, tmp_path / "x", benchmarks=["math500"], model="m")
+    with pytest.raises(DistillError, match=r"malformed JSON .*read as --import skythought; the formats are lighteval"):
+        import_samples("skythought", f, tmp_path / "y", benchmarks=["math500"], model="m")
+
+
+def test_a_dump_of_several_benchmarks_imports_in_one_call(tmp_path):
+    aime = load_benchmark("aime24", limit=2)
+    f = tmp_path / "q.jsonl"
+    f.write_text(qwen_lines(MATH500 + aime, [[f"\\boxed{{{p['answer']}}}"] * 2 for p in MATH500 + aime]))
+    summary = import_samples("qwen-math", f, tmp_path / "o", benchmarks=["math500", "aime24"], model="m", bootstrap_resamples=200)
+    assert summary == {"matched": 5, "unmatched": 0, "samples": 10, "k": 2}
+    scores = json.loads((tmp_path / "o" / "scores.json").read_text())["benchmarks"]
+    assert {b: (s["n_problems"], s["pass@1"]) for b, s in scores.items()} == {"math500": (3, 1.0), "aime24": (2, 1.0)}
+    assert rescore(tmp_path / "o")["benchmarks"].keys() == {"math500", "aime24"}
+
+
+def test_named_thought_markers_make_an_unclosed_thought_unfinished(tmp_path):
+    f = tmp_path / "q.jsonl"
+    f.write_text(qwen_lines(MATH500, [[f"[[T]] maybe \\boxed{{{p['answer']}}}", f"[[T]] ok [[/T]] \\boxed{{{p['answer']}}}"] for p in MATH500]))
+    import_samples("qwen-math", f, tmp_path / "o", benchmarks=["math500"], model="m", bootstrap_resamples=200, thought_markers=("[[T]]", "[[/T]]"))
+    rows = sorted(load_samples(tmp_path / "o"), key=lambda r: r["sample_idx"])
+    assert [r["reason"] for r in rows if r["sample_idx"] == 0] == ["unfinished"] * 3
+    assert all(r["correct"] for r in rows if r["sample_idx"] == 1)
+
+
+def test_imported_samples_get_the_budget_curve_when_the_tokenizer_is_given(tmp_path):
+    from transformers import AutoTokenizer
+
+    from distill.toy.tokenizer import build_tokenizer
+
+    build_tokenizer(tmp_path / "tok")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    f = tmp_path / "q.jsonl"
+    texts = [[f"<think>\n{'step ' * (40 * i)}\n</think>\n\\boxed{{{p['answer']}}}"] for i, p in enumerate(MATH500, start=1)]
+    f.write_text(qwen_lines(MATH500, texts))
+    without = import_samples("qwen-math", f, tmp_path / "a", benchmarks=["math500"], model="m", bootstrap_resamples=200)
+    assert without["samples"] == 3
+    assert "skipped" in json.loads((tmp_path / "a" / "scores.json").read_text())["benchmarks"]["math500"]["budget"]
+    import_samples("qwen-math", f, tmp_path / "b", benchmarks=["math500"], model="m", bootstrap_resamples=200, tokenizer=str(tmp_path / "tok"))
+    rows = sorted(load_samples(tmp_path / "b"), key=lambda r: r["completion_tokens"])
+    assert [r["completion_tokens"] for r in rows] == sorted(len(tok(t[0], add_special_tokens=False)["input_ids"]) for t in texts)
+    curve = json.loads((tmp_path / "b" / "scores.json").read_text())["benchmarks"]["math500"]["budget"]
+    assert not curve["exact"] and "another tool" in curve["why"]
+    assert curve["points"][-1]["budget"] == rows[-1]["completion_tokens"] and curve["points"][-1]["pass@1"] == 1.0

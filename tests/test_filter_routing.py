@@ -107,3 +107,17 @@ def test_student_pass_rate_filter_drops_what_the_student_solves():
     assert {r["id"] for r in kept} == {pid for pid, rate in rates.items() if rate == 0.5}
     assert 0 < len(kept) < 12 and set(counts) == {"student_solves", "student_fails"}
     assert totals([{"shard": 0, "rejected": dict(counts), "by_source": {"a": {"rows_in": 1}}}, {"shard": 1, "by_source": {"a": {"rows_in": 2}}}])["by_source"] == {"a": {"rows_in": 3}}
+
+
+def test_a_math_row_with_a_choice_letter_is_judged_alike_by_filter_and_eval():
+    from distill.eval.scoring import score
+    from distill.filter.config import VerifyConfig
+    from distill.filter.routing import Verifier
+
+    verifier = Verifier(VerifyConfig())
+    for ref, completion, expected in [("(C)", "<think>\nc\n</think>\n\\boxed{(C) 5}", True), ("\\text{(E)}", "<think>\ne\n</think>\n\\boxed{E}", True),
+                                      ("C", "<think>\nb\n</think>\n\\boxed{(B) 4}", False), ("5", "<think>\n5\n</think>\n\\boxed{5}", True)]:
+        row = trace_row(_problem("math", f"Which option? {ref}", ref), 0, completion)
+        in_filter = verifier(row)
+        (in_eval,) = score("math", [completion], ref)
+        assert in_filter.correct == in_eval.correct == expected and in_filter.extracted == in_eval.extracted, (ref, in_filter, in_eval)

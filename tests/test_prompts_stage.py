@@ -12,6 +12,7 @@ from distill.errors import DistillError
 from distill.io import read_parquets
 from distill.prompts.config import PromptsConfig
 from distill.prompts.decontam import Decontaminator
+from distill.prompts.dedup import words
 from distill.prompts.stage import REMOVED, run
 from distill.records import PROBLEM
 from distill.stage import StageDir
@@ -104,6 +105,8 @@ def test_decontamination_finds_planted_benchmark_copies(tmp_path):
     assert totals["contaminated_by"] == {"math500_test": 20, "aime24_test": 10}
     removed = [json.loads(line) for line in (tmp_path / "p" / REMOVED).open()]
     assert {r["match"].split("/")[0] for r in removed} == {"math500_test", "aime24_test"}
+    # the evidence: the shared 8 words, or the whole text of a benchmark problem shorter than that
+    assert all(len(r["ngram"].split()) == 8 or r["ngram"].split() == words(r["prompt"]) for r in removed)
 
 
 def test_every_copy_of_a_benchmark_problem_is_counted_as_contamination(tmp_path):

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.cli_options import ConfigOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
 from distill.errors import DistillError
 
 
@@ -35,7 +35,7 @@ def _eval_dirs(output: Path, model: str | None) -> list[Path]:
 
 
 def eval_cmd(
-    output: OutputOpt,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output stage directory (resumes if it exists); not with --replay.")] = None,
     path: Annotated[Optional[Path], typer.Argument(help="With --import: the file saved by the other tool.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model path or id to evaluate (with --rescore or --import: the model's name).")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name in scores and the report (default: output dir name).")] = None,
@@ -45,7 +45,13 @@ def eval_cmd(
     benchmark: Annotated[Optional[list[str]], typer.Option("--benchmark", help="Benchmark spec name or YAML path (repeatable); default: the config's.")] = None,
     rescore: Annotated[bool, typer.Option("--rescore", help="Re-judge the saved samples in --output (a model's directory or a run's 05_eval/) and rewrite scores, keeping the old ones in backups/; no model runs.")] = False,
     import_format: Annotated[Optional[str], typer.Option("--import", help="Import samples saved by another tool: lighteval | qwen-math | skythought.")] = None,
-    grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy.")] = None,
+    grading: Annotated[Optional[str], typer.Option("--grading", help="strict (default: unfinished samples never credited, answer after </think>) | lenient (last \\boxed anywhere, last-number fallback); with --rescore, switches the saved samples' policy; with --import, the policy of our verdicts.")] = None,
+    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="With --import: the model's tokenizer (path or id); re-tokenises each completion so the accuracy-against-budget curve can be computed.")] = None,
+    audit_dir: Annotated[Optional[Path], typer.Option("--audit", help="List the curated problems of this finished run that overlap --benchmark (a benchmark added after the run).")] = None,
+    replay_dir: Annotated[Optional[Path], typer.Option("--replay", help="Regenerate one saved sample of this eval directory (with --model PATH, --problem, --sample) and say whether it reproduces.")] = None,
+    problem: Annotated[Optional[str], typer.Option("--problem", help="With --replay: the problem id.")] = None,
+    sample: Annotated[Optional[int], typer.Option("--sample", help="With --replay: the sample index.")] = None,
+    thought_markers: Annotated[Optional[str], typer.Option("--thought-markers", help="With --import: the model's thought markers OPEN,CLOSE when not <think>,</think> (common ones are detected).")] = None,
     config: ConfigOpt = None,
     overrides: SetOpt = None,
     workers: WorkersOpt = 1,
@@ -62,13 +68,39 @@ def eval_cmd(
     from distill.eval.stage import run
 
     results: list[dict] = []
+    if (thought_markers is not None or tokenizer is not None) and import_format is None:
+        raise DistillError("--thought-markers and --tokenizer are for --import (our own samples record their markers and token counts)")
+    if audit_dir is not None:
+        from distill.eval.audit import audit
+
+        if not benchmark:
+            raise DistillError("--audit RUN_DIR needs --benchmark NAME (repeatable)")
+        found = audit(audit_dir, list(benchmark))
+        for m in found["matches"]:
+            typer.echo(json.dumps(m, ensure_ascii=False))
+        typer.echo(json.dumps({"audited": str(audit_dir), "benchmarks": list(benchmark), "problems": found["problems"],
+                               "ngram": found["ngram"], "overlapping": len(found["matches"])}))
+        return
+    if replay_dir is not None:
+        from distill.eval.replay import replay
+
+        if model is None or problem is None or sample is None:
+            raise DistillError("--replay DIR needs --model PATH (the model as evaluated), --problem ID and --sample K")
+        typer.echo(json.dumps(replay(replay_dir, model, problem, sample), ensure_ascii=False))
+        return
+    if output is None:
+        raise DistillError("--output/-o DIR is required (the eval directory to write, rescore or import into)")
     if import_format is not None:
         from distill.eval.importers import import_samples
 
-        if path is None or not benchmark or len(benchmark) != 1 or model is None:
-            raise DistillError("--import FORMAT PATH needs --benchmark NAME (one) and --model NAME")
+        if path is None or not benchmark or model is None:
+            raise DistillError("--import FORMAT PATH needs --benchmark NAME (repeat it for a dump of several benchmarks) and --model NAME")
+        markers = tuple(thought_markers.split(",")) if thought_markers else None
+        if markers is not None and (len(markers) != 2 or not all(markers)):
+            raise DistillError(f"--thought-markers: expected OPEN,CLOSE (e.g. '<|begin_of_thought|>,<|end_of_thought|>'), got {thought_markers!r}")
         cfg = load(EvalConfig, config, overrides or [])
-        summary = import_samples(import_format, path, output, benchmark=benchmark[0], model=model, bootstrap_resamples=cfg.bootstrap_resamples)
+        summary = import_samples(import_format, path, output, benchmarks=list(benchmark), model=model, bootstrap_resamples=cfg.bootstrap_resamples,
+                                 grading=grading or cfg.grading, thought_markers=markers, tokenizer=tokenizer)
         typer.echo(json.dumps({"imported": str(path), **summary}))
         results.append(json.loads((output / "scores.json").read_text()))
     elif rescore:

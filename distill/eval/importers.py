@@ -12,8 +12,12 @@ Formats (what each tool writes; checked against their public sources):
 - `skythought`: SkyThought's per-problem results JSON: {problem text: {..., "responses": {temperature:
   [{"content", "correctness"}, ...]}, "token_usages": {...}}} (a single response may be a bare object).
 
-Problems are matched to the shipped benchmark file by normalised text (or, for a templated query, the
-benchmark problem it contains); unmatched ones are listed in `unmatched.jsonl` and left out.
+Problems are matched to the shipped benchmark files by normalised text (or, for a templated query, the
+benchmark problem it contains); a dump of several benchmarks is imported in one call (`--benchmark`
+repeated: one shard per benchmark, each problem to the first benchmark that has it); unmatched ones
+are listed in `unmatched.jsonl` and left out. Our verdicts use `--grading` (strict by default); a
+model whose thought markers are not `<think>` and not one of `distill.verify.THOUGHT_MARKERS` names
+them with `--thought-markers OPEN,CLOSE` (stored as `<think>`/`</think>`).
 """
 
 from __future__ import annotations
@@ -180,72 +184,144 @@ def matcher(problems: list[dict]) -> Callable[[str], dict | None]:
     return match
 
 
-def import_samples(fmt: str, path: Path, out: Path, *, benchmark: str, model: str, bootstrap_resamples: int = 10_000) -> dict:
-    """Write `out` as a finished eval directory of `model` on `benchmark` from another tool's file; return
-    {"matched", "unmatched", "samples", "k"}. Importing the same file again changes nothing."""
-    from distill.eval.stage import spec_record, write_scores
+FORMAT_HINT = "lighteval (a details Parquet), qwen-math (a jsonl, one problem a line), skythought (a results JSON keyed by problem)"
 
-    if fmt not in READERS:
-        raise DistillError(f"--import {fmt}: unknown format (known: {', '.join(READERS)})")
-    path, out = Path(path), Path(out)
-    if not path.is_file():
-        raise DistillError(f"{path}: {'a directory, expected a file' if path.is_dir() else 'file not found'}")
-    spec = load_spec(benchmark)
-    problems = load_benchmark(spec)
-    match = matcher(problems)
-    found: dict[str, tuple[dict, Foreign]] = {}
+
+def _read(fmt: str, path: Path) -> list[Foreign]:
+    """Every problem of the file; a file that is not `fmt` says which formats there are."""
+    try:
+        return list(READERS[fmt](path))
+    except DistillError as e:
+        raise DistillError(f"{e} (read as --import {fmt}; the formats are {FORMAT_HINT})") from None
+
+
+def _with_think_markers(text: str, markers: tuple[str, str] | None) -> str:
+    """The model's own thought markers (`--thought-markers OPEN,CLOSE`) stored as `<think>`/`</think>`."""
+    if markers is None:
+        return text
+    return text.replace(markers[0], "<think>").replace(markers[1], "</think>")
+
+
+def _match_all(items: list[Foreign], specs: list, problems: dict[str, list[dict]]) -> tuple[dict, list[dict]]:
+    """{benchmark: [(problem, item)] in benchmark order} and the unmatched items; each item goes to the
+    first benchmark that has its problem."""
+    matchers = {spec.name: matcher(problems[spec.name]) for spec in specs}
+    found: dict[str, dict[str, tuple[dict, Foreign]]] = {spec.name: {} for spec in specs}
     unmatched = []
-    for item in READERS[fmt](path):
-        p = match(item.question)
-        if p is None:
+    for item in items:
+        hit = next(((name, p) for name, match in matchers.items() if (p := match(item.question)) is not None), None)
+        if hit is None:
             unmatched.append({"at": item.at, "question": item.question[:200]})
-        elif p["id"] in found:
-            raise DistillError(f"{item.at}: the same {spec.name} problem as {found[p['id']][1].at}")
-        else:
-            found[p["id"]] = (p, item)
-    if not found:
-        raise DistillError(f"{path}: none of its {len(unmatched)} problems is a {spec.name} problem (first: {unmatched[0]['question'][:60]!r})"
-                           if unmatched else f"{path}: no problems in it")
-    ordered = [found[p["id"]] for p in problems if p["id"] in found]  # benchmark order
-    k = len(ordered[0][1].completions)
-    for _, item in ordered:
+            continue
+        name, p = hit
+        if p["id"] in found[name]:
+            raise DistillError(f"{item.at}: the same {name} problem as {found[name][p['id']][1].at}")
+        found[name][p["id"]] = (p, item)
+    ordered = {name: [found[name][p["id"]] for p in problems[name] if p["id"] in found[name]] for name in found}
+    return {name: pairs for name, pairs in ordered.items() if pairs}, unmatched
+
+
+def _protocol(spec, pairs: list[tuple[dict, Foreign]]) -> dict:
+    k = len(pairs[0][1].completions)
+    for _, item in pairs:
         if len(item.completions) != k:
-            raise DistillError(f"{item.at}: {len(item.completions)} samples, but {ordered[0][1].at} has {k}; every problem needs the same k")
-    system = {item.system_prompt for _, item in ordered}
-    ids = [p["id"] for p, _ in ordered]
-    protocol = {
+            raise DistillError(f"{item.at}: {len(item.completions)} samples, but {pairs[0][1].at} has {k}; every {spec.name} problem needs the same k")
+    system = {item.system_prompt for _, item in pairs}
+    ids = [p["id"] for p, _ in pairs]
+    return {
         key: UNKNOWN for key in ("temperature", "top_p", "max_tokens", "seed", "problems_per_chunk", "template", "prefix")
     } | {
         "k": k, "scorer": spec.scorer, "n_problems": len(ids), "problems_hash": content_id(*sorted(ids)),
         "system_prompt": system.pop() if len(system) == 1 and None not in system else UNKNOWN,
     }
+
+
+def _token_counter(tokenizer: str | None) -> Callable[[str], int] | None:
+    """Completion text -> its token count under the model's tokenizer (a local path or id), None without one."""
+    if tokenizer is None:
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    except (OSError, ValueError) as e:
+        raise DistillError(f"--tokenizer {tokenizer}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def import_samples(fmt: str, path: Path, out: Path, *, benchmarks: list[str], model: str, bootstrap_resamples: int = 10_000,
+                   grading: str = "strict", thought_markers: tuple[str, str] | None = None, tokenizer: str | None = None) -> dict:
+    """Write `out` as a finished eval directory of `model` on `benchmarks` (one shard each) from another
+    tool's file; return {"matched", "unmatched", "samples", "k"} ("k": one number, or {benchmark: k}
+    when they differ). Importing the same file again changes nothing.
+
+    `grading` is the policy our verdicts use (strict | lenient); `thought_markers` (OPEN, CLOSE) names a
+    model's own thought markers, stored as `<think>`/`</think>` so strict grading sees an unclosed one;
+    `tokenizer` (the model's) re-tokenises every completion for `completion_tokens`, which the
+    accuracy-against-budget curve needs (`distill.eval.budget`; an estimate for imported samples)."""
+    from distill.eval.stage import spec_record, write_scores
+    from distill.verify import check_grading
+
+    if fmt not in READERS:
+        raise DistillError(f"--import {fmt}: unknown format (the formats are {FORMAT_HINT})")
+    try:
+        check_grading(grading)
+    except ValueError as e:
+        raise DistillError(f"--grading: {e}") from None
+    path, out = Path(path), Path(out)
+    if not path.is_file():
+        raise DistillError(f"{path}: {'a directory, expected a file' if path.is_dir() else 'file not found'}")
+    specs = [load_spec(b) for b in benchmarks]
+    if len({s.name for s in specs}) != len(specs):
+        raise DistillError(f"--benchmark: the same benchmark named twice ({', '.join(s.name for s in specs)})")
+    problems = {spec.name: load_benchmark(spec) for spec in specs}
+    count = _token_counter(tokenizer)
+    by_bench, unmatched = _match_all(_read(fmt, path), specs, problems)
+    names = " or ".join(s.name for s in specs)
+    if not by_bench:
+        raise DistillError(f"{path}: none of its {len(unmatched)} problems is a {names} problem (first: {unmatched[0]['question'][:60]!r})"
+                           if unmatched else f"{path}: no problems in it")
+    specs = [s for s in specs if s.name in by_bench]
+    protocols = {s.name: _protocol(s, by_bench[s.name]) for s in specs}
     config = {
-        "imported": {"format": fmt, "file": path.name, "sha256": sha256_file(path), "matched": len(ids), "unmatched": len(unmatched)},
-        "eval": {"bootstrap_resamples": bootstrap_resamples, "seed": 0},
+        "imported": {"format": fmt, "file": path.name, "sha256": sha256_file(path), "matched": sum(map(len, by_bench.values())),
+                     "unmatched": len(unmatched), **({"thought_markers": list(thought_markers)} if thought_markers else {}),
+                     **({"tokenizer": tokenizer} if tokenizer else {})},
+        "eval": {"bootstrap_resamples": bootstrap_resamples, "seed": 0, "grading": grading},
         "model": {"name": model, "backend": "imported", "imported_from": fmt},
-        "benchmarks": {spec.name: {"spec": spec_record(spec), "protocol": protocol}},
-        "shards": [[spec.name, 0, len(ids)]],
+        "benchmarks": {s.name: {"spec": spec_record(s), "protocol": protocols[s.name]} for s in specs},
+        "shards": [[s.name, 0, len(by_bench[s.name])] for s in specs],
     }
     stage = StageDir(out)
     stage.prepare(config)
     if unmatched:
         write_text(out / "unmatched.jsonl", "".join(json.dumps(u, ensure_ascii=False) + "\n" for u in unmatched))
-        log.warning("%s: %d of %d problems are not %s problems; left out, listed in %s (first: %s)",
-                    path, len(unmatched), len(unmatched) + len(ids), spec.name, out / "unmatched.jsonl", unmatched[0]["at"])
-    if not stage.is_done(0):
-        write_parquet(to_table([p for p, _ in ordered], PROBLEM), out / "problems" / f"{spec.name}.parquet")
-        rows = []
-        for p, item in ordered:
-            verdicts = score(spec.scorer, item.completions, p["answer"], p["tests"], rel_tol=spec.rel_tol)
-            for j, (text, v) in enumerate(zip(item.completions, verdicts)):
-                rows.append({
-                    "benchmark": spec.name, "problem_id": p["id"], "model": model, "sample_idx": j, "answer": p["answer"],
-                    "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
-                    "reason": v.reason, "grading": "strict",
-                    "completion_tokens": item.tokens[j], "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
-                })
-        write_parquet(to_table(rows, EVAL_SAMPLE), stage.part(0))
-        stage.plan(1)
-        stage.finish(0, {"benchmark": spec.name, "rows_in": len(ids), "rows_out": len(rows), "correct": sum(r["correct"] for r in rows)})
+        log.warning("%s: %d of %d problems are not %s problems; left out, listed in %s (first: %s)", path, len(unmatched),
+                    len(unmatched) + config["imported"]["matched"], names, out / "unmatched.jsonl", unmatched[0]["at"])
+    stage.plan(len(specs))
+    for i, spec in enumerate(specs):
+        if not stage.is_done(i):
+            _write_shard(stage, i, spec, by_bench[spec.name], model, grading, thought_markers, count)
     write_scores(out, config["model"])
-    return {"matched": len(ids), "unmatched": len(unmatched), "samples": len(ids) * k, "k": k}
+    ks = {name: p["k"] for name, p in protocols.items()}
+    return {"matched": config["imported"]["matched"], "unmatched": len(unmatched),
+            "samples": sum(p["k"] * p["n_problems"] for p in protocols.values()),
+            "k": next(iter(ks.values())) if len(set(ks.values())) == 1 else ks}
+
+
+def _write_shard(stage: StageDir, i: int, spec, pairs: list[tuple[dict, Foreign]], model: str, grading: str,
+                 thought_markers: tuple[str, str] | None, count: Callable[[str], int] | None) -> None:
+    write_parquet(to_table([p for p, _ in pairs], PROBLEM), stage.path / "problems" / f"{spec.name}.parquet")
+    rows = []
+    for p, item in pairs:
+        texts = [_with_think_markers(t, thought_markers) for t in item.completions]
+        verdicts = score(spec.scorer, texts, p["answer"], p["tests"], rel_tol=spec.rel_tol, grading=grading)
+        for j, (text, v) in enumerate(zip(texts, verdicts)):
+            rows.append({
+                "benchmark": spec.name, "problem_id": p["id"], "model": model, "sample_idx": j, "answer": p["answer"],
+                "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
+                "reason": v.reason, "grading": grading,
+                "completion_tokens": count(item.completions[j]) if count else item.tokens[j], "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
+            })
+    write_parquet(to_table(rows, EVAL_SAMPLE), stage.part(i))
+    stage.finish(i, {"benchmark": spec.name, "rows_in": len(pairs), "rows_out": len(rows), "correct": sum(r["correct"] for r in rows)})

@@ -3,7 +3,8 @@ by the spec's scorer and the eval's grading policy (`strict` | `lenient`, see `d
 
 Math uses math-verify through `distill.verify.math` (the same verifier the filter uses, so a trace
 the filter keeps and an eval sample are judged alike); a math reference that names an option
-(`\\text{(C)}`, as in MATH-500) goes to the multiple-choice verifier `distill.verify.choice`; code
+(`\\text{(C)}`, as in MATH-500) goes to the multiple-choice verifier `distill.verify.choice`, and a
+choice reference that is not a letter to math-verify (`answer_verifier`, the filter's routing too); code
 runs the extracted program against the problem's tests in `distill.verify.code_sandbox`.
 math-verify's timeouts use `signal.alarm`: call these from a process's main thread (the stage
 runner's workers are processes).
@@ -12,7 +13,7 @@ runner's workers are processes).
 from __future__ import annotations
 
 from distill.verify import Verdict, check_grading
-from distill.verify.choice import is_choice_reference, verify_choice
+from distill.verify.choice import answer_verifier, verify_choice
 from distill.verify.math import parse_reference, verify_math
 
 
@@ -21,8 +22,6 @@ def _finish(finish_reasons: list[str | None] | None, n: int) -> list[str | None]
 
 
 def score_math(completions, answer, tests, finish_reasons, grading, force_think, rel_tol) -> list[Verdict]:
-    if answer is not None and is_choice_reference(answer):
-        return score_choice(completions, answer, tests, finish_reasons, grading, force_think, rel_tol)
     gold = parse_reference(answer) if answer is not None else None  # once per problem, not per sample (k=64 on AIME)
     return [
         verify_math(text, answer, gold=gold, grading=grading, finish_reason=fr, force_think=force_think, rel_tol=rel_tol)
@@ -68,4 +67,4 @@ def score(
     numeric tolerance (None: exact, as for math).
     """
     check_grading(grading)
-    return SCORERS[scorer](completions, answer, tests, _finish(finish_reasons, len(completions)), grading, force_think, rel_tol)
+    return SCORERS[answer_verifier(scorer, answer)](completions, answer, tests, _finish(finish_reasons, len(completions)), grading, force_think, rel_tol)

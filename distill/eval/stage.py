@@ -28,6 +28,8 @@ from distill import engines
 from distill.errors import DistillError
 from distill.eval import livecodebench
 from distill.eval.benchmarks import EVALS_DIR, BenchmarkSpec, load_benchmark, load_spec
+from distill.eval.breakdown import breakdown
+from distill.eval.budget import budget_curve
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
 from distill.eval.identity import model_identity
 from distill.eval.scores import summarize
@@ -168,7 +170,9 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
         # EvalConfig's own fields only: a pipeline's eval section also lists every model, and adding
         # a model must not invalidate the others' finished samples
         # a model must not invalidate the others' finished samples; benchmarks by name, not by spec path
-        "eval": {**cfg.model_dump(mode="json", include=set(EvalConfig.model_fields)), "benchmarks": [s.name for s in specs]},
+        # (`budgets` only when set: a scoring setting, and directories made before it existed must resume)
+        "eval": {**cfg.model_dump(mode="json", include=set(EvalConfig.model_fields) - {"budgets"}), "benchmarks": [s.name for s in specs],
+                 **({"budgets": cfg.budgets} if cfg.budgets else {})},
         "model": model_record(model),
         "benchmarks": {
             s.name: {"spec": spec_record(s), "protocol": protocol(cfg, s, [p["id"] for p in problems[s.name]], model)}
@@ -328,6 +332,7 @@ class EvalShards(ShardStream):
         run = EvalShard(backend, problems, stage.chunks(i), cfg=config["eval"], spec=b["spec"], proto=b["protocol"], model=self.model["name"],
                         pool=_scoring_pool(self.model["backend"]), grading=grading_args(config, bench))  # fmt: skip
         run.started = time.time()
+        run.engine = {"backend": backend.name, "version": backend.version}  # what sampled it, for `distill eval --replay`
         return run
 
     def close(self, i: int, run: EvalShard, table: pa.Table) -> dict:
@@ -336,9 +341,10 @@ class EvalShards(ShardStream):
         log.info("%s shard %d: %d problems, %d samples in %.1f s (%.0f tokens/s)", run.spec["name"], i, len(run.items), table.num_rows, took,
                  tokens / max(took, 1e-9))  # fmt: skip
         write_parquet(table, StageDir(Path(self.out)).part(i))
-        return self._counters(i)
+        return self._counters(i, run.engine)
 
-    def _counters(self, i: int) -> dict:
+    def _counters(self, i: int, engine: dict | None = None) -> dict:
+        """The shard's stats; `engine` is None for a part written before a resume."""
         stage = StageDir(Path(self.out))
         config = stage.config()
         bench, start, end = config["shards"][i]
@@ -354,6 +360,7 @@ class EvalShards(ShardStream):
             "correct": int(pc.sum(table.column("correct")).as_py() or 0),
             "unfinished": sum(r == "length" for r in table.column("finish_reason").to_pylist()),
             "completion_tokens": int(pc.sum(table.column("completion_tokens")).as_py() or 0),
+            "engine": engine,
         }
 
 
@@ -391,7 +398,10 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
             protocol["date_window"] = b["spec"]["date_window"]
         if b["spec"].get("layout") == "livecodebench":
             protocol["prompt"] = livecodebench.PROMPT_NAME
-        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
+        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol,
+                            "budget": budget_curve(rows, max_tokens=b["protocol"]["max_tokens"], backend=config["model"].get("backend"),
+                                                   budgets=config["eval"].get("budgets"), resamples=resamples, seed=config["eval"]["seed"]),
+                            "subsets": breakdown(rows, _problems(out, name), resamples=resamples, seed=config["eval"]["seed"])}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
     saved = _saved_scores(out)
@@ -402,6 +412,12 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
     scores["scored_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_json(out / "scores.json", scores)
     return scores
+
+
+def _problems(out: Path, benchmark: str) -> list[dict]:
+    """The problems as evaluated (with their metadata, for the per-subset scores); none if not saved."""
+    f = out / "problems" / f"{benchmark}.parquet"
+    return read_parquet(f).to_pylist() if f.exists() else []
 
 
 def _saved_scores(out: Path) -> dict | None:
@@ -443,23 +459,31 @@ def check_eval_dir(out: Path) -> dict:
     return config
 
 
+_JUDGED = ("extracted", "correct", "reason", "grading", "answer")  # what a rescore may change in a sample
+
+
 def _backup(out: Path, files: list[Path]) -> Path:
     """Keep the files about to be rewritten under out/backups/<UTC time>/ (hard links: no copy, and the
     atomic rewrite gives the live name a new inode, so the backup keeps the old bytes)."""
     dest = out / "backups" / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     dest.mkdir(parents=True)
+    _backup_into(dest, files)
+    return dest
+
+
+def _backup_into(dest: Path, files: list[Path]) -> None:
     for f in files:
         if f.exists():
             try:
                 os.link(f, dest / f.name)
             except OSError:  # a filesystem without hard links
                 shutil.copy2(f, dest / f.name)
-    return dest
 
 
 def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None = None) -> dict:
     """Re-judge the saved samples (of `benchmarks`, default all) with the current scorers, rewrite their
-    parts and scores.json, and keep the previous ones in out/backups/; no model runs.
+    parts and scores.json, and keep the previous ones in out/backups/ (only when something changed);
+    no model runs.
 
     `grading` (strict | lenient) switches the policy; None keeps the eval config's.
     """
@@ -477,11 +501,12 @@ def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None 
         for name in wanted
     }
     todo = [stage.verify(i) for i, (bench, _, _) in enumerate(config["shards"]) if bench in wanted]
-    kept = _backup(out, [stage.part(i) for i in todo] + [out / "scores.json"])
-    log.info("%s: previous parts and scores kept in %s", out, kept)
+    kept: Path | None = None  # the backup folder, made at the first change: a rescore that changes nothing leaves none
+    scores_before = (out / "scores.json").read_bytes() if (out / "scores.json").exists() else None
     for i in todo:
         part = stage.part(i)
         rows = read_parquet(part).to_pylist()
+        before = [tuple(r.get(c) for c in _JUDGED) for r in rows]
         groups: dict[tuple[str, str], list[dict]] = {}
         for r in rows:
             groups.setdefault((r["benchmark"], r["problem_id"]), []).append(r)
@@ -492,5 +517,13 @@ def rescore(out: Path, benchmarks: list[str] | None = None, grading: str | None 
                              finish_reasons=[r["finish_reason"] for r in group], **args)
             for r, v in zip(group, verdicts):
                 r.update(extracted=v.extracted, correct=v.correct, reason=v.reason, grading=args["grading"], answer=p["answer"])
-        write_parquet(to_table(rows, EVAL_SAMPLE), part)
-    return write_scores(out)
+        if before != [tuple(r.get(c) for c in _JUDGED) for r in rows]:
+            kept = kept or _backup(out, [out / "scores.json"])
+            _backup_into(kept, [part])
+            write_parquet(to_table(rows, EVAL_SAMPLE), part)
+    scores = write_scores(out)
+    if not kept and scores_before is not None and (out / "scores.json").read_bytes() != scores_before:
+        kept = _backup(out, [])
+        (kept / "scores.json").write_bytes(scores_before)
+    log.info("%s: %s", out, f"previous parts and scores kept in {kept}" if kept else "rescored: nothing changed, no backup written")
+    return scores

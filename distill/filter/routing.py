@@ -1,6 +1,7 @@
 """Verification routed by the row's domain: math -> math-verify, code -> the problem's tests in the sandbox
 (stdin/stdout and function-call tests), science -> the choice verifier (math-verify when the reference is
-not a letter), general -> the LLM judge when one is configured, else readability checks only (`unverified`).
+not a letter; a math row whose reference is a letter goes to the choice verifier, as in eval: one rule,
+`distill.verify.choice.answer_verifier`), general -> the LLM judge when one is configured, else readability checks only (`unverified`).
 
 Non-reasoning rows (imported replies, teacher with thinking off) are not verified: they are in the mix
 for their style, and only the format and readability checks apply to them.
@@ -12,7 +13,7 @@ import json
 
 from distill.filter.config import VerifyConfig
 from distill.verify import CORRECT, INCORRECT, UNVERIFIABLE, Verdict
-from distill.verify.choice import is_choice_reference, verify_choice
+from distill.verify.choice import answer_verifier, verify_choice
 from distill.verify.math import parse_reference, verify_math
 
 NEEDS_JUDGE = "needs_judge"
@@ -97,8 +98,8 @@ class Verifier:
         route, ref, text = self.route(row), row.get("answer"), row["completion"]
         if route == "code":
             return _code(text, row["tests"], self.cfg) if row.get("tests") else Verdict(UNVERIFIABLE, None, "no_tests")
-        if route == "choice" and ref is not None and is_choice_reference(ref):
-            return verify_choice(text, ref)
+        if route in ("math", "choice") and ref is not None and answer_verifier(route, ref) == "choice":
+            return verify_choice(text, ref)  # a choice letter under domain math too, as eval scores it
         if route in ("math", "choice") and ref is not None:
             return self._math(row["id"], text, json.loads(ref) if _meta(row, "multi_answer") else [ref])
         if route == "judge":

@@ -47,11 +47,17 @@ class Decontaminator:
         return len(self._index)
 
     def match(self, text: str) -> str | None:
-        if self._short and _h(words(text)) in self._short:
-            return self._short[_h(words(text))]
-        for g in ngrams(text, self.n):
-            if g in self._index:
-                return self._index[g]
+        found = self.evidence(text)
+        return found[0] if found else None
+
+    def evidence(self, text: str) -> tuple[str, str] | None:
+        """(benchmark problem id, the shared n-gram as words) of the first overlap, None when there is none."""
+        w = words(text)
+        if self._short and _h(w) in self._short:
+            return self._short[_h(w)], " ".join(w)
+        for i in range(len(w) - self.n + 1):
+            if (pid := self._index.get(_h(w[i : i + self.n]))) is not None:
+                return pid, " ".join(w[i : i + self.n])
         return None
 
 

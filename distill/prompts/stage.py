@@ -6,7 +6,8 @@ Sources are streamed once each, in order; dedup needs everything kept before, so
 the stream goes. After each source its dedup index is checkpointed (`state/`), so a rerun starts at
 the first unfinished source and replays only that one, skipping its shards whose `done/` marker
 exists (the order is deterministic, so a resumed run writes the same shards). `removed.jsonl` lists
-every removed problem with its source, reason (duplicate | near_duplicate | contaminated) and match;
+every removed problem with its source, reason (duplicate | near_duplicate | contaminated) and match
+(a contaminated one also with the shared word n-gram, `ngram`);
 `sources.json` holds each source's fingerprint, and a changed source is refused on resume.
 """
 
@@ -61,8 +62,8 @@ def _init_pool_worker(cfg: dict, parent: int) -> None:
     _init_worker(cfg)
 
 
-def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, str | None]]:
-    """(exact key, MinHash or None, matched benchmark problem or None) of each row.
+def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, tuple[str, str] | None]]:
+    """(exact key, MinHash or None, (matched benchmark problem, shared n-gram) or None) of each row.
 
     This is the costly, order-free part (~0.2 ms exact + n-grams, ~0.6 ms more with MinHash per
     problem), so it runs in worker processes; the order-dependent lookups stay in the parent.
@@ -71,7 +72,7 @@ def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, str | None]]:
     out = []
     for r in rows:
         mh = minhash(r["prompt"], cfg.dedup.num_perm) if cfg.dedup.near else None
-        out.append((exact_key(r["prompt"]), mh, decon.match(r["prompt"]) if decon is not None else None))
+        out.append((exact_key(r["prompt"]), mh, decon.evidence(r["prompt"]) if decon is not None else None))
     return out
 
 
@@ -231,7 +232,9 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
                 rows_in += 1
                 # contamination first: a benchmark copy is removed as such, and never kept as the
                 # "earlier copy" that later duplicates would point to
+                evidence = {}
                 if bench is not None:
+                    bench, evidence["ngram"] = bench
                     hit = ("contaminated", bench)
                     by_benchmark[bench.split("/")[0]] += 1
                 else:
@@ -239,7 +242,7 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
                 if hit is not None:
                     reason, match = hit
                     counts[reason] += 1
-                    line = {"id": row["id"], "source": label, "reason": reason, "match": match, "prompt": row["prompt"][:300]}
+                    line = {"id": row["id"], "source": label, "reason": reason, "match": match, **evidence, "prompt": row["prompt"][:300]}
                     removed.write(json.dumps(line, ensure_ascii=False) + "\n")
                     continue
                 if len(buffer) >= cfg.rows_per_shard:  # cut only when a next row exists, so trailing drops count

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from distill.errors import DistillError
+from distill.eval.budget import first_budget_beating, tokens_to_reach
 from distill.io import write_bytes, write_json, write_text
 from distill.report import plots
 from distill.report.collect import collect, r1_departures
@@ -133,11 +134,55 @@ def figures(data: dict) -> dict[str, tuple[bytes, str]]:
     if data["models"]:
         figs["accuracy"] = plots.accuracy(data["models"], data["pairs"])
         figs["lengths"] = plots.lengths(data["samples"], data["models"], data["pairs"])
+    for bench in budget_benchmarks(data):
+        figs[f"budget-{bench}"] = plots.budget(data["models"], data["pairs"], bench)
     if data["funnel"]:
         figs["funnel"] = plots.funnel(data["funnel"])
     if data["losses"]:
         figs["loss"] = plots.loss(data["losses"])
     return figs
+
+
+def budget_benchmarks(data: dict) -> list[str]:
+    """The benchmarks on which some model has an accuracy-against-budget curve."""
+    return sorted({b for m in data["models"].values() for b, s in m["scores"]["benchmarks"].items() if s.get("budget", {}).get("points")})
+
+
+def budget_table(data: dict, bench: str) -> tuple[list[str], list[list[str]]]:
+    """Per distilled model and its baseline on `bench`: the tokens the distilled model needs to reach the
+    baseline's best pass@1, and the first budget at which it beats the baseline."""
+    head = ["distilled", "baseline", "baseline's best pass@1 (%)", "distilled reaches it at (tokens)", "distilled first beats baseline at (tokens)", "curves"]
+    rows = []
+    for dist, base in data["pairs"]:
+        curves = [data["models"].get(n, {}).get("scores", {}).get("benchmarks", {}).get(bench, {}).get("budget", {}) for n in (dist, base)]
+        if not all(c.get("points") for c in curves):
+            continue
+        best = max(p["pass@1"] for p in curves[1]["points"])
+        reach, beat = tokens_to_reach(curves[0], best), first_budget_beating(*curves)
+        rows.append([dist, base, _pct(best), "not within the ladder" if reach is None else f"{reach:,}", "never" if beat is None else f"{beat:,}",
+                     "exact" if all(c["exact"] for c in curves) else "estimate: " + "; ".join(sorted({c["why"] for c in curves if not c["exact"]}))])
+    return head, rows
+
+
+def subset_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    """pass@1 per subset (MATH-500 level and subject, LiveCodeBench difficulty and month, ...), see eval.breakdown."""
+    head = ["model", "benchmark", "subset", "group", "problems", "pass@1 (%)", "95% CI"]
+    rows = []
+    for name, m in data["models"].items():
+        for bench, s in sorted(m["scores"]["benchmarks"].items()):
+            for key, groups in (s.get("subsets") or {}).items():
+                rows += [[name, bench, key, group, str(g["n_problems"]), _pct(g["pass@1"]), _ci(*g["pass@1_ci95"])] for group, g in groups.items()]
+    return head, rows
+
+
+CONTAMINATION_ROWS = 200  # the report lists at most this many removals; removed.jsonl has them all
+
+
+def contamination_table(data: dict) -> tuple[list[str], list[list[str]]]:
+    """Each decontamination removal linked to its benchmark item and the n-gram they share."""
+    head = ["training problem", "source", "benchmark item", "shared n-gram", "training prompt (start)"]
+    return head, [[r["id"], r.get("source") or "", r["match"], r.get("ngram") or "(not recorded)", (r.get("prompt") or "")[:80].replace("\n", " ")]
+                  for r in data["contamination"][:CONTAMINATION_ROWS]]
 
 
 def headline_sentence(p: dict) -> str:
@@ -182,6 +227,11 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
         out.append(("disagreements", "Imported samples: where the verdicts disagree", disagreement_table(data), None))
     if data["models"]:
         out.append(("lengths", "Response lengths", None, "lengths"))
+    if data.get("contamination"):
+        n = len(data["contamination"])
+        out.append(("contamination", f"Decontamination: {n} training problems removed for overlapping a benchmark"
+                    + (f" (first {CONTAMINATION_ROWS}; all in 01_prompts/removed.jsonl)" if n > CONTAMINATION_ROWS else ""),
+                    contamination_table(data), None))
     if data["funnel"]:
         out.append(("funnel", "Curation funnel", funnel_table(data["funnel"]), "funnel"))
         if len(data["funnel"].get("by_domain", {})) + len(data["funnel"].get("by_source", {})) > 2:
@@ -189,8 +239,20 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
     if data["losses"]:
         final = [[s, str(p[-1]["step"]), f"{p[-1]['loss']:.4f}"] for s, p in sorted(data["losses"].items())]
         out.append(("loss", "Training loss", (["student", "last step", "last loss"], final), "loss"))
+    if data["models"] and subset_table(data)[1]:
+        out.append(("subsets", "Per-subset pass@1 (95% CI over the subset's problems)", subset_table(data), None))
+    for bench in budget_benchmarks(data):
+        out.append((f"budget-{bench}", f"Accuracy against thinking budget: {bench}", budget_table(data, bench), f"budget-{bench}"))
     return out
 
+
+BUDGET_NOTE = (
+    "Accuracy against thinking budget comes from the one sampling at the full budget: a sample drawn with a smaller "
+    "max_tokens is the first tokens of the same sample (same seed and engine), so a sample that finished within the "
+    "budget keeps its verdict and any longer one counts as unfinished, hence wrong. It is exact for vLLM (per-request "
+    "seeds) and the toy teacher, and marked an estimate otherwise (the transformers backend seeds each batch, an API, "
+    "imported samples)."
+)
 
 LEGEND = (
     "pass@1: mean correctness over the k samples per problem, averaged over problems (the R1 protocol: T=0.6, "
@@ -198,7 +260,8 @@ LEGEND = (
     "'not R1' names how its model was sampled instead, and each model's settings are listed below). cons@k: majority vote over the k answers. "
     "pass@k: unbiased estimator. 95% CI: percentile bootstrap over problems. Unfinished: samples cut at the "
     "token limit; repetition: samples ending in a repeated block; tokens to answer: mean completion tokens "
-    "of samples that stopped with an answer."
+    "of samples that stopped with an answer. "
+    + BUDGET_NOTE
 )
 
 
@@ -315,7 +378,9 @@ def summary(data: dict, page: Path) -> dict:
     """The headline as data: what `distill run` prints at the end and scripts/demo_numbers.py tabulates."""
     kd = {"head": data["kd"][0], "rows": data["kd"][1]} if data.get("kd") else None
     return {"run": data["name"], "report": str(page), "pairs": data["headline"],
-            "sentences": [headline_sentence(p) for p in data["headline"]], "funnel": data["funnel"], "kd": kd}
+            "sentences": [headline_sentence(p) for p in data["headline"]], "funnel": data["funnel"], "kd": kd,
+            "budget_curves": {name: {b: s["budget"] for b, s in m["scores"]["benchmarks"].items() if s.get("budget", {}).get("points")}
+                              for name, m in data["models"].items()}}
 
 
 def run(run_dir: Path, out: Path) -> Path:

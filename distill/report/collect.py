@@ -17,7 +17,7 @@ import yaml
 from distill.eval.compare import compare, foreign_agreement
 from distill.eval.stage import SCORE_COLUMNS, load_samples
 from distill.kd.report import kd_table
-from distill.pipeline import CURATED, EVAL, SFT
+from distill.pipeline import CURATED, EVAL, PROMPTS, SFT
 from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,16 @@ def headline_pairs(models: dict[str, dict], comparisons: list[dict]) -> list[dic
     return out
 
 
+def contamination(run_dir: Path) -> list[dict]:
+    """Each training problem decontamination removed, with the benchmark item and the shared n-gram
+    (`01_prompts/removed.jsonl`; the n-gram is recorded by runs made since it was)."""
+    f = run_dir / PROMPTS / "removed.jsonl"
+    if not f.exists():
+        return []
+    with f.open(encoding="utf-8") as lines:
+        return [r for line in lines if line.strip() and (r := json.loads(line)).get("reason") == "contaminated"]
+
+
 def collect(run_dir: Path) -> dict:
     from distill.report.lineage import lineage
     from distill.report.traces import sample
@@ -267,6 +277,7 @@ def collect(run_dir: Path) -> dict:
         "models": models,
         "samples": samples,
         "comparisons": comparisons,
+        "contamination": contamination(run_dir),
         "reference": ref,
         "reference_rows": matched,
         "pairs": paired,

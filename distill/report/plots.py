@@ -161,3 +161,30 @@ def loss(curves: dict[str, list[dict]]) -> tuple[bytes, str]:
     legend = fig.legend(loc="outside right upper", fontsize=8, frameon=False)
     _mark(ax, legend, "loss")
     return render(fig, "loss")
+
+
+def budget(models: dict[str, dict], pairs: list[tuple[str, str]], bench: str) -> tuple[bytes, str]:
+    """pass@1 against thinking budget on one benchmark (log x, 95% CI bands): each distilled model with its
+    baseline in one hue (baseline dashed and lighter); "estimate" in the legend where the curve is one."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for g, (dist, base) in enumerate(groups(models, pairs)):
+        colors = PAIR_COLORS[g % len(PAIR_COLORS)] if base else (SOLO, SOLO)
+        for name, color, style in ((dist, colors[0], "-"), (base, colors[1], "--")):
+            curve = models[name]["scores"]["benchmarks"].get(bench, {}).get("budget", {}) if name else {}
+            if not curve.get("points"):
+                continue
+            x = [p["budget"] for p in curve["points"]]
+            ax.plot(x, [100 * p["pass@1"] for p in curve["points"]], style, marker="o", markersize=3, color=color,
+                    label=_role(name, pairs) + ("" if curve["exact"] else " (estimate)"))
+            ax.fill_between(x, [100 * p["pass@1_ci95"][0] for p in curve["points"]], [100 * p["pass@1_ci95"][1] for p in curve["points"]],
+                            color=color, alpha=0.18, linewidth=0)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("thinking budget (max tokens)")
+    ax.set_ylabel("pass@1 (%)")
+    ax.set_ylim(0, 102)
+    ax.set_title(bench)
+    ax.grid(alpha=0.3)
+    legend = fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    _mark(ax, legend, f"budget-{bench}")
+    return render(fig, f"budget-{bench}")

@@ -84,6 +84,10 @@ def eval_reason(r: dict) -> str:
 
 def evals(run_dir: Path, models: list[str], per_model: int = PER_MODEL) -> list[dict]:
     """Per model and benchmark: up to per_model samples, half correct and half not where both exist."""
+    from distill.eval.replay import command
+    from distill.report.collect import pipeline_models
+
+    paths = {name: m.get("model") for name, m in pipeline_models(run_dir).items()}
     out = []
     for model in models:
         d = run_dir / EVAL / model
@@ -102,6 +106,7 @@ def evals(run_dir: Path, models: list[str], per_model: int = PER_MODEL) -> list[
                     "reason": eval_reason(r), "prompt": clip(prompts.get(r["problem_id"], ""), 1500), "answer": r.get("answer"),
                     "extracted": r.get("extracted"), "completion": clip(r["completion"]), "tokens": r.get("completion_tokens"),
                     "finish": r.get("finish_reason"), "id": f"{r['problem_id']}/{r['sample_idx']}",
+                    "replay": command(d, paths.get(model) or "MODEL_PATH", r["problem_id"], r["sample_idx"]),
                 })
     return out
 

@@ -5,10 +5,17 @@ no extractable answer is "incorrect" with the reason `no_answer`, one whose chec
 "incorrect" with the reason `timeout`.
 
 Grading policy (`grading=`):
-- "strict" (default): a sample that did not finish (cut at the token limit, or a `<think>` that was
+- "strict" (default): a sample that did not finish (cut at the token limit, or a thought that was
   opened and never closed) is never credited (reason `unfinished`); the answer is read only from
-  the response after `</think>`: its last `\\boxed{}`, else a clear final statement ("the answer
-  is X", "Answer: X") in its last paragraph.
+  the response after the thought: its last `\\boxed{}`, else a clear final statement ("the answer
+  is X", "Answer: X") in its last paragraph, else the text from the last explicit final-answer
+  marker ("final answer", "the answer is", "answer:") in the response's last 800 characters to the
+  end, whatever follows it (`**Final answer: 700°C**` then "I hope this helps.";
+  `### Final Answer` then the formula and a line of notation).
+
+Thought markers: `<think>...</think>` (R1, Qwen3), `<|begin_of_thought|>...<|end_of_thought|>`
+(SkyThought, Bespoke, OpenThoughts), `<thinking>...</thinking>` and `<reasoning>...</reasoning>` are
+recognised; a completion that starts with an opening marker and lacks its closing one is unfinished.
 - "lenient": what lighteval / Qwen2.5-Math-style graders do: the last `\\boxed{}` anywhere in the
   completion (the reasoning included, finished or not), else the last number or expression.
 """
@@ -32,18 +39,34 @@ class Verdict:
         return self.verdict == CORRECT
 
 
+THOUGHT_MARKERS = (
+    ("<think>", "</think>"),
+    ("<|begin_of_thought|>", "<|end_of_thought|>"),
+    ("<thinking>", "</thinking>"),
+    ("<reasoning>", "</reasoning>"),
+)
+
+
+def thought_end(completion: str) -> int | None:
+    """Character offset just after the last closing thought marker, None when there is none."""
+    ends = [at + len(close) for _, close in THOUGHT_MARKERS if (at := completion.rfind(close)) >= 0]
+    return max(ends) if ends else None
+
+
 def answer_text(completion: str) -> str:
-    """The part of a completion that holds the final answer: after `</think>` when there is one."""
-    head, sep, tail = completion.rpartition("</think>")
-    return tail if sep else completion
+    """The part of a completion that holds the final answer: after the thought when there is one."""
+    end = thought_end(completion)
+    return completion if end is None else completion[end:]
 
 
 def is_unfinished(completion: str, finish_reason: str | None = None, force_think: bool = False) -> bool:
-    """Cut at the token limit, or reasoning opened (by the prompt's forced `<think>` or the model) and never closed."""
+    """Cut at the token limit, or a thought opened (by the prompt's forced `<think>` or the model) and never closed."""
     if finish_reason == "length":
         return True
-    opened = force_think or completion.lstrip().startswith("<think>")
-    return opened and "</think>" not in completion
+    start = completion.lstrip()
+    if force_think and "</think>" not in completion:
+        return True
+    return any(start.startswith(open_) and close not in completion for open_, close in THOUGHT_MARKERS)
 
 
 def check_grading(grading: str) -> None:

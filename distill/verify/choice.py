@@ -91,3 +91,12 @@ def verify_choice(completion: str, reference: str | None, *, grading: str = "str
 def is_choice_reference(reference: str | None) -> bool:
     """A letter A-J, bare, in parentheses or in `\\text{}`: the problem is multiple choice."""
     return choice_letter(reference) is not None
+
+
+def answer_verifier(kind: str, reference: str | None) -> str:
+    """`choice` or `math` for a `math` or `choice` problem, by its reference: a letter is multiple choice
+    (a MATH/AMC `\\text{(C)}` under domain math too), anything else math-verify's. The one routing the
+    filter's verifier and eval's scorer share; other kinds are returned unchanged."""
+    if kind not in ("math", "choice"):
+        return kind
+    return "choice" if is_choice_reference(reference) else "math"

@@ -6,13 +6,24 @@ comparison are math-verify's.
 Reference rules (`parse_reference`):
 - a plain number is a number first: `1e-5` is 0.00001, not the expression E-5;
 - a percentage matches the number as written or its value: reference `17.5\\%` accepts 17.5,
-  `17.5\\%` and 0.175 (the response's own percent sign is math-verify's business);
+  `17.5\\%` and 0.175 (a percent sign in the response: see the prediction rules);
 - a bare comma list with repeated items keeps its multiplicity: `-2,-2` (a double root) needs both
   roots, while math-verify would read the set {-2} and accept `-2`;
-- `E_1`, `E_{k}`: a subscripted E is a symbol, not Euler's number (math-verify cannot parse it at all
-  and falls back to comparing strings, so `E_{1}` would not match `E_1`).
-A numeric relative tolerance (`rel_tol`) is for the `science` domain, where answers are measurements;
-math keeps math-verify's exact comparison.
+- notations math-verify misreads (`E_{1}`, e-notation, ordinals, unicode units, markdown bold) are
+  rewritten first, in the reference and the response alike (`distill.verify.math_text`).
+
+Prediction rules:
+- a percentage in the response (`17.5\\%`) also reads as the bare number it writes, so a bare
+  reference `17.5` accepts it (math-verify alone reads it as 0.175 only);
+- a tuple `(-2, -2)` answers a bare list reference `-2,-2` item by item.
+
+Numbers (both sides a number, at least one written as a decimal) are compared by us, not by
+math-verify's 6-decimal rounding (which makes any two numbers below 5e-7 equal: `1e-8` = `10^{-9}`):
+- math: |p - g| <= 1e-6 * min(1, |g|): six decimals for |g| >= 1, six significant digits below
+  (`0.333333` = 1/3, `3.39e-6` != `2.7778e-6`), never tighter than a double's precision
+  (1e-12 * |g|: `6.02 \\times 10^{23}` = `6.02e23`); two exact numbers (`\\frac{1}{3}`, `\\sqrt{2}`) are
+  math-verify's symbolic comparison;
+- science: the benchmark's `rel_tol` (measurements), |p - g| <= rel_tol * |g|, exact numbers included.
 
 math-verify's timeouts use `signal.alarm`, which only works in a process's main thread: call these
 functions in the main thread of a worker process (`verify_math_many` does), never from a thread.
@@ -31,6 +42,7 @@ from math_verify.utils import timeout
 
 from distill.stage import worker_pool
 from distill.verify import CORRECT, INCORRECT, UNFINISHED, UNVERIFIABLE, Verdict, answer_text, check_grading, is_unfinished
+from distill.verify.math_text import answer_notation
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +55,7 @@ for _name in ("math_verify", "math_verify.parser", "math_verify.grader", "latex2
 # repetition loop) from costing seconds of regex work. 4000 chars is ~1000 tokens of response.
 TAIL_CHARS = 4000
 STATEMENT_CHARS = 400  # strict: the final statement is read from at most this tail of the last paragraph
+MARKER_CHARS = 800  # ... or from an explicit final-answer marker within this tail of the response
 
 # lenient: the last \boxed{} first, else any final-answer phrase, LaTeX or number (math-verify's defaults)
 _LENIENT = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
@@ -58,7 +71,10 @@ _GOLD_CONFIG = [LatexExtractionConfig(), ExprExtractionConfig()]
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _PERCENT = re.compile(r"(.+?)\s*(?:\\%|%|\\text\{\s*\\?%\s*\})")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,(?:\\!)?\s*\d{3})+(?:\.\d+)?")
-_E_SUBSCRIPT = re.compile(r"(?<![\\A-Za-z])([Ee])_")
+_FINAL_MARKER = re.compile(r"(?i)final\s+answer|the\s+answer\s+is|\banswer\s*:")
+_PRED_PERCENT = re.compile(r"(.+?)\s*(?:\\%|%)\s*")
+_TUPLE = re.compile(r"^(?:\\left)?\((.*?)(?:\\right)?\)$", re.S)
+MATH_TOL = 1e-6  # see the module docstring: numbers in the math domain
 
 
 def _short(text: str, n: int = 80) -> str:
@@ -77,9 +93,12 @@ def _last_paragraph(text: str) -> str:
     return text.strip().rsplit("\n\n", 1)[-1][-STATEMENT_CHARS:]
 
 
-def _symbols(latex: str) -> str:
-    """`E_1` -> `\\mathrm{E}_1`: a subscripted E is a name, which latex2sympy reads as a symbol."""
-    return _E_SUBSCRIPT.sub(r"\\mathrm{\1}_", latex)
+def _marked_statement(text: str) -> str | None:
+    """From the last explicit final-answer marker in the response's tail to the end (at most
+    STATEMENT_CHARS), or None: `**Final answer: 700°C**` followed by "I hope this helps."."""
+    tail = text[-MARKER_CHARS:]
+    found = list(_FINAL_MARKER.finditer(tail))
+    return tail[found[-1].start():][:STATEMENT_CHARS] if found else None
 
 
 def _parse(text: str, config, timeout_s: int) -> list:
@@ -97,18 +116,19 @@ def _parse_gold(ref: str, timeout_s: int) -> list:
 
 def parse_reference(reference: str, timeout_s: int = 5) -> list:
     """Parse a reference answer ("420", "\\frac{1}{2}", "$x=3$", "1e-5", "17.5\\%"): the module's rules."""
-    ref = _symbols(str(reference).strip())
-    bare = ref.strip("$ ")  # "$17.5\%$" reads as "17.5\%"
+    raw = str(reference).strip()
+    bare = raw.strip("$ ")  # "$17.5\%$" reads as "17.5\%"
     try:
         if _PLAIN_NUMBER.fullmatch(bare):  # "025" (AIME) is 25; "1e-5" is 0.00001
-            return [sympy.Integer(int(bare)) if bare.lstrip("+-").isdigit() else sympy.Float(bare), ref]
+            return [sympy.Integer(int(bare)) if bare.lstrip("+-").isdigit() else sympy.Float(bare), raw]
+        ref = answer_notation(raw)
         gold = _parse_gold(ref, timeout_s)
         if (m := _PERCENT.fullmatch(bare)) and gold:
-            gold = gold[:1] + [g for g in _parse_gold(m.group(1), timeout_s)[:1]] + gold[1:]
+            gold = gold[:1] + [g for g in _parse_gold(answer_notation(m.group(1)), timeout_s)[:1]] + gold[1:]
     except TimeoutException:
         gold = []
     if not gold:
-        log.warning("reference answer not parseable, its samples are unverifiable: %r", _short(ref))
+        log.warning("reference answer not parseable, its samples are unverifiable: %r", _short(raw))
     return gold
 
 
@@ -135,14 +155,15 @@ def repeated_items(reference: str) -> list[str] | None:
 
 
 def _same(gold: list, pred: list, timeout_s: int, rel_tol: float | None) -> bool:
-    """math-verify's verify over every (gold, pred) reading; raises TimeoutException when no pair
-    matched and at least one comparison ran out of time."""
-    if rel_tol is not None and any(_close(g, p, rel_tol, timeout_s) for g, p in product(gold, pred)):
-        return True
+    """Any (gold, pred) reading equal: two numbers by `_numbers_equal`, anything else by math-verify's
+    verify; raises TimeoutException when no pair matched and a comparison ran out of time."""
     timed_out = False
     for g, p in product(gold, pred):
         try:
-            if verify(g, p, timeout_seconds=timeout_s, raise_on_error=True):
+            same = _numbers_equal(g, p, rel_tol, timeout_s)
+            if same is None:
+                same = verify(g, p, timeout_seconds=timeout_s, raise_on_error=True)
+            if same:
                 return True
         except TimeoutException:
             timed_out = True
@@ -153,20 +174,32 @@ def _same(gold: list, pred: list, timeout_s: int, rel_tol: float | None) -> bool
     return False
 
 
-def _close(g, p, rel_tol: float, timeout_s: int) -> bool:
-    """|p - g| <= rel_tol * |g| for two numbers (sympy); False for anything else."""
+def _numbers_equal(g, p, rel_tol: float | None, timeout_s: int) -> bool | None:
+    """The module's numeric rule for two numbers, None when it does not apply (not two numbers, or
+    two exact numbers in math: math-verify's symbolic comparison)."""
     if not (isinstance(g, sympy.Basic) and isinstance(p, sympy.Basic) and g.is_number and p.is_number):
-        return False
+        return None
+    if rel_tol is None and not (g.has(sympy.Float) or p.has(sympy.Float)):
+        return None
     try:
-        x, y = timeout(timeout_seconds=timeout_s)(lambda: (complex(g), complex(p)))()
-    except (TypeError, ValueError, OverflowError, TimeoutException):
-        return False
-    return abs(y - x) <= rel_tol * abs(x)
+        x, y = timeout(timeout_seconds=timeout_s)(lambda: (complex(g.doit().evalf()), complex(p.doit().evalf())))()
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if rel_tol is not None:
+        return abs(y - x) <= rel_tol * abs(x)
+    # 1 + 1e-9: 0.333333 vs 1/3 sits on the bound; 1e-12 * |g|: a double's own precision for large |g|
+    return abs(y - x) <= max(MATH_TOL * min(1.0, abs(x)) * (1 + 1e-9), 1e-12 * abs(x))
+
+
+def _percent_free(pred: list, timeout_s: int) -> list:
+    """`17.5\\%` as predicted also reads as 17.5 (after math-verify's own readings)."""
+    m = _PRED_PERCENT.fullmatch(str(pred[-1])) if pred else None
+    return pred[:-1] + _parse(f"\\boxed{{{m.group(1)}}}", _STRICT_BOXED, timeout_s)[:1] + pred[-1:] if m else pred
 
 
 def _same_multiset(items: list[str], extracted: str, timeout_s: int) -> bool:
     """Every reference item matched by its own predicted item (`-2,-2` needs two roots of -2)."""
-    preds = _top_level_items(extracted)
+    preds = _top_level_items(_TUPLE.sub(r"\1", extracted.strip()))
     if len(preds) != len(items):
         return False
     golds = [parse_reference(i, timeout_s) for i in items]
@@ -181,13 +214,16 @@ def _same_multiset(items: list[str], extracted: str, timeout_s: int) -> bool:
 
 def _extract(completion: str, grading: str, timeout_s: int) -> list:
     if grading == "lenient":
-        return _parse(_symbols(_answer_window(completion)), _LENIENT, timeout_s)
+        return _parse(answer_notation(_answer_window(completion)), _LENIENT, timeout_s)
     response = answer_text(completion)
     if "\\boxed" in response:
-        found = _parse(_symbols(_answer_window(response)), _STRICT_BOXED, timeout_s)
+        found = _parse(answer_notation(_answer_window(response)), _STRICT_BOXED, timeout_s)
         if found:
             return found
-    return _parse(_symbols(_last_paragraph(response)), _STRICT_STATEMENT, timeout_s)
+    found = _parse(answer_notation(_last_paragraph(response)), _STRICT_STATEMENT, timeout_s)
+    if not found and (statement := _marked_statement(response)) is not None:
+        found = _parse(answer_notation(statement), _STRICT_STATEMENT, timeout_s)
+    return found
 
 
 def _shown(pred: list, timeout_s: int) -> str:
@@ -230,6 +266,7 @@ def verify_math(
     if not pred:
         return Verdict(INCORRECT, None, "no_answer")
     extracted = _shown(pred, timeout_s)
+    pred = _percent_free(pred, timeout_s)
     try:
         items = repeated_items(reference)
         ok = _same_multiset(items, str(pred[-1]), timeout_s) if items else _same(gold, pred, timeout_s, rel_tol)
