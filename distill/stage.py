@@ -107,6 +107,7 @@ class StageDir:
         for leftover in remove_leftover_tmp(self.path):
             log.info("removed %s (left by a killed writer)", leftover)
         self._drop_abandoned_claims()
+        self._unmark_damaged()
         cfg_file = self.path / "config.json"
         new_hash = config_hash(config)
         if cfg_file.exists():
@@ -119,6 +120,16 @@ class StageDir:
                 )
             return
         write_json(cfg_file, {"hash": new_hash, "config": config})
+
+    def _unmark_damaged(self) -> None:
+        """Remove the done marker of every damaged shard (part or stats missing, unreadable or short), so
+        the stage regenerates it from its intact input, and nothing before that (a spend total, a source
+        check) reads its stats. Every stage calls this through `prepare`: one repair for all of them."""
+        for i in self.done_shards():
+            problem = self.damage(i)
+            if problem is not None:
+                log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
+                self.done_file(i).unlink(missing_ok=True)
 
     def _config_file(self) -> dict:
         cfg_file = self.path / "config.json"
