@@ -313,7 +313,8 @@ def _judge(lock: Path) -> tuple[bool, bytes | None]:
     """(abandoned?, the claim's content as judged; None if it was released meanwhile).
 
     A claim of this host is abandoned when its process is gone: the pid is dead, or alive but started
-    at another time than the claim recorded (the pid was reused). Elsewhere, when its heartbeat stopped.
+    at another time than the claim recorded (the pid was reused); a claim that recorded no start time
+    (an older version) when its heartbeat stopped. Elsewhere, when its heartbeat stopped.
     """
     try:
         content, age = _read_claim(lock)
@@ -328,7 +329,9 @@ def _judge(lock: Path) -> tuple[bool, bytes | None]:
     if not pid_alive(pid):
         return True, content
     started = holder.get("started")
-    return started is not None and proc_start(pid) not in (None, started), content
+    if started is None:  # written by an older version: a live pid proves nothing, the heartbeat does
+        return age > 2 * CLAIM_HEARTBEAT_S, content
+    return proc_start(pid) not in (None, started), content
 
 
 def _describe_claim(lock: Path) -> str:
