@@ -98,7 +98,7 @@ def _check_sources(stage: StageDir, cfg: PromptsConfig) -> None:
     prints = {}
     for k, src in enumerate(cfg.sources):
         before = old.get(src.label)
-        prints[src.label] = fingerprint(src, before)
+        prints[src.label] = fingerprint(src)
         if before is not None and (src.label in written or _checkpoint(stage, k).exists()):
             changed = _changed(identity(before), identity(prints[src.label]))
             if changed:
