@@ -27,7 +27,7 @@ from distill.errors import DistillError
 from distill.io import _atomic, read_json, tmp_path, write_bytes, write_json, write_parquet
 from distill.prompts.config import PromptsConfig
 from distill.prompts.decontam import Decontaminator, benchmark_problems
-from distill.prompts.dedup import Deduplicator, exact_key, minhash
+from distill.prompts.dedup import Deduplicator, band_keys, exact_key
 from distill.prompts.sources import SourceReader, fingerprint, identity
 from distill.records import PROBLEM, to_table
 from distill.stage import StageDir, die_with_parent
@@ -61,8 +61,8 @@ def _init_pool_worker(cfg: dict, parent: int) -> None:
     _init_worker(cfg)
 
 
-def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, str | None]]:
-    """(exact key, MinHash or None, matched benchmark problem or None) of each row.
+def _fingerprints(rows: list[dict]) -> list[tuple[int, list[int] | None, str | None]]:
+    """(exact key, LSH band keys or None, matched benchmark problem or None) of each row.
 
     This is the costly, order-free part (~0.2 ms exact + n-grams, ~0.6 ms more with MinHash per
     problem), so it runs in worker processes; the order-dependent lookups stay in the parent.
@@ -70,8 +70,8 @@ def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, str | None]]:
     cfg, decon = _worker["cfg"], _worker["decon"]
     out = []
     for r in rows:
-        mh = minhash(r["prompt"], cfg.dedup.num_perm) if cfg.dedup.near else None
-        out.append((exact_key(r["prompt"]), mh, decon.match(r["prompt"]) if decon is not None else None))
+        near = band_keys(r["prompt"], cfg.dedup.threshold, cfg.dedup.num_perm) if cfg.dedup.near else None
+        out.append((exact_key(r["prompt"]), near, decon.match(r["prompt"]) if decon is not None else None))
     return out
 
 
@@ -157,9 +157,11 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
         else:
             _init_worker(cfg.model_dump(mode="json"))
             fingerprint_all = lambda batches: ((b, _fingerprints(b)) for b in batches)  # noqa: E731
+        stack.callback(dedup.close)
         for k in range(first, len(cfg.sources)):
             shard = _run_source(stage, cfg, k, quotas[k], shard, dedup, fingerprint_all)
-            write_bytes(_checkpoint(stage, k), pickle.dumps({"next_shard": shard, "dedup": dedup}, protocol=5))
+            dedup.commit()
+            write_bytes(_checkpoint(stage, k), pickle.dumps({"next_shard": shard, "index_keys": dedup.keys_through(k)}, protocol=5))
     if shard == 0:  # every source empty, and allowed to be: one empty shard, so later stages see a finished stage
         write_parquet(to_table([], PROBLEM), stage.part(0))
         stage.finish(0, {"shard": 0, "rows_in": 0, "rows_out": 0, "rejected": {}, "contaminated_by": {}})
@@ -176,7 +178,12 @@ def _checkpoint(stage: StageDir, k: int) -> Path:
 
 
 def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Deduplicator]:
-    """(first source to read, its first shard, the dedup index of everything kept before it)."""
+    """(first source to read, its first shard, the dedup index of everything kept before it).
+
+    The checkpoint is a few bytes: the index itself is `state/dedup.sqlite`, whose keys carry the source
+    that added them, so what a killed source had added is dropped here."""
+    d = cfg.dedup
+    dedup = Deduplicator(stage.path / "state" / "dedup.sqlite", d.exact, d.near)
     for k in reversed(range(len(cfg.sources))):
         ckpt = _checkpoint(stage, k)
         if ckpt.exists() and (stage.path / "removed" / f"{k:03d}.jsonl").exists():
@@ -184,11 +191,13 @@ def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Dedupl
                 state = pickle.loads(ckpt.read_bytes())
             except Exception:  # a torn checkpoint: fall back to an earlier one
                 continue
-            if all(stage.trusted(i) for i in range(state["next_shard"])):
+            # an index that lost keys (deleted, or a checkpoint of an older version) cannot judge what follows
+            if state.get("index_keys") == dedup.keys_through(k) and all(stage.trusted(i) for i in range(state["next_shard"])):
                 log.info("prompts: sources 1-%d already written, resuming at source %d", k + 1, k + 2)
-                return k + 1, state["next_shard"], state["dedup"]
-    d = cfg.dedup
-    return 0, 0, Deduplicator(d.exact, d.near, d.threshold, d.num_perm)
+                dedup.forget_from(k + 1)
+                return k + 1, state["next_shard"], dedup
+    dedup.forget_from(0)
+    return 0, 0, dedup
 
 
 def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, shard: int, dedup: Deduplicator, fingerprint_all) -> int:
@@ -223,9 +232,11 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
     removed_path = stage.path / "removed" / f"{k:03d}.jsonl"
     removed_tmp = tmp_path(removed_path)
     removed_tmp.parent.mkdir(parents=True, exist_ok=True)
+    dedup.source = k
     with open(removed_tmp, "w", encoding="utf-8") as removed:  # streamed to disk: duplicates can be most of a crawl
         for batch, prints in fingerprint_all(_batches(_guarded(iter(reader), label, src.source), BATCH)):
-            for row, (key, mh, bench) in zip(batch, prints):
+            dedup.commit()
+            for row, (key, near, bench) in zip(batch, prints):
                 if quota is not None and kept >= quota:
                     break
                 rows_in += 1
@@ -235,7 +246,7 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
                     hit = ("contaminated", bench)
                     by_benchmark[bench.split("/")[0]] += 1
                 else:
-                    hit = dedup.check(row["id"], key, mh)
+                    hit = dedup.check(row["id"], key, near)
                 if hit is not None:
                     reason, match = hit
                     counts[reason] += 1
