@@ -411,6 +411,7 @@ def _exit_with(parent: int) -> None:
 
 ShardTask = Callable[[int], dict]
 
+EXECUTORS = ("local", "ray")
 HELD_WAIT_S = 60.0  # how long a stage waits for the shards other live workers hold before it fails
 HELD = "held"  # what `_run_one` returns for a shard whose claim another live worker holds
 
@@ -501,6 +502,8 @@ def run_shards(
     """
     if not 0 <= rank < world_size:
         raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
+    if executor not in EXECUTORS:
+        raise DistillError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     stage.plan(n_shards)
     mine = range(n_shards)[rank::world_size]
     todo = [i for i in mine if not stage.trusted(i)]
@@ -548,12 +551,19 @@ def run_shards(
     return sorted(results, key=lambda s: s["shard"])
 
 
-def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -> Iterator[dict | str | None]:
-    """Yield each shard's stats as its Ray task finishes."""
+def ray_cluster():
+    """The `ray` module, connected to the cluster at $RAY_ADDRESS (a local one if unset)."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+    return ray
+
+
+def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -> Iterator[dict | str | None]:
+    """Yield each shard's stats as its Ray task finishes. A task whose node dies is retried elsewhere
+    by Ray (3 times by default); the dead worker's claim is taken over as any abandoned claim is."""
+    ray = ray_cluster()
     remote = ray.remote(**options)(_run_one) if options else ray.remote(_run_one)
     pending = [remote.remote(stage, task, i) for i in todo]
     while pending:

@@ -19,6 +19,7 @@ import pickle
 import shutil
 from collections import Counter, deque
 from contextlib import ExitStack
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
@@ -30,7 +31,7 @@ from distill.prompts.decontam import Decontaminator, benchmark_problems
 from distill.prompts.dedup import Deduplicator, band_keys, exact_key
 from distill.prompts.sources import SourceReader, fingerprint, identity
 from distill.records import PROBLEM, to_table
-from distill.stage import StageDir, die_with_parent
+from distill.stage import EXECUTORS, StageDir, die_with_parent, ray_cluster
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,14 @@ def _init_worker(cfg: dict) -> None:
 def _init_pool_worker(cfg: dict, parent: int) -> None:
     die_with_parent(parent)
     _init_worker(cfg)
+
+
+def _fingerprints_for(cfg: dict, rows: list[dict]) -> list:
+    """`_fingerprints` in a Ray worker, which sets its state up on its first batch of this config."""
+    if _worker.get("json") != cfg:
+        _init_worker(cfg)
+        _worker["json"] = cfg
+    return _fingerprints(rows)
 
 
 def _fingerprints(rows: list[dict]) -> list[tuple[int, list[int] | None, str | None]]:
@@ -132,14 +141,18 @@ def _guarded(rows: Iterator[dict], label: str, src: str) -> Iterator[dict]:
         raise DistillError(f"source '{label}' ({src}): {type(e).__name__}: {msg}") from None
 
 
-def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
+def run(cfg: PromptsConfig, out: Path, *, workers: int = 1, executor: str = "local") -> dict:
     """Write the problems of every source of the mix to the stage directory `out`; return the stage totals.
 
     Sources are read in order; each writes its own shards, and when it is finished the dedup index
     is checkpointed, so a rerun after a failure in source k neither rereads nor rewrites sources
     before k. With `workers` > 1 the fingerprints are computed in that many spawned processes while
-    the parent reads the source and applies dedup and decontamination in source order.
+    the parent reads the source and applies dedup and decontamination in source order; with
+    `executor="ray"` they are tasks of the Ray cluster (the order-dependent part stays here: it is the
+    one writer of this stage, so it needs no claims).
     """
+    if executor not in EXECUTORS:
+        raise DistillError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     stage = StageDir(Path(out))
     stage.prepare(cfg.identity())
     _check_sources(stage, cfg)
@@ -149,11 +162,16 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
     quotas = cfg.quotas()
     first, shard, dedup = _resume_point(stage, cfg)
     with ExitStack() as stack:
-        if workers > 1:
+        if executor == "ray":
+            ray = ray_cluster()
+            remote, cfg_json = ray.remote(num_cpus=1)(_fingerprints_for), cfg.model_dump(mode="json")
+            ahead = 2 * max(workers, int(ray.cluster_resources().get("CPU", 1)))
+            fingerprint_all = lambda batches: _in_order(batches, lambda b: partial(ray.get, remote.remote(cfg_json, b)), ahead)  # noqa: E731
+        elif workers > 1:
             pool = stack.enter_context(
                 get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(cfg.model_dump(mode="json"), os.getpid()))
             )
-            fingerprint_all = lambda batches: _in_pool(pool, batches, ahead=2 * workers)  # noqa: E731
+            fingerprint_all = lambda batches: _in_order(batches, lambda b: pool.apply_async(_fingerprints, (b,)).get, 2 * workers)  # noqa: E731
         else:
             _init_worker(cfg.model_dump(mode="json"))
             fingerprint_all = lambda batches: ((b, _fingerprints(b)) for b in batches)  # noqa: E731
@@ -290,18 +308,19 @@ def _merge_removed(stage: StageDir, n_sources: int) -> None:
     _atomic(stage.path / REMOVED, write)
 
 
-def _in_pool(pool, batches: Iterator[list[dict]], ahead: int) -> Iterator[tuple[list[dict], list]]:
+def _in_order(batches: Iterator[list[dict]], submit, ahead: int) -> Iterator[tuple[list[dict], list]]:
     """(batch, fingerprints) in order, with at most `ahead` batches in flight: memory stays bounded
-    (`Pool.imap` would read the whole source ahead)."""
+    (`Pool.imap` would read the whole source ahead). `submit(batch)` starts a batch and returns the
+    call that waits for its result."""
     window: deque = deque()
     for batch in batches:
-        window.append((batch, pool.apply_async(_fingerprints, (batch,))))
+        window.append((batch, submit(batch)))
         if len(window) >= ahead:
-            b, res = window.popleft()
-            yield b, res.get()
+            b, result = window.popleft()
+            yield b, result()
     while window:
-        b, res = window.popleft()
-        yield b, res.get()
+        b, result = window.popleft()
+        yield b, result()
 
 
 def _totals(stats: list[dict]) -> dict:
