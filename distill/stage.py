@@ -100,14 +100,18 @@ class StageDir:
 
     def prepare(self, config: dict) -> None:
         """Record the stage config; refuse to resume into a directory made with a different one.
-        Also removes the temporary files of killed writers."""
+        Also removes the temporary files of killed writers, and unmarks damaged shards (once the
+        config is known to match: a refused call changes nothing)."""
         if self.path.exists() and not self.path.is_dir():
             raise DistillError(f"{self.path}: is a file, expected a stage directory")
         self.path.mkdir(parents=True, exist_ok=True)
         for leftover in remove_leftover_tmp(self.path):
             log.info("removed %s (left by a killed writer)", leftover)
         self._drop_abandoned_claims()
+        self._check_config(config)
         self._unmark_damaged()
+
+    def _check_config(self, config: dict) -> None:
         cfg_file = self.path / "config.json"
         new_hash = config_hash(config)
         if cfg_file.exists():
@@ -126,10 +130,16 @@ class StageDir:
         the stage regenerates it from its intact input, and nothing before that (a spend total, a source
         check) reads its stats. Every stage calls this through `prepare`: one repair for all of them."""
         for i in self.done_shards():
-            problem = self.damage(i)
-            if problem is not None:
-                log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
-                self.done_file(i).unlink(missing_ok=True)
+            self.unmark_if_damaged(i)
+
+    def unmark_if_damaged(self, i: int) -> bool:
+        """Remove done shard i's marker if the shard is damaged; whether it is still done and whole."""
+        problem = self.damage(i)
+        if problem is None:
+            return True
+        log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
+        self.done_file(i).unlink(missing_ok=True)
+        return False
 
     def _config_file(self) -> dict:
         cfg_file = self.path / "config.json"
@@ -423,12 +433,8 @@ def _run_one(stage: StageDir, task: ShardTask, i: int) -> dict | str | None:
     with stage.claim(i) as mine:
         if not mine:
             return HELD
-        if stage.is_done(i):
-            problem = stage.damage(i)
-            if problem is None:
-                return None
-            log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
-            stage.done_file(i).unlink(missing_ok=True)
+        if stage.is_done(i) and stage.unmark_if_damaged(i):
+            return None
         start = time.time()
         stats = task(i)
         stats = {"shard": i, **stats, "seconds": round(time.time() - start, 3)}

@@ -1,6 +1,12 @@
-"""A real two-node Ray cluster on 127.0.0.1 for tests: a head and a second node, each its own `ray start
+"""A real two-node Ray cluster on this machine for tests: a head and a second node, each its own `ray start
 --block` process tree in its own session, so the test can kill the second node's raylet and, at the end,
-every process either tree started (never `ray stop`, which would stop other users' clusters too)."""
+every process either tree started (never `ray stop`, which would stop other users' clusters too).
+
+Addressed as 127.0.0.1; Ray (2.60) itself rewrites a loopback address to the host's own IP in every
+driver (`services.resolve_ip_for_localhost`), so the nodes register under that address: a cluster
+whose nodes say `--node-ip-address=127.0.0.1` cannot be joined by a driver. Token authentication is
+off for this private cluster (`RAY_AUTH_MODE=disabled`): the default token lives in ~/.ray, shared with
+any other cluster of this user."""
 
 from __future__ import annotations
 
@@ -34,10 +40,10 @@ class TwoNodes:
         self.sessions: list[int] = []
 
     def env(self) -> dict:
-        return {**os.environ, **FAST_HEALTH, "RAY_ADDRESS": self.address, "RAY_USAGE_STATS_ENABLED": "0"}
+        return {**os.environ, **FAST_HEALTH, "RAY_ADDRESS": self.address, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
     def _start(self, *args: str, log: str) -> subprocess.Popen:
-        proc = subprocess.Popen([RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--num-cpus={self.cpus}", "--num-gpus=0", *args],
+        proc = subprocess.Popen([RAY, "start", "--block", f"--num-cpus={self.cpus}", "--num-gpus=0", *args],
                                 stdout=open(self.tmp / log, "wb"), stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
         self.procs.append(proc)
         self.sessions.append(proc.pid)  # start_new_session: its pid is the session id of its whole tree
