@@ -49,21 +49,31 @@ class TwoNodes:
         self.sessions.append(proc.pid)  # start_new_session: its pid is the session id of its whole tree
         return proc
 
-    def start(self, timeout_s: float = 240) -> None:
+    def start(self, timeout_s: float = 300) -> None:
         self._start("--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.tmp / 'ray'}", log="head.log")
-        self._wait_nodes(1, timeout_s)
+        self._wait_started("head.log", timeout_s)
         self._start(f"--address={self.address}", log="node2.log")
+        self._wait_started("node2.log", timeout_s)
         self._wait_nodes(2, timeout_s)
 
+    def _wait_started(self, log: str, timeout_s: float) -> None:
+        """Until `ray start --block` says it is up (a driver connecting earlier can hang for minutes)."""
+        deadline = time.time() + timeout_s
+        while "block forever" not in (self.tmp / log).read_text(errors="replace"):
+            if any(p.poll() is not None for p in self.procs) or time.time() > deadline:
+                raise RuntimeError(f"ray start did not come up: {(self.tmp / log).read_text(errors='replace')[-2000:]}")
+            time.sleep(1)
+
     def _wait_nodes(self, n: int, timeout_s: float) -> None:
+        probe = "import ray; ray.init(log_to_driver=False); print(sum(x['Alive'] for x in ray.nodes()))"
         deadline = time.time() + timeout_s
         while time.time() < deadline:
-            if any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"ray start exited: {(self.tmp / 'head.log').read_text()[-2000:]}")
-            res = subprocess.run([sys.executable, "-c", "import ray; ray.init(log_to_driver=False); print(sum(x['Alive'] for x in ray.nodes()))"],
-                                 capture_output=True, text=True, env=self.env(), timeout=120)
-            if res.returncode == 0 and res.stdout.strip().splitlines()[-1:] == [str(n)]:
-                return
+            try:
+                res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=self.env(), timeout=120)
+                if res.returncode == 0 and res.stdout.strip().splitlines()[-1:] == [str(n)]:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
             time.sleep(2)
         raise RuntimeError(f"the cluster did not reach {n} nodes in {timeout_s} s")
 
