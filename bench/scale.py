@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/scale.py --size 8k 80k                    # two sizes and their ratios
     .venv/bin/python bench/scale.py --size 8k --kill-each-stage      # plus kill -9 once per stage, rerun, compare
-    .venv/bin/python bench/scale.py --size 80k 800k --readme         # and write the table into README.md
+    .venv/bin/python bench/scale.py --size 80k 800k --readme --json m.json   # and write the table into README.md
+    .venv/bin/python bench/scale.py --table-from m.json --readme     # the table of a finished run, again
 
 A size is a number of teacher traces. The mix, written as local JSONL sources: math word problems
 (85%: toy arithmetic behind a random story; 3% exact repeats (other punctuation), 3% near-repeats with one story word
@@ -292,10 +293,20 @@ def main() -> None:
     ap.add_argument("--kill-each-stage", action="store_true")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md")
     ap.add_argument("--json", type=Path, help="also write the measurements here")
+    ap.add_argument("--table-from", type=Path, help="print (and with --readme write) the table of a --json file instead of running")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(args.child[0], Path(args.child[1]), int(args.child[2]))
+        return
+    if args.table_from:
+        saved = json.loads(args.table_from.read_text())
+        results = {int(n): r for n, r in saved.items() if n.isdigit()}
+        header = saved.get("header") or f"bench/scale.py: {machine().split(', load')[0]}, {datetime.date.fromtimestamp(args.table_from.stat().st_mtime)}"
+        text = f"{header}\n{table(sorted(results), results)}"
+        print(text)
+        if args.readme:
+            write_readme(text)
         return
     import shutil
 
@@ -311,7 +322,7 @@ def main() -> None:
     text = f"{header}\n{table(sizes, results)}"
     print(text)
     if args.json:
-        args.json.write_text(json.dumps({str(n): r for n, r in results.items()}, indent=1))
+        args.json.write_text(json.dumps({"header": header, **{str(n): r for n, r in results.items()}}, indent=1))
     if args.readme:
         write_readme(text)
 

@@ -570,7 +570,8 @@ def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -
     """Yield each shard's stats as its Ray task finishes. A task whose node dies is retried elsewhere
     by Ray (3 times by default); the dead worker's claim is taken over as any abandoned claim is."""
     ray = ray_cluster()
-    remote = ray.remote(**options)(_run_one) if options else ray.remote(_run_one)
+    # SPREAD: shards are independent, so one per node before two on any (Ray packs the driver's node first)
+    remote = ray.remote(**{"scheduling_strategy": "SPREAD", **options})(_run_one)
     pending = [remote.remote(stage, task, i) for i in todo]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)

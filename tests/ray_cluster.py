@@ -11,10 +11,12 @@ any other cluster of this user."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +38,7 @@ class TwoNodes:
         self.tmp, self.cpus = tmp, cpus_per_node
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.ray_tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must fit in 107 bytes
         self.procs: list[subprocess.Popen] = []
         self.sessions: list[int] = []
 
@@ -50,7 +53,7 @@ class TwoNodes:
         return proc
 
     def start(self, timeout_s: float = 300) -> None:
-        self._start("--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.tmp / 'ray'}", log="head.log")
+        self._start("--head", f"--port={self.port}", "--include-dashboard=false", f"--temp-dir={self.ray_tmp}", log="head.log")
         self._wait_started("head.log", timeout_s)
         self._start(f"--address={self.address}", log="node2.log")
         self._wait_started("node2.log", timeout_s)
@@ -106,6 +109,7 @@ class TwoNodes:
         deadline = time.time() + 30
         while any(self.tree(s) for s in self.sessions) and time.time() < deadline:
             time.sleep(0.5)
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
         return [f"{p.pid} {p.name()}" for s in self.sessions for p in self.tree(s)]

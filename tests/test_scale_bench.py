@@ -21,6 +21,7 @@ def test_scale_bench_at_two_small_sizes_with_a_kill_in_each_stage(tmp_path):
                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     m = json.loads(out.read_text())
+    assert m["header"].startswith("bench/scale.py --size 400 800 --kill-each-stage")
     for size in ("400", "800"):
         for stage in STAGES:
             s = m[size][stage]
