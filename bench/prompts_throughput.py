@@ -1,13 +1,14 @@
 """Prompt import throughput and memory on synthetic sources: does a 1M-row source stream?
 
-    .venv/bin/python bench/prompts_throughput.py                       # 100k vs 500k rows, MinHash at 50k
-    .venv/bin/python bench/prompts_throughput.py --sizes 20000 100000 --minhash-rows 20000
+    .venv/bin/python bench/prompts_throughput.py                       # 100k vs 500k rows, near-dedup at 50k vs 200k
+    .venv/bin/python bench/prompts_throughput.py --sizes 20000 100000 --near-sizes 25000 100000
 
 Prints, in one run: rows/s and peak RSS of `distill prompts` (exact dedup + 8-gram decontamination
 against MATH-500 and AIME 2024, one worker) at each size, the peak-memory ratio of the largest size
 to the smallest (target, issue 11: <= 1.3: only the dedup keys grow with the input), the same file
-read by the raw library (`json.loads` per line, nothing else) for comparison, and the MinHash LSH
-index memory per kept problem (peak RSS with `dedup.near` minus without, over the kept problems).
+read by the raw library (`json.loads` per line, nothing else) for comparison, and near-dedup
+(`dedup.near`, MinHash LSH bands in the on-disk index) at two sizes: peak RSS, its ratio (flat: the
+index lives on disk) and the index's bytes on disk.
 Each measurement runs in its own process, so peaks do not mix.
 """
 
@@ -56,7 +57,8 @@ def _child(src: str, out: str, near: bool) -> None:
     t0 = time.perf_counter()
     totals = run(cfg, Path(out))
     seconds = time.perf_counter() - t0
-    print(json.dumps({"seconds": seconds, "rows_in": totals["rows_in"], "rows_out": totals["rows_out"], "peak_mb": _peak_mb()}))
+    index = sum(f.stat().st_size for f in Path(out, "state").glob("dedup.sqlite*"))
+    print(json.dumps({"seconds": seconds, "rows_in": totals["rows_in"], "rows_out": totals["rows_out"], "peak_mb": _peak_mb(), "index_mb": index / 2**20}))
 
 
 def _raw(src: str) -> None:
@@ -84,7 +86,7 @@ def _measure(*args: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 500_000])
-    ap.add_argument("--minhash-rows", type=int, default=50_000)
+    ap.add_argument("--near-sizes", type=int, nargs=2, default=[50_000, 200_000])
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--raw", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -96,30 +98,28 @@ def main() -> None:
         return
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared cores slow the rows/s, not the memory)")
-    rows = []
+    rows, near = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in sorted(set(args.sizes) | {args.minhash_rows}):
+        for n in sorted(set(args.sizes) | set(args.near_sizes)):
             src = Path(tmp) / f"src-{n}.jsonl"
             write_source(src, n)
             if n in args.sizes:
-                m = _measure("--child", str(src), f"{tmp}/out-{n}", "exact")
-                raw = _measure("--raw", str(src))
-                rows.append((n, m, raw))
-            if n == args.minhash_rows:
-                exact = m if n in args.sizes else _measure("--child", str(src), f"{tmp}/exact-{n}", "exact")
-                near = _measure("--child", str(src), f"{tmp}/near-{n}", "near")
+                rows.append((n, _measure("--child", str(src), f"{tmp}/out-{n}", "exact"), _measure("--raw", str(src))))
+            if n in args.near_sizes:
+                near.append((n, _measure("--child", str(src), f"{tmp}/near-{n}", "near")))
+            src.unlink()
         print(f"\n{'rows':>9} {'rows/s':>9} {'peak MB':>9} {'raw json rows/s':>16} {'raw peak MB':>12} {'kept':>9}")
         for n, m, raw in rows:
             print(f"{n:>9,} {m['rows_in'] / m['seconds']:>9,.0f} {m['peak_mb']:>9,.0f} {raw['rows_in'] / raw['seconds']:>16,.0f} {raw['peak_mb']:>12,.0f} {m['rows_out']:>9,}")
         (n0, m0, _), (n1, m1, _) = rows[0], rows[-1]
         ratio = m1["peak_mb"] / m0["peak_mb"]
         print(f"\npeak memory {n1:,} / {n0:,} rows: {ratio:.2f} (target <= 1.3) -> {'PASS' if ratio <= 1.3 else 'FAIL'}")
-        per = (near["peak_mb"] - exact["peak_mb"]) * 1024 * 1024 / max(1, near["rows_out"])
-        print(
-            f"MinHash LSH (128 permutations, threshold 0.8) at {args.minhash_rows:,} rows: peak {near['peak_mb']:,.0f} MB vs "
-            f"{exact['peak_mb']:,.0f} MB exact only -> {per:,.0f} bytes per kept problem; "
-            f"{near['rows_in'] / near['seconds']:,.0f} rows/s (1M kept problems: ~{per * 1e6 / 2**30:.1f} GiB)"
-        )
+        print(f"\nnear-dedup (MinHash 128 permutations, threshold 0.8, index on disk)\n{'rows':>9} {'rows/s':>9} {'peak MB':>9} {'index MB on disk':>17} {'kept':>9}")
+        for n, m in near:
+            print(f"{n:>9,} {m['rows_in'] / m['seconds']:>9,.0f} {m['peak_mb']:>9,.0f} {m['index_mb']:>17,.1f} {m['rows_out']:>9,}")
+        (n0, m0), (n1, m1) = near
+        ratio = m1["peak_mb"] / m0["peak_mb"]
+        print(f"near-dedup peak memory {n1:,} / {n0:,} rows: {ratio:.2f} (target: flat, <= 1 GiB at 1M) -> {'PASS' if ratio <= 1.3 and m1['peak_mb'] <= 1024 else 'FAIL'}")
 
 
 if __name__ == "__main__":

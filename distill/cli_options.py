@@ -16,3 +16,4 @@ OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output stage di
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")]
 RankOpt = Annotated[int, typer.Option("--rank", min=0, help="This worker's index among --world-size (e.g. $SLURM_ARRAY_TASK_ID).")]
 WorldSizeOpt = Annotated[int, typer.Option("--world-size", min=1, help="Number of cooperating workers; shards are split rank::world_size.")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process or a pool) | ray (tasks of the Ray cluster at $RAY_ADDRESS).")]

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import yaml
 
+from distill.config import load_yaml
 from distill.errors import DistillError
 from distill.pipeline import CURATED, EVAL, KD, PROMPTS, REPORT, SFT, TRACES
 from distill.stage import StageDir
@@ -192,7 +192,7 @@ def eval_model(path: Path) -> Line:
 
 def _pipeline(run_dir: Path) -> dict:
     f = run_dir / "pipeline.yaml"
-    return (yaml.safe_load(f.read_text()) or {}) if f.exists() else {}
+    return (load_yaml(f) or {}) if f.exists() else {}
 
 
 def run_lines(run_dir: Path) -> list[tuple[str, list[Line]]]:

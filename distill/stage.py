@@ -101,13 +101,18 @@ class StageDir:
 
     def prepare(self, config: dict) -> None:
         """Record the stage config; refuse to resume into a directory made with a different one.
-        Also removes the temporary files of killed writers."""
+        Also removes the temporary files of killed writers, and unmarks damaged shards (once the
+        config is known to match: a refused call changes nothing)."""
         if self.path.exists() and not self.path.is_dir():
             raise DistillError(f"{self.path}: is a file, expected a stage directory")
         self.path.mkdir(parents=True, exist_ok=True)
         for leftover in remove_leftover_tmp(self.path):
             log.info("removed %s (left by a killed writer)", leftover)
         self._drop_abandoned_claims()
+        self._check_config(config)
+        self._unmark_damaged()
+
+    def _check_config(self, config: dict) -> None:
         cfg_file = self.path / "config.json"
         new_hash = config_hash(config)
         if cfg_file.exists():
@@ -120,6 +125,22 @@ class StageDir:
                 )
             return
         write_json(cfg_file, {"hash": new_hash, "config": config})
+
+    def _unmark_damaged(self) -> None:
+        """Remove the done marker of every damaged shard (part or stats missing, unreadable or short), so
+        the stage regenerates it from its intact input, and nothing before that (a spend total, a source
+        check) reads its stats. Every stage calls this through `prepare`: one repair for all of them."""
+        for i in self.done_shards():
+            self.unmark_if_damaged(i)
+
+    def unmark_if_damaged(self, i: int) -> bool:
+        """Remove done shard i's marker if the shard is damaged; whether it is still done and whole."""
+        problem = self.damage(i)
+        if problem is None:
+            return True
+        log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
+        self.done_file(i).unlink(missing_ok=True)
+        return False
 
     def _config_file(self) -> dict:
         cfg_file = self.path / "config.json"
@@ -303,7 +324,8 @@ def _judge(lock: Path) -> tuple[bool, bytes | None]:
     """(abandoned?, the claim's content as judged; None if it was released meanwhile).
 
     A claim of this host is abandoned when its process is gone: the pid is dead, or alive but started
-    at another time than the claim recorded (the pid was reused). Elsewhere, when its heartbeat stopped.
+    at another time than the claim recorded (the pid was reused); a claim that recorded no start time
+    (an older version) when its heartbeat stopped. Elsewhere, when its heartbeat stopped.
     """
     try:
         content, age = _read_claim(lock)
@@ -318,7 +340,9 @@ def _judge(lock: Path) -> tuple[bool, bytes | None]:
     if not pid_alive(pid):
         return True, content
     started = holder.get("started")
-    return started is not None and proc_start(pid) not in (None, started), content
+    if started is None:  # written by an older version: a live pid proves nothing, the heartbeat does
+        return age > 2 * CLAIM_HEARTBEAT_S, content
+    return proc_start(pid) not in (None, started), content
 
 
 def _describe_claim(lock: Path) -> str:
@@ -398,6 +422,7 @@ def _exit_with(parent: int) -> None:
 
 ShardTask = Callable[[int], dict]
 
+EXECUTORS = ("local", "ray")
 HELD_WAIT_S = 60.0  # how long a stage waits for the shards other live workers hold before it fails
 HELD = "held"  # what `_run_one` returns for a shard whose claim another live worker holds
 
@@ -409,12 +434,8 @@ def _begin(stage: StageDir, i: int) -> ExitStack | str | None:
     with ExitStack() as held:
         if not held.enter_context(stage.claim(i)):
             return HELD
-        if stage.is_done(i):
-            problem = stage.damage(i)
-            if problem is None:
-                return None
-            log.warning("shard %d was marked done but is damaged (%s); regenerating it", i, problem)
-            stage.done_file(i).unlink(missing_ok=True)
+        if stage.is_done(i) and stage.unmark_if_damaged(i):
+            return None
         return held.pop_all()  # held on: the caller releases it
 
 
@@ -536,6 +557,8 @@ def run_shards(
     """
     if not 0 <= rank < world_size:
         raise DistillError(f"--rank {rank} must be in [0, --world-size {world_size})")
+    if executor not in EXECUTORS:
+        raise DistillError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     stage.plan(n_shards)
     mine = range(n_shards)[rank::world_size]
     todo = [i for i in mine if not stage.trusted(i)]
@@ -587,13 +610,21 @@ def run_shards(
     return sorted(results, key=lambda s: s["shard"])
 
 
-def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -> Iterator[dict | str | None]:
-    """Yield each shard's stats as its Ray task finishes."""
+def ray_cluster():
+    """The `ray` module, connected to the cluster at $RAY_ADDRESS (a local one if unset)."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
-    remote = ray.remote(**options)(_run_one) if options else ray.remote(_run_one)
+    return ray
+
+
+def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -> Iterator[dict | str | None]:
+    """Yield each shard's stats as its Ray task finishes. A task whose node dies is retried elsewhere
+    by Ray (3 times by default); the dead worker's claim is taken over as any abandoned claim is."""
+    ray = ray_cluster()
+    # SPREAD: shards are independent, so one per node before two on any (Ray packs the driver's node first)
+    remote = ray.remote(**{"scheduling_strategy": "SPREAD", **options})(_run_one)
     pending = [remote.remote(stage, task, i) for i in todo]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)

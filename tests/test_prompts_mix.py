@@ -127,6 +127,20 @@ def test_changed_source_is_refused_on_resume(tmp_path):
         run(cfg, tmp_path / "p")
 
 
+def test_same_size_replacement_with_restored_mtime_is_refused_on_resume(tmp_path):
+    src = _jsonl(tmp_path / "in.jsonl", [{"problem": f"Problem number {i}?", "answer": str(i)} for i in range(30)])
+    cfg = PromptsConfig(source=src, rows_per_shard=10)
+    run(cfg, tmp_path / "p")
+    StageDir(tmp_path / "p").done_file(2).unlink()
+    path = tmp_path / "in.jsonl"
+    st = path.stat()
+    _jsonl(path, [{"problem": f"Problem number {i}?", "answer": str(29 - i)} for i in range(30)])  # same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(DistillError, match=r"source 'in' .* changed since this stage started \(changed: sha256\)"):
+        run(cfg, tmp_path / "p")
+
+
 def test_empty_source_is_an_error_unless_allowed(tmp_path):
     empty = _jsonl(tmp_path / "empty.jsonl", [])
     with pytest.raises(DistillError, match=r"^source 'empty' .*: no problems: it has no rows \(set allow_empty: true"):

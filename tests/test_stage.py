@@ -169,6 +169,20 @@ def test_a_live_pid_of_another_process_is_not_the_holder(tmp_path):
         assert mine, "same pid, other start time: another process"
 
 
+def test_a_claim_without_start_time_on_a_live_pid_is_judged_by_its_heartbeat(tmp_path):
+    """An older version wrote no start time; its pid may now be any live process, so only the heartbeat tells."""
+    stage = StageDir(tmp_path / "s")
+    lock = stage.claim_file(0)
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": 0}))
+    with stage.claim(0) as mine:
+        assert not mine, "heartbeat fresh: respected"
+    old = time.time() - 3 * distill.stage.CLAIM_HEARTBEAT_S
+    os.utime(lock, (old, old))
+    with stage.claim(0) as mine:
+        assert mine, "heartbeat stopped: taken over although the pid is alive"
+
+
 def test_shards_held_elsewhere_fail_the_stage_naming_them_and_status_shows_them(tmp_path, monkeypatch):
     monkeypatch.setattr(distill.stage, "HELD_WAIT_S", 0.3)
     from typer.testing import CliRunner

@@ -108,3 +108,19 @@ def test_mistake_rates_match_the_config():
     assert abs(counts["wrong"] / n - cfg.wrong_answer) < 0.03
     assert abs(counts["no_close"] / n - cfg.missing_think_close) < 0.02
     assert abs(counts["cut"] / n - (cfg.repetition + cfg.truncation)) < 0.02
+
+
+def test_r1_like_lengths_are_heavy_tailed_readable_and_still_correct():
+    from distill.filter.checks import repetition
+    from distill.verify.math import verify_math
+
+    clean = ToyTeacherConfig(wrong_answer=0, self_correction=0, missing_think_close=0, repetition=0, language_switch=0, truncation=0)
+    long = clean.model_copy(update={"think_median_tokens": 1000, "think_p99_tokens": 8000})
+    rng = random.Random(0)
+    traces = [write_trace("What is 47 + 38?", rng, long, 16384) for _ in range(400)]
+    lengths = sorted(count_tokens(t) for t, _ in traces)
+    assert 700 < lengths[200] < 1400, "median near the configured one"
+    assert lengths[396] > 4 * lengths[200], "a heavy tail"
+    assert all(f == "stop" and repetition(t) is None for t, f in traces), "re-checks are not a loop"
+    assert all(verify_math(t, "85").correct for t, _ in traces[:20])
+    assert write_trace("What is 47 + 38?", random.Random(1), clean, 64) == write_trace("What is 47 + 38?", random.Random(1), long.model_copy(update={"think_median_tokens": None}), 64)

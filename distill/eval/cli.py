@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.cli_options import ConfigOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, ExecutorOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
 from distill.errors import DistillError
 
 
@@ -57,6 +57,7 @@ def eval_cmd(
     workers: WorkersOpt = 1,
     rank: RankOpt = 0,
     world_size: WorldSizeOpt = 1,
+    executor: ExecutorOpt = "local",
 ) -> None:
     """Evaluate one model: k samples per problem (T=0.6, top-p 0.95, `<think>` prefix), every sample kept.
 
@@ -120,7 +121,7 @@ def eval_cmd(
         cfg = parse(EvalConfig, data, config or "config")
         spec = parse(ModelSpec, {**own, "name": name or Path(output).name, "backend": backend, "model": model,
                                  "baseline": baseline, "r1_reference": r1_reference}, config or "command line")
-        results.append(run(cfg, spec, output, workers=workers, rank=rank, world_size=world_size))
+        results.append(run(cfg, spec, output, workers=workers, rank=rank, world_size=world_size, executor=executor))
     for scores in results:
         for bench, s in scores.get("benchmarks", {}).items():
             lo, hi = s["pass@1_ci95"]

@@ -148,7 +148,7 @@ def _plan(cfg: EvalConfig, specs: list[BenchmarkSpec], counts: dict[str, int]) -
     return shards
 
 
-def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank: int = 0, world_size: int = 1) -> dict:
+def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank: int = 0, world_size: int = 1, executor: str = "local") -> dict:
     """Sample, keep and score; return the scores (also written to out/scores.json).
 
     With rank/world_size, this worker runs its share of shards; scores are written by whichever
@@ -190,7 +190,8 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
         workers = 1  # one engine takes the model's GPUs; a second worker would share them
     try:
         run_shards(stage, len(shards), EvalShards(str(out), model.model_dump(mode="json")),
-                   workers=workers, rank=rank, world_size=world_size, desc=f"eval {model.name}")
+                   workers=workers, rank=rank, world_size=world_size, desc=f"eval {model.name}", executor=executor,
+                   ray_options={"num_gpus": model.vllm.tensor_parallel_size} if model.backend == "vllm" else {"num_cpus": 1})
     finally:
         engines.release()  # the next model's engine must not start while this one holds the device
         _close_scoring_pool()

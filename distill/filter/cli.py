@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, ExecutorOpt, InputOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
 from distill.config import load
 from distill.filter.config import FilterConfig
 from distill.filter.stage import run
@@ -20,8 +20,9 @@ def filter_cmd(
     workers: WorkersOpt = 1,
     rank: RankOpt = 0,
     world_size: WorldSizeOpt = 1,
+    executor: ExecutorOpt = "local",
 ) -> None:
     """Verify, check and select teacher traces; kept rows get SFT messages, rejected rows keep their reason."""
     cfg = load(FilterConfig, config, set)
-    totals = run(cfg, input, output, workers=workers, rank=rank, world_size=world_size)
+    totals = run(cfg, input, output, workers=workers, rank=rank, world_size=world_size, executor=executor)
     typer.echo(json.dumps(totals, sort_keys=True), err=True)

@@ -216,7 +216,7 @@ def _groups(rows: list[dict], kept: list[dict], rejected: list[dict], key: str) 
     return out
 
 
-def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int = 0, world_size: int = 1) -> dict:
+def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int = 0, world_size: int = 1, executor: str = "local") -> dict:
     """Curate every shard of the traces stage `inp` into `out`; returns the totals over all done shards."""
     src = StageDir(Path(inp))
     n_shards = src.require_complete("generate")
@@ -224,7 +224,7 @@ def run(cfg: FilterConfig, inp: Path, out: Path, *, workers: int = 1, rank: int 
     stage.prepare({**cfg.model_dump(), "input_config": src.config_hash()})
     task = partial(filter_shard, inp=str(src.path), out=str(stage.path), cfg=cfg.model_dump())
     try:
-        run_shards(stage, n_shards, task, workers=workers, rank=rank, world_size=world_size, desc="filter")
+        run_shards(stage, n_shards, task, workers=workers, rank=rank, world_size=world_size, desc="filter", executor=executor)
     finally:
         engines.release()  # the judge's engine, if this process started one: SFT comes next
     return totals(stage.stats())

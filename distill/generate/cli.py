@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
-from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, ExecutorOpt, InputOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
 from distill.config import load
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import run
 
-ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process or a pool) | ray (tasks of $RAY_ADDRESS).")]
 LeaveHeldOpt = Annotated[bool, typer.Option("--leave-held", help="Exit 0 when the only unfinished shards are held by other live workers (Slurm array tasks).")]
 
 

@@ -296,8 +296,6 @@ def run(
     worker processes each run an engine.
     """
     global _PROGRESS
-    if executor not in ("local", "ray"):
-        raise DistillError(f"--executor must be 'local' or 'ray', got {executor!r}")
     src, stage = StageDir(inp), StageDir(out)
     n_shards = src.require_complete("prompts")
     stage.prepare({**cfg.identity(), "input_config": src.config_hash() or str(Path(inp).resolve())})

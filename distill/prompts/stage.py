@@ -20,6 +20,7 @@ import pickle
 import shutil
 from collections import Counter, deque
 from contextlib import ExitStack
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
@@ -28,10 +29,10 @@ from distill.errors import DistillError
 from distill.io import _atomic, read_json, tmp_path, write_bytes, write_json, write_parquet
 from distill.prompts.config import PromptsConfig
 from distill.prompts.decontam import Decontaminator, benchmark_problems
-from distill.prompts.dedup import Deduplicator, exact_key, minhash
+from distill.prompts.dedup import Deduplicator, band_keys, exact_key
 from distill.prompts.sources import SourceReader, fingerprint, identity
 from distill.records import PROBLEM, to_table
-from distill.stage import StageDir, die_with_parent
+from distill.stage import EXECUTORS, StageDir, die_with_parent, ray_cluster
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,16 @@ def _init_pool_worker(cfg: dict, parent: int) -> None:
     _init_worker(cfg)
 
 
-def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, tuple[str, str] | None]]:
-    """(exact key, MinHash or None, (matched benchmark problem, shared n-gram) or None) of each row.
+def _fingerprints_for(cfg: dict, rows: list[dict]) -> list:
+    """`_fingerprints` in a Ray worker, which sets its state up on its first batch of this config."""
+    if _worker.get("json") != cfg:
+        _init_worker(cfg)
+        _worker["json"] = cfg
+    return _fingerprints(rows)
+
+
+def _fingerprints(rows: list[dict]) -> list[tuple[int, list[int] | None, tuple[str, str] | None]]:
+    """(exact key, LSH band keys or None, (matched benchmark problem, shared n-gram) or None) of each row.
 
     This is the costly, order-free part (~0.2 ms exact + n-grams, ~0.6 ms more with MinHash per
     problem), so it runs in worker processes; the order-dependent lookups stay in the parent.
@@ -71,8 +80,8 @@ def _fingerprints(rows: list[dict]) -> list[tuple[bytes, object, tuple[str, str]
     cfg, decon = _worker["cfg"], _worker["decon"]
     out = []
     for r in rows:
-        mh = minhash(r["prompt"], cfg.dedup.num_perm) if cfg.dedup.near else None
-        out.append((exact_key(r["prompt"]), mh, decon.evidence(r["prompt"]) if decon is not None else None))
+        near = band_keys(r["prompt"], cfg.dedup.threshold, cfg.dedup.num_perm) if cfg.dedup.near else None
+        out.append((exact_key(r["prompt"]), near, decon.evidence(r["prompt"]) if decon is not None else None))
     return out
 
 
@@ -99,7 +108,7 @@ def _check_sources(stage: StageDir, cfg: PromptsConfig) -> None:
     prints = {}
     for k, src in enumerate(cfg.sources):
         before = old.get(src.label)
-        prints[src.label] = fingerprint(src, before)
+        prints[src.label] = fingerprint(src)
         if before is not None and (src.label in written or _checkpoint(stage, k).exists()):
             changed = _changed(identity(before), identity(prints[src.label]))
             if changed:
@@ -133,14 +142,18 @@ def _guarded(rows: Iterator[dict], label: str, src: str) -> Iterator[dict]:
         raise DistillError(f"source '{label}' ({src}): {type(e).__name__}: {msg}") from None
 
 
-def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
+def run(cfg: PromptsConfig, out: Path, *, workers: int = 1, executor: str = "local") -> dict:
     """Write the problems of every source of the mix to the stage directory `out`; return the stage totals.
 
     Sources are read in order; each writes its own shards, and when it is finished the dedup index
     is checkpointed, so a rerun after a failure in source k neither rereads nor rewrites sources
     before k. With `workers` > 1 the fingerprints are computed in that many spawned processes while
-    the parent reads the source and applies dedup and decontamination in source order.
+    the parent reads the source and applies dedup and decontamination in source order; with
+    `executor="ray"` they are tasks of the Ray cluster (the order-dependent part stays here: it is the
+    one writer of this stage, so it needs no claims).
     """
+    if executor not in EXECUTORS:
+        raise DistillError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     stage = StageDir(Path(out))
     stage.prepare(cfg.identity())
     _check_sources(stage, cfg)
@@ -150,17 +163,24 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1) -> dict:
     quotas = cfg.quotas()
     first, shard, dedup = _resume_point(stage, cfg)
     with ExitStack() as stack:
-        if workers > 1:
+        if executor == "ray":
+            ray = ray_cluster()
+            remote, cfg_json = ray.remote(num_cpus=1)(_fingerprints_for), cfg.model_dump(mode="json")
+            ahead = 2 * max(workers, int(ray.cluster_resources().get("CPU", 1)))
+            fingerprint_all = lambda batches: _in_order(batches, lambda b: partial(ray.get, remote.remote(cfg_json, b)), ahead)  # noqa: E731
+        elif workers > 1:
             pool = stack.enter_context(
                 get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(cfg.model_dump(mode="json"), os.getpid()))
             )
-            fingerprint_all = lambda batches: _in_pool(pool, batches, ahead=2 * workers)  # noqa: E731
+            fingerprint_all = lambda batches: _in_order(batches, lambda b: pool.apply_async(_fingerprints, (b,)).get, 2 * workers)  # noqa: E731
         else:
             _init_worker(cfg.model_dump(mode="json"))
             fingerprint_all = lambda batches: ((b, _fingerprints(b)) for b in batches)  # noqa: E731
+        stack.callback(dedup.close)
         for k in range(first, len(cfg.sources)):
             shard = _run_source(stage, cfg, k, quotas[k], shard, dedup, fingerprint_all)
-            write_bytes(_checkpoint(stage, k), pickle.dumps({"next_shard": shard, "dedup": dedup}, protocol=5))
+            dedup.commit()
+            write_bytes(_checkpoint(stage, k), pickle.dumps({"next_shard": shard, "index_keys": dedup.keys_through(k)}, protocol=5))
     if shard == 0:  # every source empty, and allowed to be: one empty shard, so later stages see a finished stage
         write_parquet(to_table([], PROBLEM), stage.part(0))
         stage.finish(0, {"shard": 0, "rows_in": 0, "rows_out": 0, "rejected": {}, "contaminated_by": {}})
@@ -177,7 +197,12 @@ def _checkpoint(stage: StageDir, k: int) -> Path:
 
 
 def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Deduplicator]:
-    """(first source to read, its first shard, the dedup index of everything kept before it)."""
+    """(first source to read, its first shard, the dedup index of everything kept before it).
+
+    The checkpoint is a few bytes: the index itself is `state/dedup.sqlite`, whose keys carry the source
+    that added them, so what a killed source had added is dropped here."""
+    d = cfg.dedup
+    dedup = Deduplicator(stage.path / "state" / "dedup.sqlite", d.exact, d.near)
     for k in reversed(range(len(cfg.sources))):
         ckpt = _checkpoint(stage, k)
         if ckpt.exists() and (stage.path / "removed" / f"{k:03d}.jsonl").exists():
@@ -185,11 +210,13 @@ def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Dedupl
                 state = pickle.loads(ckpt.read_bytes())
             except Exception:  # a torn checkpoint: fall back to an earlier one
                 continue
-            if all(stage.trusted(i) for i in range(state["next_shard"])):
+            # an index that lost keys (deleted, or a checkpoint of an older version) cannot judge what follows
+            if state.get("index_keys") == dedup.keys_through(k) and all(stage.trusted(i) for i in range(state["next_shard"])):
                 log.info("prompts: sources 1-%d already written, resuming at source %d", k + 1, k + 2)
-                return k + 1, state["next_shard"], state["dedup"]
-    d = cfg.dedup
-    return 0, 0, Deduplicator(d.exact, d.near, d.threshold, d.num_perm)
+                dedup.forget_from(k + 1)
+                return k + 1, state["next_shard"], dedup
+    dedup.forget_from(0)
+    return 0, 0, dedup
 
 
 def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, shard: int, dedup: Deduplicator, fingerprint_all) -> int:
@@ -224,9 +251,11 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
     removed_path = stage.path / "removed" / f"{k:03d}.jsonl"
     removed_tmp = tmp_path(removed_path)
     removed_tmp.parent.mkdir(parents=True, exist_ok=True)
+    dedup.source = k
     with open(removed_tmp, "w", encoding="utf-8") as removed:  # streamed to disk: duplicates can be most of a crawl
         for batch, prints in fingerprint_all(_batches(_guarded(iter(reader), label, src.source), BATCH)):
-            for row, (key, mh, bench) in zip(batch, prints):
+            dedup.commit()
+            for row, (key, near, bench) in zip(batch, prints):
                 if quota is not None and kept >= quota:
                     break
                 rows_in += 1
@@ -238,7 +267,7 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
                     hit = ("contaminated", bench)
                     by_benchmark[bench.split("/")[0]] += 1
                 else:
-                    hit = dedup.check(row["id"], key, mh)
+                    hit = dedup.check(row["id"], key, near)
                 if hit is not None:
                     reason, match = hit
                     counts[reason] += 1
@@ -282,18 +311,19 @@ def _merge_removed(stage: StageDir, n_sources: int) -> None:
     _atomic(stage.path / REMOVED, write)
 
 
-def _in_pool(pool, batches: Iterator[list[dict]], ahead: int) -> Iterator[tuple[list[dict], list]]:
+def _in_order(batches: Iterator[list[dict]], submit, ahead: int) -> Iterator[tuple[list[dict], list]]:
     """(batch, fingerprints) in order, with at most `ahead` batches in flight: memory stays bounded
-    (`Pool.imap` would read the whole source ahead)."""
+    (`Pool.imap` would read the whole source ahead). `submit(batch)` starts a batch and returns the
+    call that waits for its result."""
     window: deque = deque()
     for batch in batches:
-        window.append((batch, pool.apply_async(_fingerprints, (batch,))))
+        window.append((batch, submit(batch)))
         if len(window) >= ahead:
-            b, res = window.popleft()
-            yield b, res.get()
+            b, result = window.popleft()
+            yield b, result()
     while window:
-        b, res = window.popleft()
-        yield b, res.get()
+        b, result = window.popleft()
+        yield b, result()
 
 
 def _totals(stats: list[dict]) -> dict:

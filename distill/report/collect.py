@@ -12,8 +12,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-import yaml
 
+from distill.config import load_yaml
 from distill.eval.compare import compare, foreign_agreement
 from distill.eval.stage import SCORE_COLUMNS, load_samples
 from distill.kd.report import kd_table
@@ -85,7 +85,7 @@ def pipeline_models(run_dir: Path) -> dict[str, dict]:
     f = run_dir / "pipeline.yaml"
     if not f.exists():
         return {}
-    data = yaml.safe_load(f.read_text()) or {}
+    data = load_yaml(f) or {}
     models = (data.get("eval") or {}).get("models") or []
     return {m["name"]: m for m in models if isinstance(m, dict) and "name" in m}
 

@@ -22,6 +22,7 @@ missing `</think>`, a runaway repetition loop, a switch into Chinese, and a trac
 
 from __future__ import annotations
 
+import math
 import random
 import re
 
@@ -46,6 +47,10 @@ class ToyTeacherConfig(Config):
     repetition: float = Field(0.04, ge=0, le=1, description="a line repeats until the token limit")
     language_switch: float = Field(0.04, ge=0, le=1, description="the column steps are written in Chinese")
     truncation: float = Field(0.03, ge=0, le=1, description="the trace stops mid-way at the token limit")
+    think_median_tokens: int | None = Field(
+        None, ge=1, description="R1-like lengths: pad each arith/code reasoning with re-checks to a log-normal token count of this median (None: short traces)"
+    )
+    think_p99_tokens: int = Field(16000, ge=1, description="99th percentile of that log-normal (R1: a heavy tail up to the 32k limit)")
 
 
 def count_tokens(text: str) -> int:
@@ -54,8 +59,11 @@ def count_tokens(text: str) -> int:
 
 
 def _truncate(text: str, max_tokens: int) -> str:
-    ends = [m.end() for m in _TOKEN.finditer(text)]
-    return text if len(ends) <= max_tokens else text[: ends[max_tokens - 1]]
+    """The first `max_tokens` tokens of `text` (stops scanning there: R1-long traces are cut often)."""
+    for n, m in enumerate(_TOKEN.finditer(text), start=1):
+        if n == max_tokens:
+            return text[: m.end()]
+    return text
 
 
 def _columns(a: int, op: str, b: int) -> list[tuple[str, int]]:
@@ -125,9 +133,9 @@ def write_trace(prompt: str, rng: random.Random, cfg: ToyTeacherConfig, max_toke
     if task == "chat" or not thinking:
         completion = _direct(prompt, task, mistake)
     elif task == "code":
-        completion = _code_trace(prompt, mistake, rng, max_tokens)
+        completion = _code_trace(prompt, mistake, rng, max_tokens, cfg)
     else:
-        completion = _arith_trace(prompt, mistake, rng, max_tokens)
+        completion = _arith_trace(prompt, mistake, rng, max_tokens, cfg)
     if mistake == "truncation":
         n = count_tokens(completion)
         return _truncate(completion, max(1, rng.randrange(n // 2, n))), "length"
@@ -157,7 +165,41 @@ def _program(a: int, b: int) -> str:
     return f"```python\nn = int(input())\nprint(n * {a} + {b})\n```"
 
 
-def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int) -> str:
+_CHARS_PER_TOKEN = 2.4  # of these lines, by `count_tokens` (digits count one each); counting each line costs 3x more
+_MUSINGS = (
+    "Hmm, let me look at {x} and {y} another way: {x} + {y} = {s}, and {s} - {y} = {x}.",
+    "Alternatively, split {x} as {h} + {r}; then {h} + {y} = {hy} and {hy} + {r} = {s}.",
+    "Wait, is {x} times {k} equal to {xk}? {x} + {x} is {x2}, so yes, {k} of them make {xk}.",
+    "Let me double-check with rounding: {x} is about {xr} and {y} is about {yr}, so roughly {sr}.",
+    "Another check: {s} is {par}, and {x} + {y} has the parity of {px} plus {py}.",
+    "I could also count up from {y}: {y}, then {y1}, then {y2}, and so on up to {s}.",
+    "So far nothing contradicts the first computation; the digits of {s} sum to {ds}.",
+)
+
+
+def _musings(a: int, b: int, rng: random.Random, cfg: ToyTeacherConfig, max_tokens: int) -> list[str]:
+    """R1-style re-checks (true arithmetic, varied wording and numbers: not a loop the filter rejects),
+    about as many tokens as a log-normal draw of median `think_median_tokens`, in paragraphs; never
+    much past `max_tokens`, where the trace is cut anyway."""
+    if cfg.think_median_tokens is None:
+        return []
+    sigma = math.log(max(cfg.think_p99_tokens, cfg.think_median_tokens + 1) / cfg.think_median_tokens) / 2.326
+    want = min(rng.lognormvariate(math.log(cfg.think_median_tokens), sigma), max_tokens + 1)
+    lines, chars = [], 0
+    while chars < want * _CHARS_PER_TOKEN:
+        x, y, k = a + rng.randrange(100), b + rng.randrange(100), rng.randrange(2, 10)
+        s, h = x + y, x - x % 10
+        line = rng.choice(_MUSINGS).format(
+            x=x, y=y, s=s, h=h, r=x - h, hy=h + y, k=k, xk=x * k, x2=2 * x, xr=round(x, -1), yr=round(y, -1),
+            sr=round(x, -1) + round(y, -1), par="even" if s % 2 == 0 else "odd", px=x % 2, py=y % 2, y1=y + 1, y2=y + 2,
+            ds=sum(map(int, str(s))),
+        )
+        lines.append(line + ("\n" if rng.random() < 0.25 else ""))  # a blank line now and then: paragraphs
+        chars += len(line)
+    return lines
+
+
+def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
     """Reasoning about the formula, a check on the first test input, then the program."""
     a, b = parse_code_prompt(prompt)
     x = int(CODE_TEST_INPUTS[0])
@@ -167,6 +209,7 @@ def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens
     if mistake == "self_correction":
         lines.append(f"Wait, the problem says plus {b}, not {written}. The formula is n * {a} + {b}.")
         written = b
+    lines += _musings(a, b, rng, cfg, max_tokens)
     lines.append(f"Check with n = {x}: {x} * {a} = {x * a}, plus {written} is {x * a + written}.")
     if mistake == "repetition":
         lines += [f"Let me check n * {a} + {written} again."] * (max_tokens // 4 + 1)
@@ -176,7 +219,7 @@ def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens
     return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(a, written)
 
 
-def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int) -> str:
+def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
     a, op, b = parse_prompt(prompt)
     truth = solve(a, op, b)
 
@@ -197,6 +240,7 @@ def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_token
         if mistake == "language_switch":
             line = line.replace("Write", "写").replace("carry", "进").replace("borrow", "借")
         lines.append(line)
+    lines += _musings(a, b, rng, cfg, max_tokens)
     lines.append(f"So {a} {op} {b} = {answer}.")
     if mistake == "repetition":
         lines += [f"Let me check {a} {op} {b} again."] * (max_tokens // 4 + 1)
