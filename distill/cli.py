@@ -140,7 +140,7 @@ def plan_cmd(
 @app.command("status")
 def status_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/toy.")]) -> None:
     """Show each stage's progress in a run directory."""
-    from distill.pipeline import print_status
+    from distill.status import print_status
 
     print_status(run_dir)
 

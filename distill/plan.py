@@ -21,7 +21,8 @@ from rich.table import Table
 
 from distill.errors import DistillError
 from distill.filter.stage import totals as filter_totals
-from distill.pipeline import CURATED, TRACES, PipelineConfig
+from distill.layout import CURATED, TRACES
+from distill.pipeline import PipelineConfig
 from distill.pricing import Price
 from distill.stage import StageDir
 

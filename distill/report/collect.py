@@ -17,7 +17,7 @@ import yaml
 from distill.eval.compare import compare, foreign_agreement
 from distill.eval.stage import SCORE_COLUMNS, load_samples
 from distill.kd.report import kd_table
-from distill.pipeline import CURATED, EVAL, SFT
+from distill.layout import CURATED, EVAL, SFT
 from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
