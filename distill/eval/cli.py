@@ -79,6 +79,9 @@ def eval_cmd(
         data = load_yaml(config) if config is not None else {}
         if benchmark:
             data["benchmarks"] = list(benchmark)
+        if "benchmarks" not in data and backend != "toy":
+            # the config's default is the toy world's toy_arith: never a silent choice for a real model
+            raise DistillError(f"--benchmark is required to evaluate {model} (e.g. --benchmark aime24; the specs are in evals/)")
         if grading is not None:
             data["grading"] = grading
         apply_overrides(data, overrides or [])

@@ -35,6 +35,7 @@ from distill.generate.config import RUNTIME_ONLY, BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
 from distill.generate.stream import ChunkedRun, Job
+from distill.hub import require_model
 from distill.io import read_parquet, write_json, write_parquet
 from distill.records import EVAL_SAMPLE, PROBLEM, conform, content_id, to_table
 from distill.stage import StageDir, run_shards
@@ -153,6 +154,8 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     """
     out = Path(out)
     stage = StageDir(out)
+    if model.backend in ("transformers", "vllm"):
+        require_model(model.model, f"model {model.name}")  # before the output directory is made
     try:
         check_fits_all(cfg, model)
     except ValueError as e:

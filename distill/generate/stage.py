@@ -34,6 +34,7 @@ from distill.generate.config import GenerateConfig
 from distill.generate.progress import RowProgress
 from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for, split_think
 from distill.generate.stream import ChunkedRun, Job
+from distill.hub import require_model
 from distill.io import read_parquet, read_parquets, write_parquet
 from distill.records import PROBLEM, TRACE, conform, to_json
 from distill.stage import StageDir, run_shards
@@ -284,6 +285,8 @@ def run(
         raise DistillError(f"--executor must be 'local' or 'ray', got {executor!r}")
     src, stage = StageDir(inp), StageDir(out)
     n_shards = src.require_complete("prompts")
+    if cfg.backend in ("transformers", "vllm"):
+        require_model(cfg.model, "teacher")  # before the output directory is made
     stage.prepare({**cfg.identity(), "input_config": src.config_hash() or str(Path(inp).resolve())})
     _clean_chunks(stage)
     if cfg.backend == "vllm" and executor == "local":

@@ -24,16 +24,22 @@ from distill.stage import StageDir
 EMPTY_THINK = "<think>\n\n</think>\n\n"
 
 
-def curated_dataset(inp: Path, data_format: str, cache_dir: Path):
-    """(datasets.Dataset with one `messages` column, counts) from every finished part of curated stage `inp`."""
-    from datasets import Dataset
-
+def require_curated(inp: Path) -> list[Path]:
+    """The parts of curated stage `inp`, or one line saying why there are none (checked before SFT writes anything)."""
     stage = StageDir(inp)
     if stage.done_shards():
         stage.require_complete("filter")
     parts = stage.parts()
     if not parts:
         raise DistillError(f"{inp}: no finished curated parts (run `distill filter` into it first)")
+    return parts
+
+
+def curated_dataset(inp: Path, data_format: str, cache_dir: Path):
+    """(datasets.Dataset with one `messages` column, counts) from every finished part of curated stage `inp`."""
+    from datasets import Dataset
+
+    parts = require_curated(inp)
     schemas = [pq.read_schema(p) for p in parts]
     for path, schema in zip(parts, schemas):
         if "messages" not in schema.names:

@@ -35,7 +35,8 @@ from distill.io import write_json, write_text
 from distill.sft.card import model_card
 from distill.sft.check import check_conversations, problems, refuse_if_broken
 from distill.sft.config import StudentConfig, sft_config
-from distill.sft.data import curated_dataset, sample_conversations, source_key, tokenized_dataset
+from distill.hub import require_model
+from distill.sft.data import curated_dataset, require_curated, sample_conversations, source_key, tokenized_dataset
 from distill.sft.metrics import MetricsFile, log_instead_of_printing
 from distill.stage import StageDir
 
@@ -55,6 +56,11 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
     if threads:
         torch.set_num_threads(threads)
     state = PartialState(cpu=not torch.cuda.is_available())
+    # Everything that can be refused is checked before the first file is written, so a typo leaves no
+    # output directory that the corrected command would then refuse as a config change.
+    require_curated(inp)
+    if not cfg.model.startswith("toy:"):
+        require_model(cfg.model, f"student {cfg.name}")
     if not check_only:
         require_gpu_packages(cfg)
         StageDir(out).prepare({**cfg.model_dump(mode="json"), "input_config": StageDir(inp).config_hash()})
