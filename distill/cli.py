@@ -137,6 +137,18 @@ def plan_cmd(
     print_plan(cfg, rows, cost_line(cfg, rows, rate, price), as_json=as_json)
 
 
+@app.command("export")
+def export_cmd(
+    curated: Annotated[Path, typer.Argument(help="A finished curated stage, e.g. runs/toy/03_curated.")],
+    output: Annotated[Path, typer.Argument(help="A new directory: what to upload as a Hugging Face dataset.")],
+) -> None:
+    """Copy a curated stage's card and data (not its bookkeeping: done/, claims/, stats/, plan.json) for upload."""
+    from distill.filter.export import export
+
+    copied = export(curated, output)
+    typer.echo(f"{len(copied)} files in {output}; upload with: hf upload YOUR_ORG/{curated.resolve().parent.name}-traces {output} --repo-type dataset")
+
+
 @app.command("status")
 def status_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/toy.")]) -> None:
     """Show each stage's progress in a run directory."""

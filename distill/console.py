@@ -298,10 +298,14 @@ def fit_table(head: list[str], rows: list, width: int, right: set[int] = frozens
     return out
 
 
+def points(v: float, signed: bool = False) -> str:
+    """A rate as a percentage, or a difference in points with its sign; zero never gets one (`0.0`, not `+0.0`)."""
+    return "0.0" if signed and round(100 * v, 1) == 0 else f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
 def interval(x: float, lo: float, hi: float, signed: bool = False) -> str:
     """A rate or a difference in points with its 95% CI: `25.1 [21.0, 29.5]`, `+4.0 [-1.9, +9.9]`."""
-    f = (lambda v: "0.0" if round(100 * v, 1) == 0 else f"{100 * v:+.1f}") if signed else (lambda v: f"{100 * v:.1f}")
-    return f"{f(x)} [{f(lo)}, {f(hi)}]"
+    return f"{points(x, signed)} [{points(lo, signed)}, {points(hi, signed)}]"
 
 
 def summary_lines(summary: dict, width: int) -> list[str]:

@@ -130,6 +130,7 @@ def _train(student: StudentConfig, inp: Path, out: Path, threads: int, log: dict
     """One student in its own process, pinned to `threads` cores so several can train side by side;
     everything the libraries print goes to the student's log file (see distill.console)."""
     from distill import console
+    from distill.sft.card import add_eval_results
     from distill.sft.stage import run as run_sft
 
     console.worker_setup(**log)
@@ -252,7 +253,11 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
         with stage("eval", f"eval: {len(models)} models (logs: {logs}/eval-*.log)", poll, per_unit_logs=True):
             for spec in models:
                 with console.log_file(logs / f"eval-{spec.name}.log"):
-                    run_eval(cfg.eval, _resolve_model(spec, run_dir), run_dir / EVAL / spec.name, workers=workers)
+                    resolved = _resolve_model(spec, run_dir)
+                    scores = run_eval(cfg.eval, resolved, run_dir / EVAL / spec.name, workers=workers)
+                card = Path(resolved.model) / "README.md"
+                if resolved is not spec and scores and card.exists():  # a model trained in this run
+                    add_eval_results(card, spec.name, scores)
     _record_pipeline(cfg)
     if "report" in wanted:
         with console.log_file(logs / "report.log"):

@@ -46,7 +46,7 @@ class EvalConfig(Config):
     )
     problems_per_shard: int = Field(64, ge=1, description="problems per output shard (a unit of resume and parallelism)")
     problems_per_chunk: int = Field(8, ge=1, description="problems generated between checkpoints inside a shard")
-    bootstrap_resamples: int = Field(10_000, ge=100, description="resamples for the 95% confidence intervals")
+    bootstrap_resamples: int = Field(10_000, ge=100, description="paired bootstrap resamples for P(distilled <= baseline)")
 
     @field_validator("benchmarks")
     @classmethod

@@ -355,7 +355,6 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
     stage = StageDir(out)
     config = stage.config()
     samples = load_samples(out) if samples is None else samples
-    resamples = config["eval"]["bootstrap_resamples"]
     benchmarks = {}
     for name, b in config["benchmarks"].items():
         rows = [r for r in samples if r["benchmark"] == name]
@@ -364,7 +363,7 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
         protocol = {**b["protocol"], "grading": graded[0] if len(graded) == 1 else graded}
         if b["spec"].get("date_window"):
             protocol["date_window"] = b["spec"]["date_window"]
-        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol}
+        benchmarks[name] = {**summarize(rows, b["protocol"]["k"]), "protocol": protocol}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
     saved = _saved_scores(out)

@@ -1,5 +1,5 @@
 """The report's KD table: per student, its KD teacher (where evaluated), baseline -> SFT -> SFT+KD (and the SFT
-control at the same extra time), each step's paired difference with a bootstrap CI, and each stage's compute, so
+control at the same extra time), each step's paired difference with its CI, and each stage's compute, so
 gains per unit of compute show.
 
 Everything comes from the run directory: eval models are matched by their `model` reference (`sft:<student>`,
