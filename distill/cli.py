@@ -10,8 +10,10 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from distill.cli_options import SetOpt, WorkersOpt
+from distill.cli_options import WorkersOpt, set_option
 from distill.errors import DistillError
+
+SetOpt = set_option("generate.samples_per_prompt=2")
 
 log = logging.getLogger("distill")
 
@@ -58,6 +60,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: rich's markup would eat "[kd]" and label every flag "<bool>"
 )
 
 

@@ -9,8 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.cli_options import ConfigOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, OutputOpt, RankOpt, WorkersOpt, WorldSizeOpt, set_option
 from distill.errors import DistillError
+
+SetOpt = set_option("max_tokens=4096")
 
 
 def _eval_dirs(output: Path, model: str | None) -> list[Path]:

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, RankOpt, WorkersOpt, WorldSizeOpt, set_option
 from distill.config import load
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import run
+
+SetOpt = set_option("sampling.temperature=0.7")
 
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process or a pool) | ray (tasks of $RAY_ADDRESS).")]
 
