@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from distill.config import Config
 from distill.generate.config import BackendConfig
 from distill.generate.prompting import TemplateName
-from distill.toy.tasks import ToyTasks
+from distill.toy.config import ToyTasks
 
 R1_REFERENCE_FILE = Path(__file__).resolve().parents[1] / "report" / "r1_reference.json"
 

@@ -32,12 +32,13 @@ from distill.generate.backends import Backend, Request
 from distill.generate.backends.base import Completion, derive_seed
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RowProgress
-from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for, split_think
+from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for
 from distill.generate.stream import ChunkedRun, Job
 from distill.hub import require_model
 from distill.io import read_parquet, read_parquets, write_parquet
 from distill.records import PROBLEM, TRACE, conform, to_json
 from distill.stage import StageDir, run_shards
+from distill.think import split_think
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError, where
-from distill.generate.prompting import split_think
 from distill.stage import StageDir
+from distill.think import split_think
 
 # The answer-only control keeps R1's output shape with an empty reasoning block, as R1 itself writes
 # when it skips thinking, so both students see the same template and stop token.

@@ -30,7 +30,7 @@ from pathlib import Path
 from importlib.util import find_spec
 
 from distill.errors import DistillError
-from distill.generate.prompting import THINK_CLOSE, THINK_OPEN, check_round_trip
+from distill.generate.prompting import check_round_trip
 from distill.io import write_json, write_text
 from distill.sft.card import model_card
 from distill.sft.check import check_conversations, problems, refuse_if_broken
@@ -39,6 +39,7 @@ from distill.hub import require_model
 from distill.sft.data import curated_dataset, require_curated, sample_conversations, source_key, tokenized_dataset
 from distill.sft.metrics import MetricsFile, log_instead_of_printing
 from distill.stage import StageDir
+from distill.think import THINK_CLOSE, THINK_OPEN
 
 log = logging.getLogger(__name__)
 

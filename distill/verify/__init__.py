@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from distill.think import THINK_CLOSE, THINK_OPEN, partition_think
+
 CORRECT, INCORRECT, UNVERIFIABLE = "correct", "incorrect", "unverifiable"
 GRADINGS = ("strict", "lenient")
 
@@ -34,16 +36,16 @@ class Verdict:
 
 def answer_text(completion: str) -> str:
     """The part of a completion that holds the final answer: after `</think>` when there is one."""
-    head, sep, tail = completion.rpartition("</think>")
-    return tail if sep else completion
+    _, response = partition_think(completion)
+    return completion if response is None else response
 
 
 def is_unfinished(completion: str, finish_reason: str | None = None, force_think: bool = False) -> bool:
     """Cut at the token limit, or reasoning opened (by the prompt's forced `<think>` or the model) and never closed."""
     if finish_reason == "length":
         return True
-    opened = force_think or completion.lstrip().startswith("<think>")
-    return opened and "</think>" not in completion
+    opened = force_think or completion.lstrip().startswith(THINK_OPEN)
+    return opened and THINK_CLOSE not in completion
 
 
 def check_grading(grading: str) -> None:
