@@ -122,14 +122,14 @@ def plan_cmd(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML.")],
     overrides: SetOpt = None,
     pilot: Annotated[Optional[Path], typer.Option("--pilot", help="A finished pilot run directory: measured tokens, keep rates, throughput.")] = None,
-    tokens_per_s: Annotated[Optional[float], typer.Option("--tokens-per-s", help="Generated tokens/s per engine (default: the pilot's, else 2000).")] = None,
+    tokens_per_s: Annotated[Optional[float], typer.Option("--tokens-per-s", help="Generated tokens/s per engine (default: the pilot's, else an assumed 2000).")] = None,
     price_input: Annotated[Optional[float], typer.Option("--price-input", help="openai backend: USD per 1M prompt tokens.")] = None,
     price_output: Annotated[Optional[float], typer.Option("--price-output", help="openai backend: USD per 1M completion tokens.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """Before generating: per source the problems, samples, expected tokens and kept samples, and the GPU-hours or API cost."""
+    """Before generating: per source the problems, samples, tokens and kept samples; GPU-hours or API cost; SFT and eval compute."""
     from distill.pipeline import load_pipeline
-    from distill.plan import DEFAULT_TOKENS_PER_S, cost_line, plan, print_plan, read_pilot
+    from distill.plan import DEFAULT_TOKENS_PER_S, cost_line, plan, print_plan, read_pilot, training_lines
     from distill.pricing import Price
 
     cfg = load_pipeline(pipeline, overrides or [])
@@ -137,7 +137,7 @@ def plan_cmd(
     rows = plan(cfg, measured)
     rate = tokens_per_s or (measured.tokens_per_s if measured and measured.tokens_per_s else DEFAULT_TOKENS_PER_S)
     price = Price(input=price_input, output=price_output) if price_input is not None and price_output is not None else None
-    print_plan(cfg, rows, cost_line(cfg, rows, rate, price), as_json=as_json)
+    print_plan(cfg, rows, cost_line(cfg, rows, rate, price), training_lines(cfg, rows), as_json=as_json)
 
 
 @app.command("export")
