@@ -124,7 +124,7 @@ def model_record(model: ModelSpec) -> dict:
     """The model's part of the stage config (its hash decides resume): what it is, not where it lies, and
     none of how it is run (GPUs per engine, endpoint, concurrency) nor the report's labels."""
     exclude = {**{f: True for f in _LABEL_FIELDS | {"model"}}, **RUNTIME_ONLY}
-    return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model, model.backend)}
+    return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model)}
 
 
 def spec_record(spec: BenchmarkSpec) -> dict:
