@@ -130,7 +130,6 @@ def _train(student: StudentConfig, inp: Path, out: Path, threads: int, log: dict
     """One student in its own process, pinned to `threads` cores so several can train side by side;
     everything the libraries print goes to the student's log file (see distill.console)."""
     from distill import console
-    from distill.sft.card import add_eval_results
     from distill.sft.stage import run as run_sft
 
     console.worker_setup(**log)
@@ -179,6 +178,7 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
     from distill.generate.stage import run as run_generate
     from distill.prompts.stage import run as run_prompts
     from distill.report.build import run as run_report
+    from distill.sft.card import add_eval_results
     from distill.sft.stage import run as run_sft
 
     unknown = set(only or []) - set(STAGES)
