@@ -98,10 +98,15 @@ def test_cli_runs_the_whole_pipeline_and_a_rerun_does_nothing(tmp_path):
 
     status = distill("status", run)
     assert status.returncode == 0, status.stderr
-    rows = {line.split()[0]: line.split()[1:] for line in status.stdout.splitlines()[2:] if line.startswith("  ") and not line.startswith("    ")}
-    assert rows["01_prompts"][:3] == ["3/3", "shards", "done"]
-    assert rows["distilled"][:3] == ["4/4", "steps", "done"]
-    assert rows["base"][:3] == ["12/12", "samples", "done"]
+    rows, stage = {}, None
+    for line in status.stdout.splitlines()[2:]:
+        if line.endswith(":") and not line.startswith(" "):
+            stage = line[:-1]  # a stage's title line, then a row per unit
+        elif line.startswith("  ") and not line.startswith("    "):
+            rows[(stage, line.split()[0])] = line.split()[1:]
+    assert rows[("prompts", "01_prompts")][:3] == ["3/3", "shards", "done"]
+    assert rows[("sft", "distilled")][:3] == ["4/4", "steps", "done"]
+    assert rows[("eval", "base")][:3] == ["12/12", "samples", "done"]
 
     started = time.time()
     again = distill("run", cfg)
