@@ -65,7 +65,7 @@ def _story(rng: random.Random) -> str:
 def write_sources(d: Path, traces: int, seed: int = 0) -> list[dict]:
     """The mix's three JSONL sources, ~10% larger than their quotas (dedup and decontamination remove
     some); streamed to disk, keeping only a window of recent rows to repeat."""
-    from distill.prompts.decontam import benchmark_problems
+    from distill.prompts.stage import benchmark_problems
 
     problems = traces // SAMPLES
     rng = random.Random(seed)

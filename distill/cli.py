@@ -10,8 +10,10 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from distill.cli_options import SetOpt, WorkersOpt
+from distill.cli_options import WorkersOpt, set_option
 from distill.errors import DistillError
+
+SetOpt = set_option("generate.samples_per_prompt=2")
 
 log = logging.getLogger("distill")
 
@@ -58,6 +60,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: rich's markup would eat "[kd]" and label every flag "<bool>"
 )
 
 
@@ -119,14 +122,14 @@ def plan_cmd(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML.")],
     overrides: SetOpt = None,
     pilot: Annotated[Optional[Path], typer.Option("--pilot", help="A finished pilot run directory: measured tokens, keep rates, throughput.")] = None,
-    tokens_per_s: Annotated[Optional[float], typer.Option("--tokens-per-s", help="Generated tokens/s per engine (default: the pilot's, else 2000).")] = None,
+    tokens_per_s: Annotated[Optional[float], typer.Option("--tokens-per-s", help="Generated tokens/s per engine (default: the pilot's, else an assumed 2000).")] = None,
     price_input: Annotated[Optional[float], typer.Option("--price-input", help="openai backend: USD per 1M prompt tokens.")] = None,
     price_output: Annotated[Optional[float], typer.Option("--price-output", help="openai backend: USD per 1M completion tokens.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
-    """Before generating: per source the problems, samples, expected tokens and kept samples, and the GPU-hours or API cost."""
+    """Before generating: per source the problems, samples, tokens and kept samples; GPU-hours or API cost; SFT and eval compute."""
     from distill.pipeline import load_pipeline
-    from distill.plan import DEFAULT_TOKENS_PER_S, cost_line, plan, print_plan, read_pilot
+    from distill.plan import DEFAULT_TOKENS_PER_S, cost_line, plan, print_plan, read_pilot, training_lines
     from distill.pricing import Price
 
     cfg = load_pipeline(pipeline, overrides or [])
@@ -134,13 +137,25 @@ def plan_cmd(
     rows = plan(cfg, measured)
     rate = tokens_per_s or (measured.tokens_per_s if measured and measured.tokens_per_s else DEFAULT_TOKENS_PER_S)
     price = Price(input=price_input, output=price_output) if price_input is not None and price_output is not None else None
-    print_plan(cfg, rows, cost_line(cfg, rows, rate, price), as_json=as_json)
+    print_plan(cfg, rows, cost_line(cfg, rows, rate, price), training_lines(cfg, rows), as_json=as_json)
+
+
+@app.command("export")
+def export_cmd(
+    curated: Annotated[Path, typer.Argument(help="A finished curated stage, e.g. runs/toy/03_curated.")],
+    output: Annotated[Path, typer.Argument(help="A new directory: what to upload as a Hugging Face dataset.")],
+) -> None:
+    """Copy a curated stage's card and data (not its bookkeeping: done/, claims/, stats/, plan.json) for upload."""
+    from distill.filter.export import export
+
+    copied = export(curated, output)
+    typer.echo(f"{len(copied)} files in {output}; upload with: hf upload YOUR_ORG/{curated.resolve().parent.name}-traces {output} --repo-type dataset")
 
 
 @app.command("status")
 def status_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/toy.")]) -> None:
     """Show each stage's progress in a run directory."""
-    from distill.pipeline import print_status
+    from distill.status import print_status
 
     print_status(run_dir)
 

@@ -8,9 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config of this stage.")]
-SetOpt = Annotated[
-    Optional[list[str]], typer.Option("--set", "-s", help="Override a config key, e.g. --set sampling.temperature=0.7 (repeatable).")
-]
+
+
+def set_option(example: str):
+    """`--set KEY=VALUE`, its help showing `example`, a key of the command's own config (tests/test_cli_help.py checks it)."""
+    return Annotated[
+        Optional[list[str]], typer.Option("--set", "-s", metavar="KEY=VALUE", help=f"Override a config key, e.g. --set {example} (repeatable).")
+    ]
+
+
 InputOpt = Annotated[Path, typer.Option("--input", "-i", help="Input stage directory.")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Output stage directory (resumes if it exists).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-w", min=1, help="Local worker processes.")]

@@ -189,13 +189,40 @@ def bars_enabled() -> bool:
     return not _settings["display"]
 
 
-def _columns():
+# Below this width the live display drops its bar, so a line keeps its counts and ETA at 80 columns.
+BAR_MIN_WIDTH = 100
+NAME_WIDTH = 24  # the longest name of the toy (toy-qwen2-answer-only) and a kd control (<run>-sft-control)
+
+
+def _columns(width: int):
+    from rich.table import Column
+
+    bar = [BarColumn(bar_width=16)] if width >= BAR_MIN_WIDTH else []
     return (
-        TextColumn("  {task.fields[name]:<24}"),
-        BarColumn(bar_width=16),
-        TextColumn("{task.fields[progress]:>16}"),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("  {task.fields[name]}", table_column=Column(width=NAME_WIDTH + 2, no_wrap=True, overflow="ellipsis")),
+        *bar,
+        TextColumn("{task.fields[progress]}", justify="right", table_column=Column(no_wrap=True)),
+        # what a line may not lose (ETA, counts) comes first; a long tail wraps onto a second line
+        TextColumn("{task.fields[info]}", table_column=Column(no_wrap=False, overflow="fold", ratio=1)),
     )
+
+
+def line_fields(line) -> dict:
+    """The text of one live line (a progress.Line): name, `done/total unit`, then ETA, rows, tokens, info."""
+    if line.finished:
+        where = f"{count(line.done)} {line.unit}"
+    else:
+        where = f"{count(line.done)}/{count(line.total) if line.total else '?'} {line.unit}"
+    extra = [f"ETA {duration(line.eta_s)}"] if not line.finished and line.eta_s is not None else []
+    if line.rows:
+        extra.append(f"{count(line.rows)} rows")
+    if line.tokens:
+        extra.append(f"{count(line.tokens)} tok")
+    if line.info:
+        extra.append(line.info)
+    if line.state == "not started" and not line.done:
+        extra = ["waiting"]
+    return {"name": line.name, "progress": where, "info": " · ".join(extra)}
 
 
 @contextmanager
@@ -203,29 +230,14 @@ def stage_display(title: str, poll: Callable[[], list], every_s: float = 0.5) ->
     """One live display for a stage of `distill run`: a line per unit (the stage, each student, each
     model) redrawn from `poll()` (a list of progress.Line) until the stage returns. On a terminal it
     animates; in a log file or a pipe it prints the final lines once."""
-    from distill.progress import count, duration
-
     CONSOLE.print(f"[bold]{title}[/bold]")
-    progress = Progress(*_columns(), console=CONSOLE, transient=False, auto_refresh=CONSOLE.is_terminal)
+    progress = Progress(*_columns(CONSOLE.width), console=CONSOLE, transient=False, auto_refresh=CONSOLE.is_terminal)
     tasks: dict[str, int] = {}
 
     def refresh() -> None:
         for line in poll():
             total = line.total if line.total else None
-            if line.finished:
-                where = f"{count(line.done)} {line.unit}"
-            else:
-                where = f"{count(line.done)}/{count(line.total) if line.total else '?'} {line.unit}"
-            extra = [f"{count(line.rows)} rows"] if line.rows else []
-            if line.tokens:
-                extra.append(f"{count(line.tokens)} tok")
-            if line.info:
-                extra.append(line.info)
-            if not line.finished and line.eta_s is not None:
-                extra.append(f"ETA {duration(line.eta_s)}")
-            if line.state == "not started" and not line.done:
-                extra = ["waiting"]
-            fields = {"name": line.name[:24], "progress": where, "info": " · ".join(extra)}
+            fields = line_fields(line)
             if line.name not in tasks:
                 tasks[line.name] = progress.add_task(line.name, total=total, completed=line.done, **fields)
             else:
@@ -257,40 +269,94 @@ def stage_display(title: str, poll: Callable[[], list], every_s: float = 0.5) ->
             _settings["display"] = before
 
 
-def print_summary(summary_file: Path) -> None:
-    """The closing table of `distill run`: each distilled model against its baseline, with 95% CIs."""
-    import json
+def fit_table(head: list[str], rows: list, width: int, right: set[int] = frozenset()) -> list[str]:
+    """Plain-text table lines no wider than `width`. A row is a list of cells, or a str printed as it is
+    (a section title), or a (cells, note) pair whose note goes on the next line(s), indented. Columns
+    whose index is in `right` are right-aligned. The first column gets what the others leave; a first cell
+    longer than that goes on a line of its own above its row, so no cell is ever cut."""
+    import textwrap
 
-    from rich import box
-    from rich.table import Table
+    cells = [head] + [r[0] if isinstance(r, tuple) else r for r in rows if not isinstance(r, str)]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    widths[0] = max(8, min(widths[0], width - sum(widths[1:]) - 2 * (len(head) - 1)))
+
+    def cols(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    out = [cols(head)]
+    for r in rows:
+        if isinstance(r, str):
+            out.append(r)
+            continue
+        values, note = r if isinstance(r, tuple) else (r, "")
+        if len(values[0]) > widths[0]:
+            out += textwrap.wrap(values[0], width, break_on_hyphens=False, break_long_words=False)
+            values = [""] + list(values[1:])
+        out.append(cols(values))
+        if note:
+            out += textwrap.wrap(note, width, initial_indent="    ", subsequent_indent="    ", break_long_words=False)
+    return out
+
+
+def points(v: float, signed: bool = False) -> str:
+    """A rate as a percentage, or a difference in points with its sign; zero never gets one (`0.0`, not `+0.0`)."""
+    return "0.0" if signed and round(100 * v, 1) == 0 else f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+
+
+def interval(x: float, lo: float, hi: float, signed: bool = False) -> str:
+    """A rate or a difference in points with its 95% CI: `25.1 [21.0, 29.5]`, `+4.0 [-1.9, +9.9]`."""
+    return f"{points(x, signed)} [{points(lo, signed)}, {points(hi, signed)}]"
+
+
+def summary_lines(summary: dict, width: int) -> list[str]:
+    """The closing table of `distill run`, per benchmark: each distilled model (its pass@1 and its difference
+    to the baseline), then on the next row its baseline; fits `width` columns (80 and up)."""
+    pairs = summary.get("pairs") or []
+    out: list[str] = []
+    for bench in sorted({p["benchmark"] for p in pairs}):
+        mine = [p for p in pairs if p["benchmark"] == bench]
+        out.append(f"pass@1 (%) on {bench} ({mine[0]['n_problems']} problems, k={mine[0]['k']}), 95% CI in brackets")
+        rows = []
+        for p in mine:
+            rows.append([p["distilled"], interval(p["distilled_pass1"], *p["distilled_ci"]), interval(p["diff"], *p["diff_ci"], signed=True)])
+            rows.append([f"  vs {p['baseline']}", interval(p["baseline_pass1"], *p["baseline_ci"]), ""])
+        out += fit_table(["model", "pass@1", "vs baseline (points)"], rows, width, right={1, 2}) + [""]
+    return out
+
+
+def print_summary(summary_file: Path) -> None:
+    """The result of `distill run` on stdout (so `distill run ... > out.txt` keeps it): the closing table;
+    the count of library warnings in the logs goes to stderr with the other log lines."""
+    import json
 
     if not Path(summary_file).exists():
         return
     summary = json.loads(Path(summary_file).read_text())
-    pairs = summary.get("pairs") or []
-    benches = sorted({p["benchmark"] for p in pairs})
-    if pairs:
-        ci = lambda x, lo, hi: f"{100 * x:.1f} ({100 * lo:.1f}-{100 * hi:.1f})"  # noqa: E731
-        table = Table(title=f"pass@1 (%) on {', '.join(benches)}, 95% CI", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("distilled", no_wrap=True)
-        table.add_column("vs baseline", no_wrap=True)
-        if len(benches) > 1:
-            table.add_column("benchmark", no_wrap=True)
-        for col in ("distilled", "baseline", "difference (points)"):
-            table.add_column(col, justify="right", no_wrap=True)
-        for p in pairs:
-            table.add_row(
-                p["distilled"], p["baseline"], *([p["benchmark"]] if len(benches) > 1 else []),
-                ci(p["distilled_pass1"], *p["distilled_ci"]), ci(p["baseline_pass1"], *p["baseline_ci"]),
-                f"{100 * p['diff']:+.1f} ({100 * p['diff_ci'][0]:+.1f} to {100 * p['diff_ci'][1]:+.1f})",
-            )
-        CONSOLE.print(table)
+    stdout = Console(highlight=False)
+    for text in summary_lines(summary, stdout.width):
+        stdout.print(text, markup=False, highlight=False, soft_wrap=True)
     logs = Path(summary_file).parent.parent / "logs"
     warned = sum(_count_warnings(f) for f in logs.glob("*.log")) if logs.is_dir() else 0
     if warned:
-        CONSOLE.print(f"{warned} library warning(s) in {logs}/ (not shown here; --verbose shows them)")
+        CONSOLE.print(f"{warned} library warning(s) in {logs}/ (not shown here; --verbose shows them)", markup=False)
 
 
 def _count_warnings(path: Path) -> int:
     with open(path, encoding="utf-8", errors="replace") as f:
         return sum(1 for line in f if " WARNING " in line)
+
+
+def duration(seconds: float | None) -> str:
+    """3725 -> 1:02:05; 65 -> 1:05."""
+    if seconds is None:
+        return ""
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def count(n: int | None) -> str:
+    """1234 -> 1,234; 1234567 -> 1.2M."""
+    if n is None:
+        return ""
+    return f"{n / 1e6:.1f}M" if n >= 1_000_000 else f"{n:,}"

@@ -9,15 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 from pydantic import Field, model_validator
-from rich.console import Console
-from rich.table import Table
 
 from distill.config import Config, apply_overrides, load_yaml, parse
 from distill.errors import DistillError
@@ -26,14 +23,13 @@ from distill.filter.config import FilterConfig
 from distill.generate.config import GenerateConfig
 from distill.io import remove_leftover_tmp, write_text
 from distill.kd.config import KDConfig
+from distill.layout import CURATED, EVAL, KD, PROMPTS, REPORT, SFT, STAGES, TRACES
 from distill.prompts.config import PromptsConfig
 from distill.sft.config import StudentConfig
 from distill.stage import StageDir, worker_pool
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prompts", "generate", "filter", "sft", "kd", "eval", "report")
-PROMPTS, TRACES, CURATED, SFT, KD, EVAL, REPORT = "01_prompts", "02_traces", "03_curated", "04_sft", "04_kd", "05_eval", "report"
 
 
 class SFTSection(Config):
@@ -182,6 +178,7 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
     from distill.generate.stage import run as run_generate
     from distill.prompts.stage import run as run_prompts
     from distill.report.build import run as run_report
+    from distill.sft.card import add_eval_results
     from distill.sft.stage import run as run_sft
 
     unknown = set(only or []) - set(STAGES)
@@ -256,7 +253,11 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
         with stage("eval", f"eval: {len(models)} models (logs: {logs}/eval-*.log)", poll, per_unit_logs=True):
             for spec in models:
                 with console.log_file(logs / f"eval-{spec.name}.log"):
-                    run_eval(cfg.eval, _resolve_model(spec, run_dir), run_dir / EVAL / spec.name, workers=workers)
+                    resolved = _resolve_model(spec, run_dir)
+                    scores = run_eval(cfg.eval, resolved, run_dir / EVAL / spec.name, workers=workers)
+                card = Path(resolved.model) / "README.md"
+                if resolved is not spec and scores and card.exists():  # a model trained in this run
+                    add_eval_results(card, spec.name, scores)
     _record_pipeline(cfg)
     if "report" in wanted:
         with console.log_file(logs / "report.log"):
@@ -312,47 +313,3 @@ def _record_pipeline(cfg: PipelineConfig) -> None:
     except (FileNotFoundError, UnicodeDecodeError):
         pass
     write_text(path, text)
-
-
-def print_status(run_dir: Path) -> None:
-    """A table on stdout: per stage (and per student, per model) progress, rows, tokens, rate and ETA of a
-    running stage, claims held (by whom) and damaged shards. Damage also makes the command fail, after
-    the table, naming the first one."""
-    from distill.progress import count, duration, run_lines
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "pipeline.yaml").is_file():
-        raise DistillError(f"{run_dir}: not a run directory (no pipeline.yaml)")
-    table = Table(title=str(run_dir))
-    for col in ("stage", "", "progress", "state", "rows", "tokens", "rate", "ETA", "notes"):
-        table.add_column(col, justify="right" if col in ("progress", "rows", "tokens", "rate", "ETA") else "left")
-    problems: list[str] = []
-    for stage, lines in run_lines(run_dir):
-        for line in lines:
-            done = f"{line.done:,}/{line.total:,}" if line.total is not None else f"{line.done:,}/?"
-            rate = f"{line.rate:,.1f} {line.unit}/s" if line.rate and line.state == "running" else ""
-            eta = duration(line.eta_s) if line.state == "running" else ""
-            notes = [line.info] if line.info else []
-            if line.path is not None and line.path.is_dir() and line.unit in ("shards", "samples"):
-                damaged, held = _integrity(StageDir(line.path))
-                problems += damaged
-                notes += damaged + held
-            table.add_row(stage, line.name, f"{done} {line.unit}", line.state, count(line.rows), count(line.tokens), rate, eta, "; ".join(notes))
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
-    if problems:
-        more = f" (and {len(problems) - 1} more problem(s) above)" if len(problems) > 1 else ""
-        raise DistillError(problems[0] + more)
-
-
-def _integrity(stage: StageDir) -> tuple[list[str], list[str]]:
-    """(damaged shards, held claims) of one sharded stage; damaged files are problems, not crashes."""
-    problems: list[str] = []
-    try:
-        stage.planned()
-    except DistillError as e:
-        problems.append(str(e))
-    for i in stage.done_shards():
-        damage = stage.damage(i)
-        if damage is not None:
-            problems.append(f"{stage.path.name} shard {i} damaged: {damage}")
-    return problems, [f"shard {i} held by {who}" for i, who in stage.held_claims().items()]

@@ -17,8 +17,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from distill.config import load_yaml
+from distill.console import count
 from distill.errors import DistillError
-from distill.pipeline import CURATED, EVAL, KD, PROMPTS, REPORT, SFT, TRACES
+from distill.layout import CURATED, EVAL, KD, PROMPTS, REPORT, SFT, TRACES
 from distill.stage import StageDir
 
 
@@ -229,18 +230,3 @@ def kd_runs(run_dir: Path, runs: list[dict]) -> list[Line]:
     named = [d for r in runs for d in [r["name"]] + ([f"{r['name']}-sft-control"] if r.get("sft_control") is not None else [])]
     found = sorted(p.name for p in (run_dir / KD).iterdir() if p.is_dir()) if (run_dir / KD).is_dir() else []
     return [student(run_dir / KD / d) for d in named + [f for f in found if f not in named]]
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
-def count(n: int | None) -> str:
-    """1234 -> 1,234; 1234567 -> 1.2M."""
-    if n is None:
-        return ""
-    return f"{n / 1e6:.1f}M" if n >= 1_000_000 else f"{n:,}"

@@ -6,10 +6,10 @@ import json
 import random
 from pathlib import Path
 
-from distill.generate.prompting import split_think
 from distill.io import write_parquet
 from distill.records import TRACE, to_table
 from distill.stage import StageDir
+from distill.think import split_think
 from distill.toy.tasks import make_problems
 from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
 

@@ -10,10 +10,11 @@ import random
 import re
 from pathlib import Path
 
-from distill.generate.prompting import messages_for, split_think
+from distill.generate.prompting import messages_for
 from distill.io import write_parquet
 from distill.records import CURATED, to_table
 from distill.stage import StageDir
+from distill.think import split_think
 from distill.toy.tasks import make_problems
 from distill.toy.teacher import ToyTeacherConfig, write_trace
 

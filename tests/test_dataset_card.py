@@ -6,6 +6,7 @@ import yaml
 
 from distill.filter.card import write_dataset_card
 from distill.filter.config import FilterConfig
+from distill.filter.export import export
 from distill.filter.stage import run as run_filter
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import run as run_generate
@@ -39,3 +40,20 @@ def test_curated_directory_loads_with_datasets_and_its_card_tells_the_funnel(tmp
     on_disk = sum(pq.read_metadata(p).num_rows for p in StageDir(run / "03_curated").rejected_parts())
     assert rejected["train"].num_rows == on_disk == seen - kept
     assert all(r is not None for r in rejected["train"]["reject_reason"])
+
+    # the teacher's sampling and prompt template, the verifier per domain; verified traces left out by the
+    # one-per-problem policy are counted apart from failures
+    assert "| toy-teacher | toy | `{" in card and "| r1 |" in card
+    assert "| math | math-verify" in card and "| code | the problem's tests" in card
+    not_selected = sum(s["rejected"].get("not_selected", 0) for s in stats)
+    assert not_selected > 0 and f"| passed, not selected (another sample of the problem kept) | {not_selected:,} |" in card
+    assert "failed: not_selected" not in card
+    assert 'load_dataset("YOUR_ORG/run-traces")' in card and str(tmp_path) not in card
+
+    # the export: card and data only, and it loads as the stage does
+    copied = export(run / "03_curated", tmp_path / "publish")
+    names = sorted(str(f.relative_to(tmp_path / "publish")) for f in copied)
+    assert names[0] == "README.md" and all(n == "README.md" or n.endswith(".parquet") for n in names)
+    assert not any((tmp_path / "publish" / d).exists() for d in ("done", "claims", "stats", "plan.json", "config.json", "chunks"))
+    again = datasets.load_dataset(str(tmp_path / "publish"), cache_dir=str(tmp_path / "cache2"))
+    assert again["train"].num_rows == kept

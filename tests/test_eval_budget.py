@@ -51,10 +51,10 @@ def rows(tokens_correct, grading="strict"):
 
 def test_what_the_curve_says_about_its_own_exactness():
     samples = rows([(100, True), (3000, True), (5000, False), (900, True)])
-    hf = budget_curve(samples, max_tokens=4096, backend="transformers", resamples=100)
+    hf = budget_curve(samples, max_tokens=4096, backend="transformers")
     assert not hf["exact"] and "batch" in hf["why"]
     assert [(p["budget"], p["pass@1"]) for p in hf["points"]] == [(512, 0.25), (1024, 0.5), (2048, 0.5), (4096, 0.75)]
-    assert budget_curve(samples, max_tokens=4096, backend="vllm", resamples=100)["exact"]
+    assert budget_curve(samples, max_tokens=4096, backend="vllm")["exact"]
     assert "lenient" in budget_curve(rows([(1, True)] * 2, "lenient"), max_tokens=8, backend="vllm")["skipped"]
     assert "completion_tokens" in budget_curve([{**samples[0], "completion_tokens": None}], max_tokens=8, backend="imported")["skipped"]
 

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from distill.eval.metrics import bootstrap_ci, ends_in_loop, k_values, majority_vote, paired_bootstrap, pass_at_k
+from distill.eval.metrics import ends_in_loop, k_values, majority_vote, paired_difference, pass_at_k, wilson_ci
 from distill.eval.scores import summarize
 
 
@@ -55,27 +55,28 @@ def test_majority_vote():
     assert majority_vote([None, None, "7"], [False, False, True]) is True  # unanswered samples do not vote
 
 
-def test_bootstrap_two_and_three_problems_by_enumeration():
-    # Two problems with differences 0 and 1: resampled means are 0 (1/4), 0.5 (1/2), 1 (1/4).
-    r = paired_bootstrap([1.0, 1.0], [1.0, 0.0], n_resamples=20_000, seed=1)
-    assert r["diff"] == 0.5 and (r["ci_low"], r["ci_high"]) == (0.0, 1.0)
-    assert r["p_not_better"] == pytest.approx(0.25, abs=0.015)
-    # Three problems [0, 0, 1]: P(mean=1) = 1/27 < 2.5%, P(mean=0) = 8/27 > 2.5%, so the CI is [0, 1]
-    # although 1 is rare, and P(mean <= 0) = 8/27.
-    lo, hi = bootstrap_ci([0, 0, 1], n_resamples=20_000, seed=2)
-    assert (lo, hi) == (0.0, 1.0)
-    r = paired_bootstrap([0, 0, 1], [0, 0, 0], n_resamples=20_000, seed=2)
+def test_wilson_is_honest_at_zero_and_one_hundred_percent():
+    lo, hi = wilson_ci(0.0, 50)
+    assert lo == 0.0 and hi == pytest.approx(0.0714, abs=1e-4)  # 0 of 50: up to 7.1%, not [0, 0]
+    lo, hi = wilson_ci(1.0, 50)
+    assert hi == 1.0 and lo == pytest.approx(1 - 0.0714, abs=1e-4)
+    lo, hi = wilson_ci(0.5, 400)  # large n: the normal interval, +-1.96 * 0.025
+    assert (lo, hi) == (pytest.approx(0.4512, abs=1e-3), pytest.approx(0.5488, abs=1e-3))
+
+
+def test_paired_difference_at_zero_is_an_interval_not_a_point():
+    r = paired_difference([0.0] * 50, [0.0] * 50)
+    assert r["diff"] == 0.0 and r["ci_low"] == pytest.approx(-0.0714, abs=1e-4) and r["ci_high"] == pytest.approx(0.0714, abs=1e-4)
+    assert r["p_not_better"] == 1.0
+    # one success in 50 against none: the lower limit is below zero, never exactly +0.0
+    r = paired_difference([1.0] + [0.0] * 49, [0.0] * 50)
+    assert r["ci_low"] < 0 < r["diff"] < r["ci_high"]
+
+
+def test_paired_difference_enumerated_p_value():
+    # Three problems with differences [0, 0, 1]: P(resampled mean <= 0) = P(no draw of the third) = 8/27.
+    r = paired_difference([0, 0, 1], [0, 0, 0], n_resamples=20_000, seed=2)
     assert r["p_not_better"] == pytest.approx(8 / 27, abs=0.015)
-
-
-def test_bootstrap_constant_difference_and_normal_width():
-    r = paired_bootstrap([0.5, 0.75, 1.0], [0.25, 0.5, 0.75])
-    assert r["diff"] == pytest.approx(0.25) and r["ci_low"] == pytest.approx(0.25) and r["ci_high"] == pytest.approx(0.25)
-    d = np.random.default_rng(0).normal(0.1, 0.3, size=400)
-    lo, hi = bootstrap_ci(d, seed=3)
-    se = d.std() / np.sqrt(d.size)  # the bootstrap SE of a mean is the plug-in SE
-    assert (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.08)
-    assert lo < d.mean() < hi
 
 
 def test_pairing_narrows_the_interval_when_problems_differ_in_difficulty():
@@ -83,12 +84,13 @@ def test_pairing_narrows_the_interval_when_problems_differ_in_difficulty():
     difficulty = rng.uniform(0, 1, size=200)
     a = np.clip(difficulty + 0.05 + rng.normal(0, 0.05, 200), 0, 1)
     b = np.clip(difficulty + rng.normal(0, 0.05, 200), 0, 1)
-    paired = paired_bootstrap(a, b, seed=5)
-    lo_a, hi_a = bootstrap_ci(a, seed=5)
-    assert paired["ci_high"] - paired["ci_low"] < (hi_a - lo_a) / 3
+    paired = paired_difference(a, b, seed=5)
+    unpaired = paired_difference(a, rng.permutation(b), seed=5)  # same rates, pairing destroyed
+    assert paired["diff"] == pytest.approx(unpaired["diff"])
+    assert paired["ci_high"] - paired["ci_low"] < (unpaired["ci_high"] - unpaired["ci_low"]) / 3
     assert paired["ci_low"] > 0  # a real 0.05 gain is detected
     with pytest.raises(ValueError):
-        paired_bootstrap([1, 0], [1])
+        paired_difference([1, 0], [1])
 
 
 def test_loop_detection():
@@ -113,7 +115,7 @@ def test_summarize_hand_computed():
         "p2", [True, True, False, True], ["3", "3", "4", None], finish=["stop", "stop", "stop", "length"], tokens=[10, 10, 10, 100]
     )
     random.Random(0).shuffle(rows)  # order of rows must not matter
-    s = summarize(rows, 4, resamples=2000)
+    s = summarize(rows, 4)
     assert s["n_problems"] == 2 and s["n_samples"] == 8
     assert s["pass@1"] == pytest.approx((0.25 + 0.75) / 2)
     assert s["cons@k"] == pytest.approx(0.5)  # p1 votes "6" (wrong), p2 votes "3" (right)
@@ -123,7 +125,7 @@ def test_summarize_hand_computed():
     assert t["unfinished"] == pytest.approx(1 / 8) and t["no_answer"] == pytest.approx(1 / 8)
     assert t["mean_tokens"] == pytest.approx(230 / 8)
     assert t["mean_tokens_to_answer"] == pytest.approx(130 / 7)
-    assert s["pass@1_ci95"] == [0.25, 0.75]
+    assert s["pass@1_ci95"] == pytest.approx([0.0945, 0.9055], abs=1e-3)  # Wilson over the 2 problems
 
 
 def test_summarize_refuses_problems_without_k_samples():
@@ -131,3 +133,16 @@ def test_summarize_refuses_problems_without_k_samples():
 
     with pytest.raises(DistillError, match="k=4"):
         summarize(_rows("p1", [True, False, False], ["1", "2", "2"]), 4)
+
+
+def test_headline_sentence_at_zero_quotes_intervals_not_points():
+    from distill.report.build import headline_sentence
+
+    zero = paired_difference([0.0] * 50, [0.0] * 50)
+    p = {"distilled": "d", "baseline": "b", "benchmark": "toy_arith", "n_problems": 50, "k": 1,
+         "distilled_pass1": 0.0, "distilled_ci": list(wilson_ci(0.0, 50)), "baseline_pass1": 0.0, "baseline_ci": list(wilson_ci(0.0, 50)),
+         "diff": zero["diff"], "diff_ci": [zero["ci_low"], zero["ci_high"]]}
+    sentence = headline_sentence(p)
+    assert "0.0% pass@1 (95% CI 0.0% to 7.1%)" in sentence
+    assert "0.0 points (95% CI -7.1 to +7.1;" in sentence
+    assert "(0.0-0.0)" not in sentence and "+0.0" not in sentence

@@ -133,10 +133,10 @@ def test_model_identity_of_a_run_student_hub_id_and_large_files(tmp_path):
     fake_checkpoint(student / "model")
     (student / "config.json").write_text(json.dumps({"hash": "abc123", "config": {}}))
     (student / "done").write_text("")
-    assert model_identity(str(student / "model"), "vllm") == "sft:abc123"
+    assert model_identity(str(student / "model")) == "sft:abc123"
     shutil.move(tmp_path / "run", tmp_path / "elsewhere")
-    assert model_identity(str(tmp_path / "elsewhere" / "04_sft" / "s" / "model"), "vllm") == "sft:abc123"
-    assert model_identity("Qwen/Qwen2.5-Math-7B-Instruct", "vllm") == "Qwen/Qwen2.5-Math-7B-Instruct"
+    assert model_identity(str(tmp_path / "elsewhere" / "04_sft" / "s" / "model")) == "sft:abc123"
+    assert model_identity("Qwen/Qwen2.5-Math-7B-Instruct") == "Qwen/Qwen2.5-Math-7B-Instruct"
     # a shard over 64 MiB is read in 16 blocks: other weights of the same size (a fine-tune changes every
     # block) give another fingerprint, the same file copied elsewhere the same one
     big = fake_checkpoint(tmp_path / "big", weights=bytes(70 << 20))
@@ -154,9 +154,10 @@ def test_a_model_path_that_does_not_exist_is_one_line(tmp_path):
     app.command()(eval_cmd)
     missing = tmp_path / "runs" / "r1" / "04_sft" / "s" / "model"
     res = CliRunner().invoke(app, ["--output", str(tmp_path / "o"), "--model", str(missing), "--backend", "transformers",
-                                   "--set", "overrides.toy_arith.toy.n=2"])
+                                   "--benchmark", "toy_arith", "--set", "overrides.toy_arith.toy.n=2"])
     assert isinstance(res.exception, DistillError)
-    assert "no such file or directory" in str(res.exception) and str(missing) in str(res.exception)
+    assert "no such local path" in str(res.exception) and str(missing) in str(res.exception)
+    assert not (tmp_path / "o").exists()
 
 
 def md_table(md: str, header_start: str) -> list[list[str]]:

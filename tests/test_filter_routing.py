@@ -52,7 +52,7 @@ def test_routing_by_domain():
         "Which is a n": ("correct", None),
         "Which is a m": ("incorrect", "wrong_answer"),
         "Speed of lig": ("correct", None),
-        "Write a haik": ("unverifiable", None),  # no judge: readability checks only, counted unverified
+        "Write a haik": ("unverifiable", None),  # no judge: readability checks only, verdict unverifiable
         "Greet Ana.": ("unverifiable", None),
     }
     # a route can be changed: general rows without a verifier are then rejected as unverifiable

@@ -16,9 +16,9 @@ import yaml
 
 from distill.errors import DistillError
 from distill.generate.config import GenerateConfig
-from distill.generate.prompting import split_think
 from distill.generate.stage import read_traces, run
 from distill.stage import StageDir
+from distill.think import split_think
 from distill.verify.math import verify_math
 
 sys.path.insert(0, str(Path(__file__).parent))

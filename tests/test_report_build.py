@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from distill.console import points
 from distill.errors import DistillError
 from distill.eval.config import EvalConfig, ModelSpec
 from distill.eval.stage import run as run_eval
@@ -104,8 +105,9 @@ def test_headline_quotes_both_models_with_cis_and_the_difference(run_dir):
     assert (pair["distilled"], pair["baseline"]) == ("distilled", "baseline")
     assert pair["distilled_pass1"] == d["pass@1"] and pair["baseline_ci"] == b["pass@1_ci95"]
     (sentence,) = summary["sentences"]
-    assert sentence.startswith(f"distilled reaches {100 * d['pass@1']:.1f}% pass@1 (95% CI {100 * d['pass@1_ci95'][0]:.1f}-")
-    assert f"against {100 * b['pass@1']:.1f}%" in sentence and f"{100 * pair['diff']:+.1f} points" in sentence
+    lo, hi = d["pass@1_ci95"]
+    assert sentence.startswith(f"distilled reaches {100 * d['pass@1']:.1f}% pass@1 (95% CI {100 * lo:.1f}% to {100 * hi:.1f}%)")
+    assert f"against {100 * b['pass@1']:.1f}%" in sentence and f"{points(pair['diff'], signed=True)} points" in sentence
     page = (run_dir / "report" / "index.html").read_text()
     assert page.index('id="headline"') < page.index('id="results"') and html.escape(sentence) in page
     md = (run_dir / "report" / "report.md").read_text()

@@ -45,7 +45,7 @@ def test_full_fine_tune_changes_every_weight_and_writes_the_student(arch, curate
     assert metrics[-1]["tokens_seen"] == summary["tokens_seen"] > metrics[0]["tokens_seen"]
 
     card = (out / "model" / "README.md").read_text()
-    assert str(curated.resolve()) in card and "full fine-tune" in card and f"toy:{arch}" in card
+    assert str(curated.resolve()) not in card and "03_curated" in card and "full fine-tune" in card and f"toy:{arch}" in card  # no local path
     assert (out / "done").exists() and json.loads((out / "check.json").read_text())["problems"] == []
 
     assert run(student(arch), curated, out) == summary  # done: a no-op

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from distill.errors import DistillError
-from distill.generate.prompting import split_think
+from distill.think import split_think
 from distill.toy import tasks
 from distill.toy.tasks import arith_space, make_problems, parse_prompt, solve, split_of
 from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace

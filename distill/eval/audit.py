@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 
 from distill.errors import DistillError
 from distill.pipeline import CURATED, PROMPTS
-from distill.prompts.decontam import Decontaminator, benchmark_problems
+from distill.prompts.decontam import Decontaminator
+from distill.prompts.stage import benchmark_problems
 from distill.stage import StageDir
 
 DEFAULT_NGRAM = 8

@@ -21,7 +21,7 @@ from distill.errors import DistillError, where
 from distill.eval import livecodebench
 from distill.io import iter_rows
 from distill.records import content_id, to_json
-from distill.toy.tasks import ToyTasks
+from distill.toy.config import ToyTasks
 
 EVALS_DIR = Path(__file__).resolve().parents[2] / "evals"
 

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from distill.eval.metrics import bootstrap_ci
+from distill.eval.metrics import wilson_ci
 from distill.eval.scores import per_problem
 
 MAX_VALUES = 30
@@ -46,7 +46,7 @@ def subsets(problems: list[dict]) -> dict[str, dict[str, str]]:
             if len(groups) == len(problems) and 2 <= len(set(groups.values())) <= MAX_VALUES}
 
 
-def breakdown(rows: list[dict], problems: list[dict], *, resamples: int = 10_000, seed: int = 0) -> dict:
+def breakdown(rows: list[dict], problems: list[dict]) -> dict:
     """{column: {group: {"n_problems", "pass@1", "pass@1_ci95"}}} of one benchmark's samples."""
     scores = per_problem(rows)
     out = {}
@@ -56,7 +56,7 @@ def breakdown(rows: list[dict], problems: list[dict], *, resamples: int = 10_000
             by_group.setdefault(group, []).append(scores[pid]["pass@1"])
         out[key] = {}
         for group in sorted(by_group, key=_natural):
-            lo, hi = bootstrap_ci(by_group[group], n_resamples=resamples, seed=seed)
+            lo, hi = wilson_ci(float(np.mean(by_group[group])), len(by_group[group]))
             out[key][group] = {"n_problems": len(by_group[group]), "pass@1": float(np.mean(by_group[group])), "pass@1_ci95": [lo, hi]}
     return out
 

@@ -9,8 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.cli_options import ConfigOpt, ExecutorOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, ExecutorOpt, OutputOpt, RankOpt, WorkersOpt, WorldSizeOpt, set_option
 from distill.errors import DistillError
+
+SetOpt = set_option("max_tokens=4096")
 
 
 def _eval_dirs(output: Path, model: str | None) -> list[Path]:
@@ -112,6 +114,9 @@ def eval_cmd(
         data = load_yaml(config) if config is not None else {}
         if benchmark:
             data["benchmarks"] = list(benchmark)
+        if "benchmarks" not in data and backend != "toy":
+            # the config's default is the toy world's toy_arith: never a silent choice for a real model
+            raise DistillError(f"--benchmark is required to evaluate {model} (e.g. --benchmark aime24; the specs are in evals/)")
         if grading is not None:
             data["grading"] = grading
         apply_overrides(data, overrides or [])

@@ -1,8 +1,8 @@
-"""Distilled vs baseline: the paired difference per benchmark with a bootstrap 95% CI, and a protocol
+"""Distilled vs baseline: the paired difference per benchmark with its 95% CI (metrics.paired_difference), and a protocol
 check that warns when the two were not sampled under the same settings.
 
 A pair scored on different problem sets (another benchmark version) or with a different k gets no
-difference at all, only the reason: the paired bootstrap needs the same problems, and cons@64 against
+difference at all, only the reason: a paired difference needs the same problems, and cons@64 against
 cons@4 measures two different things. A number flagged in red still ends up in a slide; a missing one
 does not. Other differences (a baseline's own shorter limit, no `<think>` prefix) are the honest way to
 run that baseline, so they are compared and named beside the numbers.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from distill.eval.metrics import paired_bootstrap
+from distill.eval.metrics import paired_difference
 from distill.eval.scores import per_problem
 from distill.eval.stage import SCORE_COLUMNS, load_samples
 from distill.stage import StageDir
@@ -53,7 +53,7 @@ def incomparable(pa_: dict, pb: dict) -> str | None:
 
 def compare(distilled_dir: Path, baseline_dir: Path, *, resamples: int = 10_000, seed: int = 0) -> dict:
     """Per shared benchmark: pass@1 and cons@k differences (distilled - baseline) on the problems both
-    models answered, with paired bootstrap CIs; plus the protocol mismatches found."""
+    models answered, with paired CIs; plus the protocol mismatches found."""
     da, db = Path(distilled_dir), Path(baseline_dir)
     sa, sb = (json.loads((d / "scores.json").read_text()) for d in (da, db))
     mismatches = protocol_mismatches(sa, sb, (da.name, db.name))
@@ -70,8 +70,8 @@ def compare(distilled_dir: Path, baseline_dir: Path, *, resamples: int = 10_000,
         pb = per_problem([r for r in rows_b if r["benchmark"] == name])
         shared = sorted(set(pa_) & set(pb))
         result[name] = {
-            "pass@1": paired_bootstrap([pa_[p]["pass@1"] for p in shared], [pb[p]["pass@1"] for p in shared], n_resamples=resamples, seed=seed),
-            "cons@k": paired_bootstrap([float(pa_[p]["cons"]) for p in shared], [float(pb[p]["cons"]) for p in shared], n_resamples=resamples, seed=seed),
+            "pass@1": paired_difference([pa_[p]["pass@1"] for p in shared], [pb[p]["pass@1"] for p in shared], n_resamples=resamples, seed=seed),
+            "cons@k": paired_difference([float(pa_[p]["cons"]) for p in shared], [float(pb[p]["cons"]) for p in shared], n_resamples=resamples, seed=seed),
             "only_distilled": len(set(pa_) - set(pb)),
             "only_baseline": len(set(pb) - set(pa_)),
         }

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from distill.config import Config
 from distill.generate.config import BackendConfig
 from distill.generate.prompting import TemplateName
-from distill.toy.tasks import ToyTasks
+from distill.toy.config import ToyTasks
 
 R1_REFERENCE_FILE = Path(__file__).resolve().parents[1] / "report" / "r1_reference.json"
 
@@ -46,7 +46,7 @@ class EvalConfig(Config):
     )
     problems_per_shard: int = Field(64, ge=1, description="problems per output shard (a unit of resume and parallelism)")
     problems_per_chunk: int = Field(8, ge=1, description="problems generated between checkpoints inside a shard")
-    bootstrap_resamples: int = Field(10_000, ge=100, description="resamples for the 95% confidence intervals")
+    bootstrap_resamples: int = Field(10_000, ge=100, description="paired bootstrap resamples for P(distilled <= baseline)")
     budgets: list[int] | None = Field(
         None, description="thinking budgets (tokens) of the accuracy-against-budget curve; default: powers of two from 1,024 (from an eighth of max_tokens below 8,192) up to max_tokens"
     )

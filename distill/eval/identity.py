@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
-
-from distill.errors import DistillError
 
 # Files up to this size are hashed whole; larger ones (weight shards of GBs) by BLOCKS evenly spaced
 # blocks: two checkpoints of one architecture have equal sizes but differ in every block.
 WHOLE_FILE_BYTES = 64 << 20
 BLOCKS, BLOCK_BYTES = 16, 1 << 20
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def _sampled_hash(path: Path) -> str:
@@ -59,12 +55,10 @@ def _sft_student(path: Path) -> str | None:
         return None
 
 
-def model_identity(model: str, backend: str) -> str:
-    """`sft:<hash>`, `files:<fingerprint>` or the id as given; a local path that does not exist is an error."""
+def model_identity(model: str) -> str:
+    """`sft:<hash>`, `files:<fingerprint>` or the id as given (the stage has checked it: distill.hub.require_model)."""
     path = Path(model).expanduser()
     if path.exists():
         sft = _sft_student(path.resolve())
         return f"sft:{sft}" if sft else f"files:{fingerprint(path)}"
-    if backend in ("vllm", "transformers") and not _HUB_ID.match(model):
-        raise DistillError(f"--model {model}: no such file or directory (and not a hub id like org/name)")
     return model

@@ -16,7 +16,7 @@ Problems are matched to the shipped benchmark files by normalised text (or, for 
 benchmark problem it contains); a dump of several benchmarks is imported in one call (`--benchmark`
 repeated: one shard per benchmark, each problem to the first benchmark that has it); unmatched ones
 are listed in `unmatched.jsonl` and left out. Our verdicts use `--grading` (strict by default); a
-model whose thought markers are not `<think>` and not one of `distill.verify.THOUGHT_MARKERS` names
+model whose thought markers are not `<think>` and not one of `distill.think.THOUGHT_MARKERS` names
 them with `--thought-markers OPEN,CLOSE` (stored as `<think>`/`</think>`).
 """
 

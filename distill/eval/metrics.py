@@ -1,4 +1,4 @@
-"""Scores from per-sample correctness: pass@1 (mean over k), cons@k, unbiased pass@k, bootstrap CIs,
+"""Scores from per-sample correctness: pass@1 (mean over k), cons@k, unbiased pass@k, 95% CIs (Wilson; a paired difference's by MOVER),
 and the termination metrics that sit beside accuracy (unfinished, repetition loops, tokens to answer).
 
 Everything here is a pure function of saved samples, so `distill eval --rescore` needs no model.
@@ -55,36 +55,52 @@ def majority_vote(extracted: list[str | None], correct: list[bool]) -> bool:
     return bool(next(c for k, c in zip(keys, correct) if k == winner))
 
 
-def bootstrap_ci(values, *, n_resamples: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of per-problem scores (resampling problems)."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
+Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval
+
+
+def wilson_ci(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a rate `p` over `n` problems: never a point at 0% or 100% (0 of 50 ->
+    [0, 7.1%]), unlike a percentile bootstrap (0 of 50 -> [0, 0]). pass@1 over k samples is a mean of
+    per-problem scores in [0, 1], whose variance is at most p(1 - p), so Wilson over the problems is exact
+    for k = 1 and conservative for k > 1."""
+    if n <= 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, v.size, size=(n_resamples, v.size))
-    means = v[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / denom
+    # at 0 (or 1) the limit is exactly 0 (or 1); float rounding would leave 7e-18
+    return (0.0 if p <= 0 else float(center - half)), (1.0 if p >= 1 else float(center + half))
 
 
-def paired_bootstrap(a, b, *, n_resamples: int = 10_000, seed: int = 0, level: float = 0.95) -> dict:
-    """Difference mean(a) - mean(b) over the same problems, with a paired percentile bootstrap CI.
+def paired_difference(a, b, *, n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """Difference mean(a) - mean(b) over the same problems, with a 95% CI that accounts for the pairing.
 
-    a[i] and b[i] are the two models' scores on problem i (e.g. pass@1 over the same k seeds); the
-    problems are resampled together, so per-problem difficulty cancels out of the interval.
+    a[i] and b[i] are the two models' scores on problem i (e.g. pass@1 over the same k seeds). The CI
+    combines the two rates' Wilson intervals with the correlation of the per-problem scores (MOVER,
+    Newcombe 1998 method 10 for paired proportions): per-problem difficulty that both models share
+    narrows it, as pairing should, and it stays honest at 0% and 100% (0 of 50 against 0 of 50 gives
+    about +-7 points, not [0, 0]). `p_not_better` is the share of paired bootstrap resamples (problems
+    drawn together) where the difference is <= 0.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
-        raise ValueError(f"paired bootstrap needs scores on the same problems, got {a.size} and {b.size}")
-    d = a - b
-    lo, hi = bootstrap_ci(d, n_resamples=n_resamples, seed=seed, level=level)
+        raise ValueError(f"a paired difference needs scores on the same problems, got {a.size} and {b.size}")
+    n = int(a.size)
+    if n == 0:
+        return {"diff": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_problems": 0, "p_not_better": float("nan")}
+    p1, p2 = float(a.mean()), float(b.mean())
+    (l1, u1), (l2, u2) = wilson_ci(p1, n), wilson_ci(p2, n)
+    r = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+    d = p1 - p2
+    low = d - np.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * r * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    high = d + np.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * r * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
     return {
-        "diff": float(d.mean()) if d.size else float("nan"),
-        "ci_low": lo,
-        "ci_high": hi,
-        "n_problems": int(d.size),
-        # share of resamples where the sign flips: a one-sided bootstrap p-value for "a > b"
-        "p_not_better": _p_not_better(d, n_resamples, seed),
+        "diff": d,
+        "ci_low": float(max(-1.0, low)),
+        "ci_high": float(min(1.0, high)),
+        "n_problems": n,
+        # a one-sided bootstrap p-value for "a > b"
+        "p_not_better": _p_not_better(a - b, n_resamples, seed),
     }
 
 

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from distill.errors import DistillError
-from distill.eval.metrics import bootstrap_ci, ends_in_loop, k_values, majority_vote, pass_at_k
+from distill.eval.metrics import ends_in_loop, k_values, majority_vote, pass_at_k, wilson_ci
 
 
 def by_problem(rows: list[dict]) -> dict[str, list[dict]]:
@@ -62,7 +62,7 @@ def termination(rows: list[dict]) -> dict:
     }
 
 
-def summarize(rows: list[dict], k: int, *, resamples: int = 10_000, seed: int = 0) -> dict:
+def summarize(rows: list[dict], k: int) -> dict:
     """Scores of one benchmark from its samples (each problem must have exactly k)."""
     if not rows:
         raise DistillError("no samples to score")
@@ -73,7 +73,7 @@ def summarize(rows: list[dict], k: int, *, resamples: int = 10_000, seed: int = 
         raise DistillError(f"{len(short)} problem(s) do not have k={k} samples (e.g. {pid}: {n}); rerun the stage to finish them")
     p1 = [p["pass@1"] for p in problems.values()]
     cons = [float(p["cons"]) for p in problems.values()]
-    lo, hi = bootstrap_ci(p1, n_resamples=resamples, seed=seed)
+    lo, hi = wilson_ci(float(np.mean(p1)), len(p1))
     return {
         "n_problems": len(problems),
         "k": k,

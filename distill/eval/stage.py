@@ -38,6 +38,7 @@ from distill.generate.config import RUNTIME_ONLY, BackendConfig
 from distill.generate.backends.base import Request, Sampling
 from distill.generate.prompting import THINK_PREFIX, messages_for
 from distill.generate.stream import ChunkedRun, Job, ShardStream
+from distill.hub import require_model
 from distill.io import read_parquet, write_json, write_parquet
 from distill.records import EVAL_SAMPLE, PROBLEM, conform, content_id, to_table
 from distill.stage import StageDir, run_shards
@@ -126,7 +127,7 @@ def model_record(model: ModelSpec) -> dict:
     """The model's part of the stage config (its hash decides resume): what it is, not where it lies, and
     none of how it is run (GPUs per engine, endpoint, concurrency) nor the report's labels."""
     exclude = {**{f: True for f in _LABEL_FIELDS | {"model"}}, **RUNTIME_ONLY}
-    return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model, model.backend)}
+    return {**model.model_dump(mode="json", exclude=exclude), "identity": model_identity(model.model)}
 
 
 def spec_record(spec: BenchmarkSpec) -> dict:
@@ -156,6 +157,8 @@ def run(cfg: EvalConfig, model: ModelSpec, out: Path, *, workers: int = 1, rank:
     """
     out = Path(out)
     stage = StageDir(out)
+    if model.backend in ("transformers", "vllm"):
+        require_model(model.model, f"model {model.name}")  # before the output directory is made
     try:
         check_fits_all(cfg, model)
     except ValueError as e:
@@ -388,7 +391,6 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
     stage = StageDir(out)
     config = stage.config()
     samples = load_samples(out) if samples is None else samples
-    resamples = config["eval"]["bootstrap_resamples"]
     benchmarks = {}
     for name, b in config["benchmarks"].items():
         rows = [r for r in samples if r["benchmark"] == name]
@@ -399,10 +401,10 @@ def write_scores(out: Path, model: ModelSpec | dict | None = None, samples: list
             protocol["date_window"] = b["spec"]["date_window"]
         if b["spec"].get("layout") == "livecodebench":
             protocol["prompt"] = livecodebench.PROMPT_NAME
-        benchmarks[name] = {**summarize(rows, b["protocol"]["k"], resamples=resamples, seed=config["eval"]["seed"]), "protocol": protocol,
+        benchmarks[name] = {**summarize(rows, b["protocol"]["k"]), "protocol": protocol,
                             "budget": budget_curve(rows, max_tokens=b["protocol"]["max_tokens"], backend=config["model"].get("backend"),
-                                                   budgets=config["eval"].get("budgets"), resamples=resamples, seed=config["eval"]["seed"]),
-                            "subsets": breakdown(rows, _problems(out, name), resamples=resamples, seed=config["eval"]["seed"])}
+                                                   budgets=config["eval"].get("budgets")),
+                            "subsets": breakdown(rows, _problems(out, name))}
     if isinstance(model, ModelSpec):
         model = model.model_dump(mode="json")
     saved = _saved_scores(out)

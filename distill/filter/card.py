@@ -11,11 +11,20 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
+from distill.filter.config import VerifyConfig
+from distill.filter.select import NOT_SELECTED
 from distill.io import write_text
 from distill.stage import StageDir
 
-# Licence of the sources the project itself generates; anything else must name its own.
+# Licence of the sources the project itself generates (the project's own, Apache-2.0); anything else must name its own.
 KNOWN_LICENCES = {"toy": "apache-2.0"}
+VERIFIERS = {
+    "math": "math-verify: the extracted answer against the reference, symbolically",
+    "code": "the problem's tests, run in the sandbox (stdin/stdout and function calls)",
+    "choice": "the chosen letter against the reference (math-verify when the reference is not a letter)",
+    "judge": "the LLM judge when one is configured; otherwise the readability checks only (verdict `unverifiable`)",
+    "none": "none: the readability checks only (verdict `unverifiable`)",
+}
 
 
 def _sizes(n: int) -> str:
@@ -44,12 +53,13 @@ def dataset_card(curated: Path, prompts: Path | None = None) -> str:
     reasons: Counter = Counter()
     for s in stats:
         reasons.update({k: int(v) for k, v in (s.get("rejected") or {}).items()})
+    not_selected = reasons.pop(NOT_SELECTED, 0)
     by_source: Counter = Counter()
     teachers: Counter = Counter()
     for p in stage.parts():
-        t = pq.read_table(p, columns=["source", "teacher"])
+        t = pq.read_table(p, columns=["source", "teacher", "backend", "sampling", "prompt_template"])
         by_source.update(t["source"].to_pylist())
-        teachers.update(t["teacher"].to_pylist())
+        teachers.update(zip(t["teacher"].to_pylist(), t["backend"].to_pylist(), t["sampling"].to_pylist(), t["prompt_template"].to_pylist()))
     prompts_cfg, contaminated, removed = {}, Counter(), 0
     if prompts is not None and (Path(prompts) / "config.json").exists():
         pstage = StageDir(prompts)
@@ -70,7 +80,12 @@ def dataset_card(curated: Path, prompts: Path | None = None) -> str:
             {"config_name": "rejected", "data_files": [{"split": "train", "path": "rejected/part-*.parquet"}]},
         ],
     }
-    funnel = [f"| traces in | {rows_in:,} |"] + [f"| rejected: {r} | {c:,} |" for r, c in reasons.most_common()] + [f"| kept | {kept:,} |"]
+    funnel = ([f"| traces in | {rows_in:,} |"] + [f"| failed: {r} | {c:,} |" for r, c in reasons.most_common()]
+              + ([f"| passed, not selected (another sample of the problem kept) | {not_selected:,} |"] if not_selected else [])
+              + [f"| kept | {kept:,} |"])
+    routes = VerifyConfig.model_validate(stage.config().get("verify") or {}).routes
+    verifiers = [f"| {d} | {VERIFIERS[r]} |" for d, r in routes.items()]
+    teacher_rows = [f"| {t} | {b or '-'} | `{s or '-'}` | {tpl or '-'} | {n:,} |" for (t, b, s, tpl), n in teachers.most_common()]
     sources = [f"| {s} | {n:,} | {licences[s]} |" for s, n in by_source.most_common()]
     decon = (
         f"The prompts stage dropped {removed:,} of its input problems as duplicates or benchmark contamination; "
@@ -88,9 +103,30 @@ def dataset_card(curated: Path, prompts: Path | None = None) -> str:
 
 Teacher traces kept by rejection sampling (`distill filter`), one row per kept trace, with the SFT
 conversation in `messages`. The `rejected` configuration holds every rejected trace with its
-`reject_reason`. Load with `datasets.load_dataset("{curated}")` (or `..., "rejected"`).
+`reject_reason`. Filter config hash: `{config_hash}`.
 
-Teacher(s): {", ".join(f"{t} ({n:,} kept)" for t, n in teachers.most_common()) or "-"}. Filter config hash: `{config_hash}`.
+```python
+from datasets import load_dataset
+
+kept = load_dataset("YOUR_ORG/{curated.parent.name}-traces")  # after `distill export` and an upload of its directory
+rejected = load_dataset("YOUR_ORG/{curated.parent.name}-traces", "rejected")
+kept = load_dataset("path/to/this/directory")  # the same, from a local copy
+```
+
+## Teacher
+
+| teacher | backend | sampling | prompt template | kept traces |
+|---|---|---|---|---|
+{chr(10).join(teacher_rows)}
+
+The prompt template is the chat each problem was sent as (`distill/generate/prompting.py`: `r1` is
+R1's own usage advice: the problem as the user turn, no system prompt, the answer in `\\boxed{{}}`).
+
+## Verification
+
+| domain | verifier |
+|---|---|
+{chr(10).join(verifiers)}
 
 ## Funnel
 
@@ -114,8 +150,8 @@ Generated traces inherit the terms of the teacher that wrote them as well as the
 
 `id`, `source`, `domain`, `prompt`, `answer`, `tests`, `metadata` (the problem); `sample_idx`,
 `teacher`, `completion`, `reasoning`, `response`, `finish_reason`, token counts, `sampling` and
-lineage (the trace); `verdict`, `extracted`, `reject_reason`, `messages` (the curation). See the
-project's DESIGN.md for the record shapes.
+lineage (the trace); `verdict` (correct | incorrect | unverifiable), `extracted`, `reject_reason`,
+`messages` (the curation). The record shapes are in the distill repository's `docs/design.md`.
 """
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import zlib
 
-from distill.generate.prompting import THINK_CLOSE, THINK_OPEN
+from distill.think import THINK_CLOSE, THINK_OPEN
 
 
 def think_format(completion: str) -> str | None:

@@ -6,10 +6,12 @@ import json
 
 import typer
 
-from distill.cli_options import ConfigOpt, ExecutorOpt, InputOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, ExecutorOpt, InputOpt, OutputOpt, RankOpt, WorkersOpt, WorldSizeOpt, set_option
 from distill.config import load
 from distill.filter.config import FilterConfig
 from distill.filter.stage import run
+
+SetOpt = set_option("select.policy=shortest")
 
 
 def filter_cmd(

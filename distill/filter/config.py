@@ -42,8 +42,8 @@ class VerifyConfig(Config):
     routes: dict[Domain, Route] = Field(
         default_factory=lambda: {"math": "math", "code": "code", "science": "choice", "general": "judge"},
         description="verifier per domain: math (math-verify), code (tests in the sandbox), choice (letter; math-verify "
-        "when the reference is not a letter), judge (the LLM judge; without one, readability checks only, counted "
-        "`unverified`), none",
+        "when the reference is not a letter), judge (the LLM judge; without one, readability checks only, "
+        "verdict `unverifiable`), none",
     )
 
     @field_validator("routes")

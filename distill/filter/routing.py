@@ -1,7 +1,8 @@
 """Verification routed by the row's domain: math -> math-verify, code -> the problem's tests in the sandbox
 (stdin/stdout and function-call tests), science -> the choice verifier (math-verify when the reference is
 not a letter; a math row whose reference is a letter goes to the choice verifier, as in eval: one rule,
-`distill.verify.choice.answer_verifier`), general -> the LLM judge when one is configured, else readability checks only (`unverified`).
+`distill.verify.choice.answer_verifier`), general -> the LLM judge when one is configured, else readability checks only
+(verdict `unverifiable`, reason `no_judge`).
 
 Non-reasoning rows (imported replies, teacher with thinking off) are not verified: they are in the mix
 for their style, and only the format and readability checks apply to them.
@@ -17,7 +18,7 @@ from distill.verify.choice import answer_verifier, verify_choice
 from distill.verify.math import parse_reference, verify_math
 
 NEEDS_JUDGE = "needs_judge"
-UNVERIFIED = "unverified"  # kept on readability checks alone: general rows without a judge
+NO_JUDGE = "no_judge"  # why a general row's verdict is `unverifiable`: no judge, kept on readability checks alone
 NONREASONING = "nonreasoning"
 
 # Runs the candidate's function on JSON arguments from stdin and prints its JSON result. LeetCode-style
@@ -105,7 +106,7 @@ class Verifier:
         if route == "judge":
             if self.cfg.judge is not None:
                 return Verdict(UNVERIFIABLE, None, NEEDS_JUDGE)  # judged in one batch per shard
-            return Verdict(UNVERIFIABLE, None, UNVERIFIED)
+            return Verdict(UNVERIFIABLE, None, NO_JUDGE)
         return Verdict(UNVERIFIABLE, None, "no_verifier" if ref is None else "no_verifier_for_domain")
 
     def _math(self, pid: str, text: str, refs: list[str]) -> Verdict:

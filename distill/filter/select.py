@@ -21,6 +21,10 @@ class Sample:
     reason: str | None = None  # set once the sample is rejected
 
 
+# Not a failure: the trace passed every check and verified, and the policy kept another sample of its problem.
+NOT_SELECTED = "not_selected"
+
+
 def select(samples: list[Sample], cfg: SelectConfig) -> None:
     """Set `reason` on each sample this problem does not keep (samples already rejected stay so)."""
     pass_rate = sum(s.correct for s in samples) / len(samples)
@@ -44,7 +48,7 @@ def select(samples: list[Sample], cfg: SelectConfig) -> None:
     if cfg.max_per_prompt is not None:
         limit = min(limit or cfg.max_per_prompt, cfg.max_per_prompt)
     for s in kept[limit:] if limit is not None else []:
-        s.reason = "not_selected"
+        s.reason = NOT_SELECTED
 
 
 def _reject_rest(samples: list[Sample], reason: str) -> None:

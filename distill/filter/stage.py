@@ -27,7 +27,7 @@ from distill.io import read_parquet, write_parquet
 from distill.records import CURATED, TRACE, conform, to_table
 from distill.stage import StageDir, run_shards
 from distill.filter.difficulty import student_pass_rates
-from distill.filter.routing import NEEDS_JUDGE, NONREASONING, UNVERIFIED, Verifier, is_nonreasoning
+from distill.filter.routing import NEEDS_JUDGE, NO_JUDGE, NONREASONING, Verifier, is_nonreasoning
 from distill.verify import UNVERIFIABLE, Verdict
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def curate_rows(rows: list[dict], cfg: FilterConfig) -> tuple[list[dict], list[d
     by_problem: dict[str, list[Sample]] = {}
     for i, (row, v, reason) in enumerate(zip(rows, verdicts, formats)):
         if reason is None and v.verdict != "correct":
-            if v.reason in (UNVERIFIED, NONREASONING):
+            if v.reason in (NO_JUDGE, NONREASONING):
                 reason = None  # kept on the format and readability checks alone
             elif v.verdict == UNVERIFIABLE:
                 reason = None if cfg.verify.keep_unverifiable else "unverifiable"
@@ -186,7 +186,7 @@ def filter_shard(i: int, *, inp: str, out: str, cfg: dict) -> dict:
     return {
         **funnel(rows, kept, rejected),
         "verdicts": dict(sorted(verdicts.items())),
-        "unverified": sum(r["extracted"] is None and r["verdict"] == UNVERIFIABLE and r["domain"] == "general" and kind(r) == "reasoning" for r in kept),
+        "kept_unverifiable": sum(r["extracted"] is None and r["verdict"] == UNVERIFIABLE and r["domain"] == "general" and kind(r) == "reasoning" for r in kept),
         "kinds": dict(Counter(kind(r) for r in kept)),
         "by_source": {k: funnel(*v) for k, v in _groups(rows, kept, rejected, "source").items()},
         "by_domain": {k: funnel(*v) for k, v in _groups(rows, kept, rejected, "domain").items()},

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from distill.cli_options import ConfigOpt, ExecutorOpt, InputOpt, OutputOpt, RankOpt, SetOpt, WorkersOpt, WorldSizeOpt
+from distill.cli_options import ConfigOpt, ExecutorOpt, InputOpt, OutputOpt, RankOpt, WorkersOpt, WorldSizeOpt, set_option
 from distill.config import load
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import run
+
+SetOpt = set_option("sampling.temperature=0.7")
 
 LeaveHeldOpt = Annotated[bool, typer.Option("--leave-held", help="Exit 0 when the only unfinished shards are held by other live workers (Slurm array tasks).")]
 

@@ -19,7 +19,7 @@ from distill.config import Config
 from distill.generate.backends.base import Sampling
 from distill.generate.prompting import TEMPLATES, TemplateName
 from distill.pricing import Price
-from distill.toy.teacher import ToyTeacherConfig
+from distill.toy.config import ToyTeacherConfig
 
 
 @cache

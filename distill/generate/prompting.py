@@ -6,14 +6,13 @@ instruction; force the response to start with "<think>\\n".
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import AfterValidator
 
 from distill.errors import DistillError
+from distill.think import THINK_CLOSE, THINK_OPEN
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 THINK_PREFIX = "<think>\n"
 # An empty think block: how a non-reasoning sample starts (R1's replies without a chain of thought, a
 # teacher with thinking off), so students see the same turn shape with or without reasoning.
@@ -43,17 +42,6 @@ def user_prompt(problem: str, domain: str, template: str = "r1") -> str:
 
 def messages_for(problem: str, domain: str, template: str = "r1") -> list[dict]:
     return [{"role": "user", "content": user_prompt(problem, domain, template)}]
-
-
-_THINK = re.compile(r"^\s*<think>(.*?)</think>(.*)$", re.DOTALL)
-
-
-def split_think(completion: str) -> tuple[str | None, str | None]:
-    """(reasoning, response) of a `<think>...</think>answer` completion; (None, None) if the tags are broken."""
-    m = _THINK.match(completion)
-    if not m:
-        return None, None
-    return m.group(1).strip("\n"), m.group(2).strip()
 
 
 def render_chat(tokenizer, messages: list[dict], prefix: str = "") -> str:

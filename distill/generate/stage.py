@@ -31,11 +31,13 @@ from distill.generate.backends import Backend, Request
 from distill.generate.backends.base import Completion, derive_seed
 from distill.generate.config import GenerateConfig
 from distill.generate.progress import RowProgress
-from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for, split_think
+from distill.generate.prompting import NO_THINK_PREFIX, THINK_PREFIX, messages_for
 from distill.generate.stream import ChunkedRun, Job, ShardStream
+from distill.hub import require_model
 from distill.io import read_parquet, read_parquets, write_parquet
 from distill.records import PROBLEM, TRACE, conform, to_json
 from distill.stage import StageDir, run_shards
+from distill.think import split_think
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +300,8 @@ def run(
     global _PROGRESS
     src, stage = StageDir(inp), StageDir(out)
     n_shards = src.require_complete("prompts")
+    if cfg.backend in ("transformers", "vllm"):
+        require_model(cfg.model, "teacher")  # before the output directory is made
     stage.prepare({**cfg.identity(), "input_config": src.config_hash() or str(Path(inp).resolve())})
     _clean_chunks(stage)
     if cfg.backend == "vllm" and executor == "local":

@@ -7,9 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, SetOpt
+from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, set_option
 from distill.config import load
 from distill.kd.config import KDConfig
+
+SetOpt = set_option("max_completion_length=512")
 
 
 def kd_cmd(

@@ -1,5 +1,5 @@
 """The report's KD table: per student, its KD teacher (where evaluated), baseline -> SFT -> SFT+KD (and the SFT
-control at the same extra time), each step's paired difference with a bootstrap CI, and each stage's compute, so
+control at the same extra time), each step's paired difference with its CI, and each stage's compute, so
 gains per unit of compute show.
 
 Everything comes from the run directory: eval models are matched by their `model` reference (`sft:<student>`,
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from distill.eval.compare import compare
+from distill.layout import KD, SFT, TRACES
 from distill.stage import StageDir
 
 HEAD = ["student", "benchmark", "stage", "model", "pass@1 (%)", "compared with", "Δ pass@1 (pts)", "95% CI",
@@ -25,7 +26,7 @@ def _summary(path: Path) -> dict | None:
 
 def teacher_tokens(run_dir: Path) -> int | None:
     """Completion tokens the teacher generated for the SFT data (02_traces, finished shards)."""
-    stage = StageDir(run_dir / "02_traces")
+    stage = StageDir(run_dir / TRACES)
     stats = stage.stats() if stage.path.exists() else []
     return sum(int(s.get("completion_tokens", 0)) for s in stats) if stats else None
 
@@ -35,7 +36,7 @@ def kd_table(run_dir: Path, models: dict[str, dict], resamples: int = 10_000) ->
     run_dir = Path(run_dir)
     by_ref = {str(m["spec"].get("model")): name for name, m in models.items()}
     rows = []
-    for f in sorted((run_dir / "04_kd").glob("*/summary.json")) if (run_dir / "04_kd").exists() else []:
+    for f in sorted((run_dir / KD).glob("*/summary.json")) if (run_dir / KD).exists() else []:
         kd = json.loads(f.read_text())
         if "tokens_generated" not in kd:  # an sft control's directory
             continue
@@ -45,8 +46,8 @@ def kd_table(run_dir: Path, models: dict[str, dict], resamples: int = 10_000) ->
             continue
         control_name = by_ref.get(f"kd:{name}-sft-control")
         baseline = models[sft_name]["spec"].get("baseline")
-        sft = _summary(run_dir / "04_sft" / student.removeprefix("sft:") / "summary.json") or {}
-        control = _summary(run_dir / "04_kd" / f"{name}-sft-control" / "summary.json") or {}
+        sft = _summary(run_dir / SFT / student.removeprefix("sft:") / "summary.json") or {}
+        control = _summary(run_dir / KD / f"{name}-sft-control" / "summary.json") or {}
         # stage label, eval model, compared with, (generated, trained, seconds)
         teacher = by_ref.get(kd["teacher"])
         stages = [("teacher", teacher, None, None)] if teacher else []

@@ -6,10 +6,12 @@ import json
 
 import typer
 
-from distill.cli_options import ConfigOpt, ExecutorOpt, OutputOpt, SetOpt, WorkersOpt
+from distill.cli_options import ConfigOpt, ExecutorOpt, OutputOpt, WorkersOpt, set_option
 from distill.config import load
 from distill.prompts.config import PromptsConfig
 from distill.prompts.stage import run
+
+SetOpt = set_option("toy.n=500")
 
 
 def prompts_cmd(output: OutputOpt, config: ConfigOpt = None, set: SetOpt = None, workers: WorkersOpt = 1, executor: ExecutorOpt = "local") -> None:

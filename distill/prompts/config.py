@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from distill.config import Config
-from distill.toy.tasks import ToyTasks
+from distill.toy.config import ToyTasks
 
 
 MAPPABLE = ("id", "prompt", "answer", "tests", "domain", "metadata", "messages")  # problem fields a source column can fill

@@ -8,11 +8,8 @@ or punctuation still match. A benchmark problem shorter than n words is matched 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
-from distill.errors import DistillError, where
 from distill.generate.prompting import MATH_INSTRUCTION
-from distill.io import iter_rows
 from distill.prompts.dedup import words
 
 
@@ -59,28 +56,3 @@ class Decontaminator:
             if (pid := self._index.get(_h(w[i : i + self.n]))) is not None:
                 return pid, " ".join(w[i : i + self.n])
         return None
-
-
-def benchmark_problems(names: list[str], files: list[Path]) -> list[tuple[str, str]]:
-    """(id, text) of the named benchmarks (via distill.eval.benchmarks) and of extra .jsonl/.parquet/.csv files."""
-    from distill.prompts.sources import problem_text
-
-    out: list[tuple[str, str]] = []
-    if names:
-        try:
-            from distill.eval.benchmarks import load_benchmark
-        except ImportError:
-            raise DistillError(
-                "decontaminate.benchmarks needs distill.eval.benchmarks, which is not installed; use decontaminate.files"
-            ) from None
-        for name in names:
-            for i, rec in enumerate(load_benchmark(name)):
-                out.append((f"{name}/{rec.get('id', i)}", problem_text(rec)))
-    for path in files:
-        for rowno, rec in iter_rows(Path(path)):
-            try:
-                text = problem_text(rec)
-            except DistillError as e:
-                raise DistillError(f"{where(path, rowno)}: {e}") from None
-            out.append((f"{Path(path).stem}/{rec.get('id', rowno)}", text))
-    return out

@@ -25,12 +25,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
-from distill.errors import DistillError
-from distill.io import _atomic, read_json, tmp_path, write_bytes, write_json, write_parquet
+from distill.errors import DistillError, where
+from distill.io import _atomic, iter_rows, read_json, tmp_path, write_bytes, write_json, write_parquet
 from distill.prompts.config import PromptsConfig
-from distill.prompts.decontam import Decontaminator, benchmark_problems
+from distill.prompts.decontam import Decontaminator
 from distill.prompts.dedup import Deduplicator, band_keys, exact_key
-from distill.prompts.sources import SourceReader, fingerprint, identity
+from distill.prompts.sources import SourceReader, fingerprint, identity, problem_text
 from distill.records import PROBLEM, to_table
 from distill.stage import EXECUTORS, StageDir, die_with_parent, ray_cluster
 
@@ -46,6 +46,26 @@ def _decontaminator(cfg: PromptsConfig) -> Decontaminator | None:
     problems = benchmark_problems(d.benchmarks, d.files)
     log.info("decontamination index: %d benchmark problems, %d-grams", len(problems), d.ngram)
     return Decontaminator(problems, d.ngram)
+
+
+def benchmark_problems(names: list[str], files: list[Path]) -> list[tuple[str, str]]:
+    """(id, text) of the named benchmarks (the eval's specs) and of extra .jsonl/.parquet/.csv files: what
+    decontamination matches against, gathered here so the matcher (prompts.decontam) reads no benchmark itself."""
+    from distill.eval.benchmarks import load_benchmark
+
+    out: list[tuple[str, str]] = []
+    if names:
+        for name in names:
+            for i, rec in enumerate(load_benchmark(name)):
+                out.append((f"{name}/{rec.get('id', i)}", problem_text(rec)))
+    for path in files:
+        for rowno, rec in iter_rows(Path(path)):
+            try:
+                text = problem_text(rec)
+            except DistillError as e:
+                raise DistillError(f"{where(path, rowno)}: {e}") from None
+            out.append((f"{Path(path).stem}/{rec.get('id', rowno)}", text))
+    return out
 
 
 BATCH = 1024  # problems per unit of work sent to a fingerprinting worker

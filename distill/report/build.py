@@ -3,7 +3,7 @@ JS, no network) and a Markdown file (plots beside it as PNG files) from a run di
 `summary.json` (the headline numbers, read by `distill run`'s closing table and scripts/demo_numbers.py).
 
 Sections: the headline (each distilled model against its baseline, one quotable sentence each),
-results with 95% CIs and termination metrics, distilled - baseline with paired bootstrap CIs, the
+results with 95% CIs and termination metrics, distilled - baseline with paired CIs, the
 R1 paper's rows for the same models, response lengths, the curation funnel, the training loss, the
 trace browser, lineage (versions, config hashes, wall time and tokens per stage), and notes.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from distill.errors import DistillError
 from distill.eval.budget import first_budget_beating, tokens_to_reach
 from distill.io import write_bytes, write_json, write_text
+from distill.console import points
 from distill.report import plots
 from distill.report.collect import collect, r1_departures
 
@@ -26,12 +27,12 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.1f}"
 
 
-def _ci(lo: float, hi: float) -> str:
-    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+def _ci(lo: float, hi: float, signed: bool = False) -> str:
+    return f"[{points(lo, signed)}, {points(hi, signed)}]"
 
 
 def _signed(x: float) -> str:
-    return f"{100 * x:+.1f}"
+    return points(x, signed=True)
 
 
 def results_table(data: dict) -> tuple[list[str], list[list[str]]]:
@@ -61,8 +62,8 @@ def comparison_table(data: dict) -> tuple[list[str], list[list[str]]]:
                 continue
             p, v = r["pass@1"], r["cons@k"]
             differ = [m.split(": ", 1)[1] for m in c["protocol_mismatches"] if m.startswith(f"{bench}: ")]
-            rows.append([c["distilled"], c["baseline"], bench, str(p["n_problems"]), _signed(p["diff"]), _ci(p["ci_low"], p["ci_high"]),
-                         _signed(v["diff"]), _ci(v["ci_low"], v["ci_high"]), f"{p['p_not_better']:.3f}",
+            rows.append([c["distilled"], c["baseline"], bench, str(p["n_problems"]), _signed(p["diff"]), _ci(p["ci_low"], p["ci_high"], signed=True),
+                         _signed(v["diff"]), _ci(v["ci_low"], v["ci_high"], signed=True), f"{p['p_not_better']:.3f}",
                          "; ".join(differ) if differ else "same"])
     return head, rows
 
@@ -112,7 +113,9 @@ def funnel_table(f: dict) -> tuple[list[str], list[list[str]]]:
     head = ["step", "traces", "share of input (%)"]
     n = max(f["rows_in"], 1)
     rows = [["traces in", str(f["rows_in"]), "100.0"]]
-    rows += [[f"rejected: {r}", str(c), f"{100 * c / n:.1f}"] for r, c in f["rejected"].items()]
+    rows += [[f"failed: {r}", str(c), f"{100 * c / n:.1f}"] for r, c in f["rejected"].items()]
+    if f.get("not_selected"):
+        rows.append(["passed, not selected (another sample of the problem kept)", str(f["not_selected"]), f"{100 * f['not_selected'] / n:.1f}"])
     rows.append(["kept", str(f["rows_out"]), f"{100 * f['rows_out'] / n:.1f}"])
     return head, rows
 
@@ -187,12 +190,13 @@ def contamination_table(data: dict) -> tuple[list[str], list[list[str]]]:
 
 def headline_sentence(p: dict) -> str:
     """One sentence a person can quote: both models' pass@1 with CIs and the paired difference."""
+    def ci(lo: float, hi: float, signed: bool = False, unit: str = "%") -> str:
+        return f"95% CI {points(lo, signed)}{unit} to {points(hi, signed)}{unit}"
+
     return (
-        f"{p['distilled']} reaches {100 * p['distilled_pass1']:.1f}% pass@1 (95% CI {100 * p['distilled_ci'][0]:.1f}-"
-        f"{100 * p['distilled_ci'][1]:.1f}) on {p['benchmark']}, against {100 * p['baseline_pass1']:.1f}% "
-        f"({100 * p['baseline_ci'][0]:.1f}-{100 * p['baseline_ci'][1]:.1f}) for its undistilled baseline {p['baseline']}: "
-        f"{100 * p['diff']:+.1f} points (95% CI {100 * p['diff_ci'][0]:+.1f} to {100 * p['diff_ci'][1]:+.1f}; "
-        f"{p['n_problems']} problems, k={p['k']})."
+        f"{p['distilled']} reaches {points(p['distilled_pass1'])}% pass@1 ({ci(*p['distilled_ci'])}) on {p['benchmark']}, "
+        f"against {points(p['baseline_pass1'])}% ({ci(*p['baseline_ci'])}) for its undistilled baseline {p['baseline']}: "
+        f"{points(p['diff'], signed=True)} points ({ci(*p['diff_ci'], signed=True, unit='')}; {p['n_problems']} problems, k={p['k']})."
     )
 
 
@@ -217,9 +221,9 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
     if data["models"]:
         out.append(("results", "Results", results_table(data), "accuracy"))
     if data["comparisons"]:
-        out.append(("comparison", "Distilled vs baseline (paired bootstrap over problems)", comparison_table(data), None))
+        out.append(("comparison", "Distilled vs baseline (paired over problems)", comparison_table(data), None))
     if data.get("kd"):
-        out.append(("kd", "After SFT: on-policy distillation vs more SFT (paired bootstrap over problems; tokens generated: "
+        out.append(("kd", "After SFT: on-policy distillation vs more SFT (paired over problems; tokens generated: "
                     "by the teacher for SFT's traces, by the student for KD)", data["kd"], None))
     out.append(("reference", "DeepSeek-R1 paper, Table 5 (same models)", reference_table(data) if data["reference_rows"] else None, None))
     if data.get("agreement"):
@@ -258,7 +262,7 @@ LEGEND = (
     "pass@1: mean correctness over the k samples per problem, averaged over problems (the R1 protocol: T=0.6, "
     "top-p 0.95, 32,768 tokens, response forced to start with `<think>\\n`, no system prompt; a row marked "
     "'not R1' names how its model was sampled instead, and each model's settings are listed below). cons@k: majority vote over the k answers. "
-    "pass@k: unbiased estimator. 95% CI: percentile bootstrap over problems. Unfinished: samples cut at the "
+    "pass@k: unbiased estimator. 95% CI of a rate: Wilson over problems; of a paired difference: MOVER from both Wilson intervals and the per-problem correlation (Newcombe 1998); P(Δ ≤ 0): paired bootstrap over problems. Unfinished: samples cut at the "
     "token limit; repetition: samples ending in a repeated block; tokens to answer: mean completion tokens "
     "of samples that stopped with an answer. "
     + BUDGET_NOTE

@@ -16,8 +16,9 @@ from pathlib import Path
 from distill.config import load_yaml
 from distill.eval.compare import compare, foreign_agreement
 from distill.eval.stage import SCORE_COLUMNS, load_samples
+from distill.filter.select import NOT_SELECTED
 from distill.kd.report import kd_table
-from distill.pipeline import CURATED, EVAL, PROMPTS, SFT
+from distill.layout import CURATED, EVAL, PROMPTS, SFT
 from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,10 @@ def funnel(run_dir: Path, notes: list[str]) -> dict | None:
                 acc["rows_out"] += int(g.get("rows_out", 0))
                 acc["rejected"].update(g.get("rejected", {}))
     by = {k: {n: {**g, "rejected": dict(g["rejected"].most_common())} for n, g in v.items()} for k, v in groups.items()}
-    return {"rows_in": rows_in, "rows_out": rows_out, "rejected": dict(reasons.most_common()), "shards": len(files), **by}
+    # verified traces the one-per-problem policy left out are not failures: counted apart
+    not_selected = reasons.pop(NOT_SELECTED, 0)
+    return {"rows_in": rows_in, "rows_out": rows_out, "rejected": dict(reasons.most_common()), "not_selected": not_selected,
+            "shards": len(files), **by}
 
 
 def losses(run_dir: Path, notes: list[str]) -> dict[str, list[dict]]:

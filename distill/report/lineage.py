@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from distill.pipeline import CURATED, EVAL, PROMPTS, SFT, TRACES
+from distill.layout import CURATED, EVAL, PROMPTS, SFT, TRACES
 from distill.errors import DistillError
 from distill.report.traces import trusted_parts
 from distill.stage import StageDir

@@ -3,7 +3,7 @@ for the HTML page (its legend and data areas carry ids, so a browser test can ch
 covers data) and PNG for the Markdown report.
 
 Conventions: a distilled model and its baseline share a hue (baseline lighter); legends sit outside
-the axes; error bars are 95% bootstrap CIs over problems.
+the axes; error bars are 95% Wilson CIs over problems.
 """
 
 from __future__ import annotations
@@ -133,9 +133,10 @@ def lengths(samples: dict[str, list[dict]], models: dict[str, dict], pairs: list
 
 def funnel(f: dict) -> tuple[bytes, str]:
     """Curation funnel: traces in, rejections per reason, traces kept."""
-    labels = ["traces in"] + [f"- {r}" for r in f["rejected"]] + ["kept"]
-    values = [f["rows_in"]] + list(f["rejected"].values()) + [f["rows_out"]]
-    colors = ["#7f7f7f"] + ["#d62728"] * len(f["rejected"]) + ["#2ca02c"]
+    apart = [("passed, not selected", f["not_selected"])] if f.get("not_selected") else []  # not a failure
+    labels = ["traces in"] + [f"- {r}" for r in f["rejected"]] + [label for label, _ in apart] + ["kept"]
+    values = [f["rows_in"]] + list(f["rejected"].values()) + [n for _, n in apart] + [f["rows_out"]]
+    colors = ["#7f7f7f"] + ["#d62728"] * len(f["rejected"]) + ["#bcbd22"] * len(apart) + ["#2ca02c"]
     fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(labels) + 1.0))
     ax.barh(range(len(labels)), values, color=colors)
     for i, v in enumerate(values):

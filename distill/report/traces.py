@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from distill.pipeline import CURATED, EVAL
+from distill.layout import CURATED, EVAL
 from distill.stage import StageDir
 
 MAX_CHARS = 6000

@@ -21,7 +21,7 @@ from collections import Counter
 from transformers import PreTrainedTokenizerBase
 
 from distill.errors import DistillError
-from distill.generate.prompting import THINK_CLOSE, THINK_OPEN, split_think
+from distill.think import THINK_CLOSE, THINK_OPEN, split_think
 
 
 def render(tokenizer: PreTrainedTokenizerBase, messages: list[dict]) -> tuple[list[int], list[int]]:

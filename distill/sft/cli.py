@@ -7,9 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, SetOpt
+from distill.cli_options import ConfigOpt, InputOpt, OutputOpt, set_option
 from distill.config import load
 from distill.sft.config import StudentConfig
+
+SetOpt = set_option("training.learning_rate=1e-5")
 
 
 def sft_cmd(

@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError, where
-from distill.generate.prompting import split_think
 from distill.stage import StageDir
+from distill.think import split_think
 
 # The answer-only control keeps R1's output shape with an empty reasoning block, as R1 itself writes
 # when it skips thinking, so both students see the same template and stop token.
@@ -25,16 +25,22 @@ EMPTY_THINK = "<think>\n\n</think>\n\n"
 IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt, the template's scaffolding)
 
 
-def curated_dataset(inp: Path, data_format: str, cache_dir: Path, num_proc: int | None = None):
-    """(datasets.Dataset with one `messages` column, counts) from every finished part of curated stage `inp`."""
-    from datasets import Dataset
-
+def require_curated(inp: Path) -> list[Path]:
+    """The parts of curated stage `inp`, or one line saying why there are none (checked before SFT writes anything)."""
     stage = StageDir(inp)
     if stage.done_shards():
         stage.require_complete("filter")
     parts = stage.parts()
     if not parts:
         raise DistillError(f"{inp}: no finished curated parts (run `distill filter` into it first)")
+    return parts
+
+
+def curated_dataset(inp: Path, data_format: str, cache_dir: Path, num_proc: int | None = None):
+    """(datasets.Dataset with one `messages` column, counts) from every finished part of curated stage `inp`."""
+    from datasets import Dataset
+
+    parts = require_curated(inp)
     schemas = [pq.read_schema(p) for p in parts]
     for path, schema in zip(parts, schemas):
         if "messages" not in schema.names:

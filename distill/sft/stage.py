@@ -30,15 +30,17 @@ from pathlib import Path
 from importlib.util import find_spec
 
 from distill.errors import DistillError
-from distill.generate.prompting import THINK_CLOSE, THINK_OPEN, check_round_trip
+from distill.generate.prompting import check_round_trip
 from distill.io import write_json, write_text
 from distill.sft.card import model_card
 from distill.sft.check import check_conversations, problems, refuse_if_broken
 from distill.sft.config import StudentConfig, sft_config
-from distill.sft.data import curated_dataset, sample_conversations, source_key, tokenized_dataset
+from distill.hub import require_model
+from distill.sft.data import curated_dataset, require_curated, sample_conversations, source_key, tokenized_dataset
 from distill.sft.merge import merge_outside
 from distill.sft.metrics import MetricsFile, log_instead_of_printing
 from distill.stage import StageDir
+from distill.think import THINK_CLOSE, THINK_OPEN
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,11 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, p
     args = sft_config(cfg.training, out / "checkpoints", max_length=cfg.max_length, **FIXED_TRAINING) if train_now else None
     state = PartialState(cpu=not torch.cuda.is_available())
     num_proc = cfg.training.get("dataset_num_proc")
+    # Everything that can be refused is checked before the first file is written, so a typo leaves no
+    # output directory that the corrected command would then refuse as a config change.
+    require_curated(inp)
+    if not cfg.model.startswith("toy:"):
+        require_model(cfg.model, f"student {cfg.name}")
     if not check_only:
         if train_now:
             require_gpu_packages(cfg)

@@ -15,11 +15,7 @@ import functools
 import hashlib
 import random
 import re
-from typing import Literal
 
-from pydantic import Field
-
-from distill.config import Config
 from distill.errors import DistillError
 from distill.records import content_id, to_json
 
@@ -173,20 +169,3 @@ def make_problems(
             }
         )
     return rows
-
-
-class ToyTasks(Config):
-    """Which toy problems a stage draws: the prompt stage takes the train split, the eval the test split."""
-
-    task: Literal["arith", "code", "chat"] = Field("arith", description="arith (math), code (stdin/stdout tests) or chat (general)")
-    n: int = Field(200, ge=1, description="number of problems")
-    seed: int = Field(0, description="seed of the problem sampler")
-    ops: list[str] = Field(default_factory=lambda: ["+"], description="operations among + - *")
-    digits: int = Field(2, ge=1, le=5, description="digits of the first operand")
-
-    def make(self, split: str) -> list[dict]:
-        if self.task == "code":
-            return make_code_problems(self.n, seed=self.seed, split=split)
-        if self.task == "chat":
-            return make_chat_problems(self.n, seed=self.seed, split=split)
-        return make_problems(self.n, seed=self.seed, split=split, ops=tuple(self.ops), digits=self.digits)

@@ -26,31 +26,14 @@ import math
 import random
 import re
 
-from pydantic import Field
-
-from distill.config import Config
 from distill.generate.prompting import NO_THINK_PREFIX
+from distill.toy.config import ToyTeacherConfig
 from distill.toy.tasks import CHAT_REPLIES, CODE_TEST_INPUTS, parse_chat_prompt, parse_code_prompt, parse_prompt, solve, task_of
 
 PLACES = ("Ones", "Tens", "Hundreds", "Thousands", "Ten-thousands")
 PLACES_ZH = ("个位", "十位", "百位", "千位", "万位")
 
 _TOKEN = re.compile(r"\d|[^\W\d]+|\S|\n")
-
-
-class ToyTeacherConfig(Config):
-    """Rates of each mistake, per trace; at most one mistake per trace."""
-
-    wrong_answer: float = Field(0.12, ge=0, le=1, description="silent slip in one column: wrong final answer")
-    self_correction: float = Field(0.15, ge=0, le=1, description="slip caught with 'Wait', then fixed (still correct)")
-    missing_think_close: float = Field(0.04, ge=0, le=1, description="the </think> tag is never written")
-    repetition: float = Field(0.04, ge=0, le=1, description="a line repeats until the token limit")
-    language_switch: float = Field(0.04, ge=0, le=1, description="the column steps are written in Chinese")
-    truncation: float = Field(0.03, ge=0, le=1, description="the trace stops mid-way at the token limit")
-    think_median_tokens: int | None = Field(
-        None, ge=1, description="R1-like lengths: pad each arith/code reasoning with re-checks to a log-normal token count of this median (None: short traces)"
-    )
-    think_p99_tokens: int = Field(16000, ge=1, description="99th percentile of that log-normal (R1: a heavy tail up to the 32k limit)")
 
 
 def count_tokens(text: str) -> int:

@@ -16,7 +16,8 @@ from pathlib import Path
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from distill.generate.prompting import MATH_INSTRUCTION, THINK_CLOSE, THINK_OPEN
+from distill.generate.prompting import MATH_INSTRUCTION
+from distill.think import THINK_CLOSE, THINK_OPEN
 from distill.toy.tasks import arith_space, make_chat_problems, make_code_problems, prompt_for, task_of
 from distill.toy.teacher import ToyTeacherConfig, write_trace
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from distill.think import THOUGHT_MARKERS, thought_end
+
 CORRECT, INCORRECT, UNVERIFIABLE = "correct", "incorrect", "unverifiable"
 GRADINGS = ("strict", "lenient")
 
@@ -39,20 +41,6 @@ class Verdict:
         return self.verdict == CORRECT
 
 
-THOUGHT_MARKERS = (
-    ("<think>", "</think>"),
-    ("<|begin_of_thought|>", "<|end_of_thought|>"),
-    ("<thinking>", "</thinking>"),
-    ("<reasoning>", "</reasoning>"),
-)
-
-
-def thought_end(completion: str) -> int | None:
-    """Character offset just after the last closing thought marker, None when there is none."""
-    ends = [at + len(close) for _, close in THOUGHT_MARKERS if (at := completion.rfind(close)) >= 0]
-    return max(ends) if ends else None
-
-
 def answer_text(completion: str) -> str:
     """The part of a completion that holds the final answer: after the thought when there is one."""
     end = thought_end(completion)
@@ -64,7 +52,7 @@ def is_unfinished(completion: str, finish_reason: str | None = None, force_think
     if finish_reason == "length":
         return True
     start = completion.lstrip()
-    if force_think and "</think>" not in completion:
+    if force_think and THOUGHT_MARKERS[0][1] not in completion:
         return True
     return any(start.startswith(open_) and close not in completion for open_, close in THOUGHT_MARKERS)
 

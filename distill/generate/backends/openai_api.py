@@ -22,7 +22,8 @@ import threading
 
 from distill.errors import DistillError
 from distill.generate.backends.base import Completion, Queued, Request, Sampling, derive_seed
-from distill.generate.prompting import THINK_CLOSE, THINK_PREFIX
+from distill.generate.prompting import THINK_PREFIX
+from distill.think import THINK_CLOSE
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,6 @@
+"""Where each stage writes inside a run directory: the names every reader of a run (pipeline, progress,
+report, plan) agrees on. Kept in a module that imports nothing, so readers need not import the pipeline."""
+
+STAGES = ("prompts", "generate", "filter", "sft", "kd", "eval", "report")
+PROMPTS, TRACES, CURATED, SFT, KD, EVAL, REPORT = "01_prompts", "02_traces", "03_curated", "04_sft", "04_kd", "05_eval", "report"
+LOGS = "logs"  # <run>/logs/<stage>.log: what the libraries print (see distill.console)
