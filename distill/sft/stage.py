@@ -74,7 +74,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         return report
     refuse_if_broken(report, cfg.max_too_long_share, str(out / "check.json"))
 
-    args = sft_config(cfg.training, out / "checkpoints", max_length=cfg.max_length, assistant_only_loss=False)
+    args = training_args(cfg, out)
     with state.main_process_first():
         source = source_key(StageDir(inp).parts(), cfg.data_format)
         rows, too_long = tokenized_dataset(conversations, source, tokenizer, cfg.max_length, out / "data", args.dataset_num_proc)
@@ -88,6 +88,14 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         write_text(out / "done", "")
     state.wait_for_everyone()
     return summary
+
+
+def training_args(cfg: StudentConfig, out: Path):
+    """The trl.SFTConfig the student trains with. Rows over max_length are dropped (`tokenized_dataset`), never
+    cut, so trl gets max_length only to size packed bins: trl 1.16 refuses it for padding-free rows without
+    packing, where it would not be enforced."""
+    max_length = cfg.max_length if cfg.training.get("packing") else None
+    return sft_config(cfg.training, out / "checkpoints", max_length=max_length, assistant_only_loss=False)
 
 
 # attn_implementation -> the distribution it needs; a missing one is named with the extra, not a traceback.
@@ -201,25 +209,33 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
     return model
 
 
-def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
-    from accelerate import PartialState
-    from transformers.trainer_utils import get_last_checkpoint
+def build_trainer(cfg: StudentConfig, args, rows, model_path: str, tokenizer, callbacks: tuple = ()):
+    """trl's SFTTrainer on the student; the model is loaded here, not by the trainer, to resize it for added
+    think tokens first (args.model_init_kwargs is consumed)."""
     from trl import SFTTrainer
 
-    ckpt_dir = Path(args.output_dir)
-    # The model is loaded here, not by the trainer, to resize it for added think tokens first.
     init_kwargs, args.model_init_kwargs = args.model_init_kwargs, None
     model = load_model(model_path, init_kwargs, tokenizer, untied=cfg.lora is not None)
-    metrics = MetricsFile(out / "metrics.jsonl")
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=rows,  # input_ids + assistant_masks: trl builds the labels from the mask
         processing_class=tokenizer,
         peft_config=lora_config(cfg, tokenizer),
-        callbacks=[metrics, *callbacks],
+        callbacks=list(callbacks),
     )
     log_instead_of_printing(trainer)
+    return trainer
+
+
+def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
+    from accelerate import PartialState
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = Path(args.output_dir)
+    init_kwargs = args.model_init_kwargs
+    metrics = MetricsFile(out / "metrics.jsonl")
+    trainer = build_trainer(cfg, args, rows, model_path, tokenizer, (metrics, *callbacks))
     # Counted before the trainer shards the model; ds_numel is a ZeRO-3 partitioned parameter's full size.
     trainable = sum(getattr(p, "ds_numel", p.numel()) for p in trainer.model.parameters() if p.requires_grad)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
