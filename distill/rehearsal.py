@@ -7,8 +7,8 @@ kernel the CPU cannot run; dtype only where the CPU op does not exist (none toda
 torch, slowly, so it runs as shipped). Everything else (padding-free, max_length, gradient
 checkpointing, bf16, learning rates, schedules, templates, protocols) runs as written.
 
-Keys are dotted paths into the YAML; a list whose items all have a `name` is addressed by name
-(`sft.students.qwen2.5-math-1.5b.model`), other lists as one value; `*` matches one segment.
+Keys are paths into the YAML, `/` between segments; a list whose items all have a `name` is addressed by
+name (`sft/students/qwen2.5-math-1.5b/model`), other lists as one value; `*` matches one segment.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Override:
 
 
 def _under(prefix: str, overrides: tuple[Override, ...]) -> tuple[Override, ...]:
-    return tuple(Override(f"{prefix}.{o.key}", o.reason, o.drop_only) for o in overrides)
+    return tuple(Override(f"{prefix}/{o.key}", o.reason, o.drop_only) for o in overrides)
 
 
 MODEL = "a tiny random model of the real architecture with the real tokenizer replaces the checkpoint (no Hub, no GPU memory)"
@@ -39,65 +39,67 @@ STEPS = "count: two optimizer steps instead of epochs over 800k rows"
 
 STUDENT = (
     Override("model", MODEL),
-    Override("training.model_init_kwargs.attn_implementation", FLASH),
-    Override("training.max_steps", STEPS),
-    Override("training.gradient_accumulation_steps", "count: one micro-batch per step; 8-16 only multiply CPU time"),
-    Override("training.dataset_num_proc", "count: one tokenizing process for a few rows (16 only cost start-up time on 2 cores)"),
+    Override("training/model_init_kwargs/attn_implementation", FLASH),
+    Override("training/max_steps", STEPS),
+    Override("training/gradient_accumulation_steps", "count: one micro-batch per step; 8-16 only multiply CPU time"),
+    Override("training/dataset_num_proc", "count: one tokenizing process for a few rows (16 only cost start-up time on 2 cores)"),
 )
 
 KD_RUN = (
-    Override("training.model_init_kwargs.attn_implementation", FLASH),
-    Override("training.teacher_model_init_kwargs.attn_implementation", FLASH),
-    Override("training.max_steps", STEPS),
-    Override("training.gradient_accumulation_steps", "count: one micro-batch per step"),
+    Override("student", MODEL),
+    Override("teacher", MODEL),
+    Override("training/model_init_kwargs/attn_implementation", FLASH),
+    Override("training/teacher_model_init_kwargs/attn_implementation", FLASH),
+    Override("training/max_steps", STEPS),
+    Override("training/gradient_accumulation_steps", "count: one micro-batch per step"),
     Override("max_completion_length", "size: a few sampled tokens instead of 8,192"),
     Override("heldout", "count: a few held-out problems out of a few prompts"),
     Override("generation", "device: `trl vllm-serve` syncs weights over NCCL (CUDA only); the CPU samples with transformers"),
-    Override("training.vllm_server_host", "device: no vLLM server without generation: vllm_server", drop_only=True),
-    Override("training.vllm_server_port", "device: no vLLM server without generation: vllm_server", drop_only=True),
+    Override("training/vllm_server_host", "device: no vLLM server without generation: vllm_server", drop_only=True),
+    Override("training/vllm_server_port", "device: no vLLM server without generation: vllm_server", drop_only=True),
 )
 
 GENERATE = (
     Override("model", MODEL),
-    Override("vllm.enforce_eager", "device: CUDA graphs exist only on GPUs"),
-    Override("vllm.tensor_parallel_size", "device: one CPU engine, not 8 GPUs"),
-    Override("vllm.pipeline_parallel_size", "device: one CPU engine, not 2 nodes"),
-    Override("vllm.data_parallel_size", "device: one CPU engine"),
-    Override("vllm.distributed_executor_backend", "device: Ray places GPUs of two nodes; one CPU engine needs none", drop_only=True),
-    Override("sampling.max_tokens", "size: a few tokens per trace instead of 32,768"),
+    Override("vllm/enforce_eager", "device: CUDA graphs exist only on GPUs"),
+    Override("vllm/tensor_parallel_size", "device: one CPU engine, not 8 GPUs"),
+    Override("vllm/pipeline_parallel_size", "device: one CPU engine, not 2 nodes"),
+    Override("vllm/data_parallel_size", "device: one CPU engine"),
+    Override("vllm/distributed_executor_backend", "device: Ray places GPUs of two nodes; one CPU engine needs none", drop_only=True),
+    Override("sampling/max_tokens", "size: a few tokens per trace instead of 32,768"),
     Override("samples_per_prompt", "count: samples per problem"),
     Override("chunk_size", "count: problems per checkpoint, so a few problems still make several chunks"),
 )
 
 EVAL_MODEL = (
     Override("model", MODEL),
-    Override("vllm.enforce_eager", "device: CUDA graphs exist only on GPUs"),
-    Override("vllm.tensor_parallel_size", "device: one CPU engine"),
-    Override("vllm.data_parallel_size", "device: one CPU engine"),
+    Override("vllm/enforce_eager", "device: CUDA graphs exist only on GPUs"),
+    Override("vllm/tensor_parallel_size", "device: one CPU engine"),
+    Override("vllm/data_parallel_size", "device: one CPU engine"),
 )
 
 PIPELINE = (
     Override("run_dir", "the run lands in the test's temporary directory"),
-    Override("prompts.sources.*.source", "no Hub: a local Parquet of a few rows in the dataset's real columns"),
-    Override("prompts.sources.*.limit", "count: every row of the few written"),
-    Override("prompts.decontaminate.benchmarks", "no Hub: Hub-read benchmarks move to `files` (the config's documented way)"),
-    Override("prompts.decontaminate.files", "no Hub: the Hub-read benchmarks' problems as local files"),
+    Override("prompts/sources/*/source", "no Hub: a local Parquet of a few rows in the dataset's real columns"),
+    Override("prompts/sources/*/limit", "count: every row of the few written"),
+    Override("prompts/decontaminate/benchmarks", "no Hub: Hub-read benchmarks move to `files` (the config's documented way)"),
+    Override("prompts/decontaminate/files", "no Hub: the Hub-read benchmarks' problems as local files"),
     *_under("generate", GENERATE),
-    Override("sft.students.*", "count: one student per architecture in the end-to-end run (each is rehearsed alone too)", drop_only=True),
-    *_under("sft.students.*", STUDENT),
-    *_under("kd.runs.*", KD_RUN),
-    Override("eval.models.*", "count: one student and its baseline", drop_only=True),
-    *_under("eval.models.*", EVAL_MODEL),
-    Override("eval.max_tokens", "size: a few tokens per answer"),
-    Override("eval.bootstrap_resamples", "count: bootstrap resamples of the confidence interval"),
-    Override("eval.problems_per_chunk", "count: problems per checkpoint"),
-    Override("eval.overrides", "count and no Hub: 2 problems, k=1 per benchmark; Hub benchmarks from a local file of their layout"),
+    Override("sft/students/*", "count: one student per architecture in the end-to-end run (each is rehearsed alone too)", drop_only=True),
+    *_under("sft/students/*", STUDENT),
+    *_under("kd/runs/*", KD_RUN),
+    Override("eval/models/*", "count: one student and its baseline", drop_only=True),
+    *_under("eval/models/*", EVAL_MODEL),
+    Override("eval/max_tokens", "size: a few tokens per answer"),
+    Override("eval/bootstrap_resamples", "count: bootstrap resamples of the confidence interval"),
+    Override("eval/problems_per_chunk", "count: problems per checkpoint"),
+    Override("eval/overrides", "count and no Hub: 2 problems, k=1 per benchmark; Hub benchmarks from a local file of their layout"),
 )
 
 ACCELERATE = (
     Override("num_processes", "count: 2 CPU processes instead of 8 GPUs"),
     Override("use_cpu", "device: processes on the CPU (gloo) instead of CUDA devices"),
-    Override("gpu_ids", "device: no GPUs", drop_only=True),
+    Override("gpu_ids", "device: the CPU processes have no GPUs to list", drop_only=True),
     Override("main_process_port", "a free port on a shared machine"),
 )
 
@@ -111,21 +113,21 @@ OVERRIDES: dict[str, tuple[Override, ...]] = {
 
 def override_for(kind: str, path: str, removed: bool = False) -> Override | None:
     """The listed override of config `kind` that allows changing (or, `removed`, dropping) `path`."""
-    parts = path.split(".")
+    parts = path.split("/")
     for o in OVERRIDES[kind]:
-        pattern = o.key.split(".")
+        pattern = o.key.split("/")
         if len(pattern) == len(parts) and all(p in ("*", s) for p, s in zip(pattern, parts)) and (removed or not o.drop_only):
             return o
     return None
 
 
 def apply(config: dict, kind: str, changes: dict[str, Any]) -> dict:
-    """A copy of `config` with `changes` (dotted path -> value, or DROP) applied; KeyError for a path not listed."""
+    """A copy of `config` with `changes` (path -> value, or DROP) applied; KeyError for a path not listed."""
     out = copy.deepcopy(config)
     for path, value in changes.items():
         if override_for(kind, path, removed=value is DROP) is None:
             raise KeyError(f"{path}: not in distill.rehearsal.OVERRIDES[{kind!r}]; a rehearsal may not change it")
-        *parents, last = path.split(".")
+        *parents, last = path.split("/")
         node = out
         for p in parents:
             node = _child(node, p)
@@ -135,7 +137,7 @@ def apply(config: dict, kind: str, changes: dict[str, Any]) -> dict:
 
 def cpu_attention(config: dict, kind: str) -> dict:
     """Every listed attn_implementation present in `config` set to the CPU's kernel (the rest as shipped)."""
-    found = {p: v for p, v in _flatten(config).items() if p.endswith(".attn_implementation") or p == "attn_implementation"}
+    found = {p: v for p, v in _flatten(config).items() if p.split("/")[-1] == "attn_implementation"}
     return apply(config, kind, {p: CPU_ATTENTION for p, v in found.items() if v != CPU_ATTENTION})
 
 
@@ -150,17 +152,18 @@ def changes(shipped: dict, ran: dict, kind: str) -> list[tuple[str, str]]:
 
 
 def diff(a: Any, b: Any, path: str = "") -> list[tuple[str, str]]:
-    """(changed|added|removed, dotted path) for each difference between two YAML trees."""
+    """(changed|added|removed, path) for each difference between two YAML trees: an added mapping as
+    each of its leaves, a removed key or named list item as itself."""
     a, b = _keyed(a), _keyed(b)
     if not (isinstance(a, dict) and isinstance(b, dict)):
         return [] if a == b else [("changed", path)]
     out = []
     for k in list(a) + [k for k in b if k not in a]:
-        p = f"{path}.{k}" if path else str(k)
+        p = f"{path}/{k}" if path else str(k)
         if k not in b:
             out.append(("removed", p))
         elif k not in a:
-            out.append(("added", p))
+            out.extend(("added", leaf) for leaf in _flatten(b[k], p))
         else:
             out.extend(diff(a[k], b[k], p))
     return out
@@ -179,7 +182,7 @@ def _flatten(value: Any, path: str = "") -> dict[str, Any]:
         return {path: value}
     out = {}
     for k, v in value.items():
-        out.update(_flatten(v, f"{path}.{k}" if path else str(k)))
+        out.update(_flatten(v, f"{path}/{k}" if path else str(k)))
     return out
 
 

@@ -28,10 +28,15 @@ def real_body(model: str) -> str:
     return model.split("/")[-1].lower()
 
 
+def student_changes(model: Path, prefix: str = "") -> dict:
+    """A student on a tiny body (`model`): two optimizer steps of one micro-batch each, one tokenizing process."""
+    changes = {"model": str(model), "training/max_steps": STEPS, "training/gradient_accumulation_steps": 1, "training/dataset_num_proc": 1}
+    return {prefix + k: v for k, v in changes.items()}
+
+
 def student(path: Path, model: Path) -> dict:
-    """A pipelines/sft/*.yaml on a tiny body (`model`), two optimizer steps of one micro-batch each, one tokenizing process, sdpa."""
-    changes = {"model": str(model), "training.max_steps": STEPS, "training.gradient_accumulation_steps": 1, "training.dataset_num_proc": 1}
-    return cpu_attention(apply(shipped(path), "student", changes), "student")
+    """A pipelines/sft/*.yaml as `student_changes` says, on sdpa."""
+    return cpu_attention(apply(shipped(path), "student", student_changes(model)), "student")
 
 
 def generate(path: Path, model: Path | None = None) -> dict:
@@ -39,11 +44,11 @@ def generate(path: Path, model: Path | None = None) -> dict:
     data = shipped(path)
     if data["backend"] != "vllm":
         return data
-    changes = {"vllm.tensor_parallel_size": 1, "vllm.enforce_eager": True}
+    changes = {"vllm/tensor_parallel_size": 1, "vllm/enforce_eager": True}
     if "pipeline_parallel_size" in data["vllm"]:
-        changes["vllm.pipeline_parallel_size"] = 1
+        changes["vllm/pipeline_parallel_size"] = 1
     if "distributed_executor_backend" in data["vllm"]:
-        changes["vllm.distributed_executor_backend"] = DROP
+        changes["vllm/distributed_executor_backend"] = DROP
     if model is not None:
         changes["model"] = str(model)
     return apply(data, "generate", changes)
