@@ -29,6 +29,7 @@ from distill.kd.check import same_tokenizer
 from distill.kd.config import KDConfig, distillation_config
 from distill.kd.data import load_prompts
 from distill.sft.config import StudentConfig
+from distill.sft.stage import require_gpu_packages
 from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def run(cfg: KDConfig, inp: Path, out: Path, *, sft_dir: Path | None = None, thr
         cfg.check_training()
     except ValueError as e:
         raise DistillError(f"kd run '{cfg.name}': {e}") from None
+    require_gpu_packages(f"kd run '{cfg.name}'", cfg.training)
     inp, out = Path(inp), Path(out)
     if threads:
         torch.set_num_threads(threads)

@@ -56,7 +56,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         torch.set_num_threads(threads)
     state = PartialState(cpu=not torch.cuda.is_available())
     if not check_only:
-        require_gpu_packages(cfg)
+        require_gpu_packages(cfg.name, cfg.training)
         StageDir(out).prepare({**cfg.model_dump(mode="json"), "input_config": StageDir(inp).config_hash()})
         if (out / "done").exists():
             log.info("%s: already trained, nothing to do", out)
@@ -103,16 +103,18 @@ def training_args(cfg: StudentConfig, out: Path):
 ATTENTION_PACKAGES = {"flash_attention_2": "flash-attn", "flash_attention_3": "flash-attn-3", "flash_attention_4": "flash-attn-4"}
 
 
-def require_gpu_packages(cfg: StudentConfig) -> None:
-    """DistillError naming the `[gpu]` extra when the config or the launcher needs a package that is not installed."""
-    attn = (cfg.training.get("model_init_kwargs") or {}).get("attn_implementation")
+def require_gpu_packages(name: str, training: dict) -> None:
+    """DistillError naming the `[gpu]` extra when a trainer config (sft's or kd's `training`, student and teacher
+    init kwargs) or the launcher needs a package that is not installed."""
     needs = []
-    if attn in ATTENTION_PACKAGES and not _installed(ATTENTION_PACKAGES[attn]):
-        needs.append(f"training.model_init_kwargs.attn_implementation={attn} needs {ATTENTION_PACKAGES[attn]}")
-    if (os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" or cfg.training.get("deepspeed")) and find_spec("deepspeed") is None:
+    for key in ("model_init_kwargs", "teacher_model_init_kwargs"):
+        attn = (training.get(key) or {}).get("attn_implementation")
+        if attn in ATTENTION_PACKAGES and not _installed(ATTENTION_PACKAGES[attn]):
+            needs.append(f"training.{key}.attn_implementation={attn} needs {ATTENTION_PACKAGES[attn]}")
+    if (os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" or training.get("deepspeed")) and find_spec("deepspeed") is None:
         needs.append("the DeepSpeed launcher config needs deepspeed")
     if needs:
-        raise DistillError(f"{cfg.name}: {'; '.join(needs)}, not installed: pip install 'distill[gpu]'")
+        raise DistillError(f"{name}: {'; '.join(needs)}, not installed: pip install 'distill[gpu]'")
 
 
 def _installed(distribution: str) -> bool:
