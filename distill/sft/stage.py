@@ -206,9 +206,15 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs, **({"tie_word_embeddings": False} if tied else {}))
     if tied:  # the checkpoint holds one matrix: the output layer starts as the embedding, as it was tied
         model.get_output_embeddings().weight.data.copy_(model.get_input_embeddings().weight.data)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+    if len(tokenizer) > embedding_rows(model):
         model.resize_token_embeddings(len(tokenizer))
     return model
+
+
+def embedding_rows(model) -> int:
+    """Rows of the input embedding; under ZeRO-3 a partitioned weight's data is empty, its full shape is ds_shape."""
+    weight = model.get_input_embeddings().weight
+    return getattr(weight, "ds_shape", weight.shape)[0]
 
 
 def build_trainer(cfg: StudentConfig, args, rows, model_path: str, tokenizer, callbacks: tuple = ()):
