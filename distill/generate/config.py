@@ -110,6 +110,10 @@ class OpenAIOptions(Config):
     max_spend_usd: float | None = Field(
         None, gt=0, description="Stop cleanly once this stage has spent this much (finished chunks kept; rerun with a higher cap)."
     )
+    send_seed: bool = Field(
+        True, description="Send each sample's derived seed (vLLM/SGLang honour it); false for an API that documents no "
+        "`seed` (DeepSeek's), whose samples are then not reproducible anyway."
+    )
     prefix_mode: Literal["continue_final_message", "deepseek_prefix", "none"] = Field(
         "continue_final_message",
         description=(
