@@ -79,3 +79,19 @@ def test_kd_names_the_gpu_extra_when_its_attention_kernel_is_missing(tmp_path):
     cfg = KDConfig(**{**kd.model_dump(mode="json"), "student": str(tmp_path / "s"), "teacher": str(tmp_path / "t")})
     with pytest.raises(DistillError, match=r"teacher_model_init_kwargs.attn_implementation=flash_attention_4 needs flash-attn-4.*distill\[gpu\]"):
         run(cfg, tmp_path / "in", tmp_path / "out")
+
+
+def test_the_vllm_extra_pins_the_minor_the_tests_run():
+    """`LLM.enqueue` and `vllm.tokenizers` need 0.32; 0.33 pins another torch (review N8)."""
+    from distill.generate.config import _vllm_version
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["vllm"]
+    assert extra == ["vllm==0.32.*"]
+    installed = _vllm_version()
+    if installed != "(unknown version)":
+        assert installed.startswith("0.32."), installed
+
+
+def test_r1_kd_states_the_trl_vllm_pair_of_its_server():
+    header = KD.read_text().split("\nname:")[0]
+    assert "trl==1.16.*" in header and "vllm==0.31.*" in header
