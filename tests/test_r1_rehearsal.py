@@ -371,15 +371,11 @@ def check_run(cfg: PipelineConfig) -> None:
     assert evaluated.name in report and baseline.name in report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transformers 5.x: R1's tokenizer_config names LlamaTokenizerFast, whose __init__ replaces the ByteLevel "
-    "pre-tokenizer of tokenizer.json with Metaspace, so spaces and newlines vanish from every prompt the teacher "
-    "gets through AutoTokenizer (vLLM included). huggingface/transformers#45488; passes once fixed upstream.",
-)
 def test_the_teacher_tokenizer_keeps_spaces_and_newlines():
+    """R1's published tokenizer files beside R1's config.json (model_type deepseek_v3) round-trip under transformers
+    5.19, which routes deepseek_v3 to its byte-level backend (vLLM loads it the same way): no snapshot edit needed."""
     from tests.real_students import real_tokenizer
 
-    tok = real_tokenizer("deepseek-r1")  # AutoTokenizer over R1's files, as vLLM loads the teacher's
+    tok = real_tokenizer("deepseek-r1")  # AutoTokenizer over R1's files and model_type, as vLLM loads the teacher's
     text = "What is 2 + 2?\nPlease reason step by step."
     assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
