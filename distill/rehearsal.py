@@ -146,11 +146,6 @@ def unlisted_changes(shipped: dict, ran: dict, kind: str) -> list[str]:
     return [f"{what} {path}" for what, path in diff(shipped, ran) if override_for(kind, path, removed=what == "removed") is None]
 
 
-def changes(shipped: dict, ran: dict, kind: str) -> list[tuple[str, str]]:
-    """(path, reason) of each difference, for the record of what a rehearsal changed."""
-    return [(f"{what} {path}", override_for(kind, path, removed=what == "removed").reason) for what, path in diff(shipped, ran)]
-
-
 def diff(a: Any, b: Any, path: str = "") -> list[tuple[str, str]]:
     """(changed|added|removed, path) for each difference between two YAML trees: an added mapping as
     each of its leaves, a removed key or named list item as itself."""

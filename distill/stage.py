@@ -478,8 +478,9 @@ def run_shards(
     `task(i)` writes shard i's outputs and returns its counters; the runner then writes stats and the
     done marker. `task` must be picklable when workers > 1 (a module-level function or a partial).
     With `executor="ray"` each shard is a task of the Ray cluster at $RAY_ADDRESS (a local one if
-    unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`); claims still apply, so Ray
-    and plain workers can share an output directory.
+    unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`, or `{"gpu_bundles": 16}`: a
+    placement group of 16 one-GPU bundles, across nodes, reserved per shard; see `ray_shard_options`);
+    claims still apply, so Ray and plain workers can share an output directory.
 
     Shards that other live workers hold are left to them, and waited for up to HELD_WAIT_S (one whose
     holder dies meanwhile is taken over); if any is still unfinished then, the run fails naming those
@@ -540,8 +541,32 @@ def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -
 
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
-    remote = ray.remote(**options)(_run_one) if options else ray.remote(_run_one)
-    pending = [remote.remote(stage, task, i) for i in todo]
+    remote = ray.remote(_run_one)
+    groups = {}
+    for i in todo:
+        opts, group = ray_shard_options(options)
+        groups[remote.options(**opts).remote(stage, task, i)] = group
+    pending = list(groups)
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(ready[0])
+        try:
+            yield ray.get(ready[0])
+        finally:
+            if groups[ready[0]] is not None:
+                ray.util.remove_placement_group(groups[ready[0]])
+
+
+def ray_shard_options(options: dict) -> tuple[dict, object | None]:
+    """(Ray task options, its placement group or None). `gpu_bundles: n` reserves n one-GPU bundles (they may span
+    nodes) per shard: the task runs in the first, holding one CPU and no GPU, and captures the group for its
+    children, so an engine on vLLM's Ray executor (TP x PP workers) places its workers in it."""
+    if "gpu_bundles" not in options:
+        return dict(options), None
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    n = options["gpu_bundles"]
+    group = placement_group([{"CPU": 1, "GPU": 1}] + [{"GPU": 1}] * (n - 1))
+    strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)
+    rest = {k: v for k, v in options.items() if k != "gpu_bundles"}
+    return {**rest, "num_cpus": 1, "num_gpus": 0, "scheduling_strategy": strategy}, group

@@ -6,7 +6,6 @@ with only distill.rehearsal's device overrides (one CPU engine: TP 1, PP 1, no R
 What stays unproven without GPUs: TP 8 x PP 2 placement, FP8 weights, the KV-cache size at 0.92 of an H100/H200.
 """
 
-from pathlib import Path
 
 import pytest
 
