@@ -93,7 +93,9 @@ PIPELINE = (
     Override("eval/max_tokens", "size: a few tokens per answer"),
     Override("eval/bootstrap_resamples", "count: bootstrap resamples of the confidence interval"),
     Override("eval/problems_per_chunk", "count: problems per checkpoint"),
-    Override("eval/overrides", "count and no Hub: 2 problems, k=1 per benchmark; Hub benchmarks from a local file of their layout"),
+    Override("eval/overrides/*/limit", "count: 2 problems per benchmark"),
+    Override("eval/overrides/*/k", "count: one sample per problem instead of each spec's k"),
+    Override("eval/overrides/*/source", "no Hub: a Hub-read benchmark from a local file in its dataset's layout"),
 )
 
 ACCELERATE = (

@@ -246,11 +246,11 @@ def rehearsal_config(tmp: Path) -> dict:
             changes[f"eval/models/{m['name']}/vllm/enforce_eager"] = True
             if m["name"] == student["baseline"]:
                 changes[f"eval/models/{m['name']}/model"] = str(build_model(m["model"].split("/")[-1].lower(), models / "baseline"))
-    overrides = {name: {"limit": 2, "k": 1} for name in ev["benchmarks"]}
     for name in ev["benchmarks"]:
+        changes.update({f"eval/overrides/{name}/limit": 2, f"eval/overrides/{name}/k": 1})
         if load_spec(name).source.startswith("hf:"):
-            overrides[name]["source"] = str(hub_benchmark(name, tmp))
-    changes.update({"eval/max_tokens": 16, "eval/bootstrap_resamples": 100, "eval/problems_per_chunk": 4, "eval/overrides": overrides})
+            changes[f"eval/overrides/{name}/source"] = str(hub_benchmark(name, tmp))
+    changes.update({"eval/max_tokens": 16, "eval/bootstrap_resamples": 100, "eval/problems_per_chunk": 4})
 
     decontaminate = data["prompts"]["decontaminate"]
     hub = [b for b in decontaminate["benchmarks"] if load_spec(b).source.startswith("hf:")]
