@@ -11,7 +11,6 @@ from distill.sft.config import StudentConfig
 from distill.sft.data import curated_dataset, tokenized_dataset
 from distill.sft.stage import build_trainer, load_tokenizer, run, training_args
 from tests import rehearsals
-from tests.real_students import build_model
 from tests.sft_fixtures import write_curated
 
 
@@ -20,26 +19,14 @@ def curated(tmp_path_factory):
     return write_curated(tmp_path_factory.mktemp("curated") / "03_curated", 8, digits=1)
 
 
-@pytest.fixture(scope="module")
-def bodies(tmp_path_factory):
-    root, built = tmp_path_factory.mktemp("bodies"), {}
-
-    def get(name: str) -> Path:
-        if name not in built:
-            built[name] = build_model(name, root / name)
-        return built[name]
-
-    return get
+def rehearsed(path: Path, models) -> StudentConfig:
+    return StudentConfig(**rehearsals.student(path, models(rehearsals.real_body(rehearsals.shipped(path)["model"]))))
 
 
-def rehearsed(path: Path, bodies) -> StudentConfig:
-    return StudentConfig(**rehearsals.student(path, bodies(rehearsals.real_body(rehearsals.shipped(path)["model"]))))
-
-
-def test_shipped_student_builds_trls_sft_trainer(bodies, curated, tmp_path):
+def test_shipped_student_builds_trls_sft_trainer(models, curated, tmp_path):
     """trl 1.16 raises in SFTTrainer.__init__ for padding_free without packing when max_length is set (finding N1);
     every other student config builds it in test_shipped_student_takes_two_optimizer_steps (slow)."""
-    cfg = rehearsed(rehearsals.ROOT / "pipelines" / "sft" / "qwen2.5-math-1.5b.yaml", bodies)
+    cfg = rehearsed(rehearsals.ROOT / "pipelines" / "sft" / "qwen2.5-math-1.5b.yaml", models)
     assert cfg.training["padding_free"] and not cfg.training["packing"] and cfg.max_length >= 16384
     tokenizer = load_tokenizer(cfg.model, cfg)
     conversations, _ = curated_dataset(curated, cfg.data_format, tmp_path / "data")
@@ -51,11 +38,11 @@ def test_shipped_student_builds_trls_sft_trainer(bodies, curated, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", rehearsals.STUDENT_CONFIGS, ids=lambda p: p.stem)
-def test_shipped_student_takes_two_optimizer_steps(path, bodies, curated, tmp_path):
+def test_shipped_student_takes_two_optimizer_steps(path, models, curated, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    cfg = rehearsed(path, bodies)
+    cfg = rehearsed(path, models)
     summary = run(cfg, curated, tmp_path / "out", threads=1)
     assert summary["steps"] == rehearsals.STEPS and summary["rows_too_long"] == 0
     trained = AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "model", dtype=torch.bfloat16)
