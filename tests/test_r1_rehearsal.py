@@ -227,7 +227,7 @@ def rehearsal_config(tmp: Path) -> dict:
     for source in data["prompts"]["sources"]:
         changes.update(local_source(source, tmp / "sources"))
 
-    changes.update({"generate/model": str(build_teacher(models / "teacher")), "generate/vllm/enforce_eager": True,
+    changes.update({"generate/model": str(build_teacher(models / "teacher")), "generate/vllm/enforce_eager": True, "generate/vllm/tensor_parallel_size": 1,
                     "generate/sampling/max_tokens": 32, "generate/samples_per_prompt": 2, "generate/chunk_size": 2})  # fmt: skip
 
     for s in data["sft"]["students"]:
