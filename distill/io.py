@@ -145,9 +145,15 @@ def _reason(e: Exception) -> str:
     return str(e)
 
 
-def read_parquet(path: Path) -> pa.Table:
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """The table at `path` (only `columns`, when given: the others are never read); a missing column, like a
+    missing or damaged file, is a one-line DistillError."""
     try:
-        return pq.read_table(path)
+        if columns is not None:
+            missing = [c for c in columns if c not in pq.read_schema(path).names]
+            if missing:
+                raise DistillError(f"{path}: no column '{missing[0]}'")
+        return pq.read_table(path, columns=columns)
     except FileNotFoundError:
         raise DistillError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -156,8 +162,8 @@ def read_parquet(path: Path) -> pa.Table:
         raise DistillError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
 
 
-def read_parquets(paths: list[Path]) -> pa.Table:
-    tables = [read_parquet(p) for p in paths]
+def read_parquets(paths: list[Path], columns: list[str] | None = None) -> pa.Table:
+    tables = [read_parquet(p, columns) for p in paths]
     return pa.concat_tables(tables) if tables else pa.table({})
 
 

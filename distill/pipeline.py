@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from distill.config import Config, apply_overrides, load_yaml, parse
 from distill.errors import DistillError
-from distill.eval.config import EvalConfig, ModelSpec, check_fits_all
+from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, check_positions, local_positions
 from distill.filter.config import FilterConfig
 from distill.generate.config import GenerateConfig
 from distill.io import remove_leftover_tmp, write_text
@@ -84,29 +84,54 @@ class PipelineConfig(Config):
                 raise ValueError(f"kd run '{r.name}': sft_control continues the student's SFT, so the student must be sft:<student>")
         return self
 
+    @model_validator(mode="after")
+    def _eval_contexts_fit_the_models(self) -> "PipelineConfig":
+        """Each evaluated model's max_model_len within its positions, where they are known here: a student's
+        from its context extension or its base model's config, any other model's from its own config."""
+        students = {s.name: s for s in self.sft.students}
+        for m in self.eval.models:
+            student = students.get(m.model.removeprefix("sft:")) if m.model.startswith("sft:") else None
+            if student is not None:
+                extended = (student.training.get("model_init_kwargs") or {}).get("max_position_embeddings")
+                check_positions(m, extended or local_positions(student.model))
+            elif ":" not in m.model:
+                check_positions(m, local_positions(m.model))
+        return self
+
     @property
     def dir(self) -> Path:
         return self.run_dir or Path("runs") / self.name
 
 
 def _inline(value, base: Path):
-    """A stage section (or a student) given as a YAML path is read from that file, relative to `base`;
-    `other.yaml#key` takes section `key` of another pipeline, so two pipelines can share their data stages."""
+    """A stage section (or a student, or an eval model) given as a YAML path is read from that file, relative to
+    `base`; `other.yaml#key` takes section `key` of another pipeline, so two pipelines can share their data stages,
+    and `other.yaml#eval/models/<name>` one named entry of it (two pipelines evaluating one model share its record)."""
     if not isinstance(value, str):
         return value
     file, _, key = value.partition("#")
     data = load_yaml(base / file)
     if not key:
         return data
-    if key not in data:
-        raise DistillError(f"{base / file}: no section '{key}' (named by '{value}')")
-    return _section(key, data[key], (base / file).parent)
+    section, *names = key.split("/")
+    if section not in data:
+        raise DistillError(f"{base / file}: no section '{section}' (named by '{value}')")
+    found = _section(section, data[section], (base / file).parent)
+    for name in names:
+        if isinstance(found, list):
+            found = next((item for item in found if isinstance(item, dict) and item.get("name") == name), None)
+        elif isinstance(found, dict):
+            found = found.get(name)
+        if found is None:
+            raise DistillError(f"{base / file}: no '{name}' in section '{section}' (named by '{value}')")
+    return found
 
 
 def _section(key: str, value, base: Path):
     value = _inline(value, base)
-    if key == "sft" and isinstance(value, dict) and isinstance(value.get("students"), list):
-        value = {**value, "students": [_inline(s, base) for s in value["students"]]}
+    for section, entries in (("sft", "students"), ("eval", "models")):
+        if key == section and isinstance(value, dict) and isinstance(value.get(entries), list):
+            value = {**value, entries: [_inline(s, base) for s in value[entries]]}
     return value
 
 

@@ -546,8 +546,9 @@ def run_shards(
     on the next shard while the last one's longest samples finish. `task` must be picklable when
     workers > 1 (a module-level function, a partial or a dataclass).
     With `executor="ray"` each shard is a task of the Ray cluster at $RAY_ADDRESS (a local one if
-    unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`); claims still apply, so Ray
-    and plain workers can share an output directory.
+    unset), with `ray_options` as its resources (e.g. `{"num_gpus": 8}`, or `{"gpu_bundles": 16}`: a
+    placement group of 16 one-GPU bundles, across nodes, reserved per shard; see `ray_shard_options`);
+    claims still apply, so Ray and plain workers can share an output directory.
 
     Shards that other live workers hold are left to them, and waited for up to HELD_WAIT_S (one whose
     holder dies meanwhile is taken over); if any is still unfinished then, the run fails naming those
@@ -623,9 +624,33 @@ def _run_ray(stage: StageDir, task: ShardTask, todo: list[int], options: dict) -
     """Yield each shard's stats as its Ray task finishes. A task whose node dies is retried elsewhere
     by Ray (3 times by default); the dead worker's claim is taken over as any abandoned claim is."""
     ray = ray_cluster()
-    # SPREAD: shards are independent, so one per node before two on any (Ray packs the driver's node first)
-    remote = ray.remote(**{"scheduling_strategy": "SPREAD", **options})(_run_one)
-    pending = [remote.remote(stage, task, i) for i in todo]
+    remote = ray.remote(_run_one)
+    groups = {}
+    for i in todo:
+        opts, group = ray_shard_options(options)
+        # SPREAD: shards are independent, so one per node before two on any (Ray packs the driver's node first)
+        groups[remote.options(**{"scheduling_strategy": "SPREAD", **opts}).remote(stage, task, i)] = group
+    pending = list(groups)
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(ready[0])
+        try:
+            yield ray.get(ready[0])
+        finally:
+            if groups[ready[0]] is not None:
+                ray.util.remove_placement_group(groups[ready[0]])
+
+
+def ray_shard_options(options: dict) -> tuple[dict, object | None]:
+    """(Ray task options, its placement group or None). `gpu_bundles: n` reserves n one-GPU bundles (they may span
+    nodes) per shard: the task runs in the first, holding one CPU and no GPU, and captures the group for its
+    children, so an engine on vLLM's Ray executor (TP x PP workers) places its workers in it."""
+    if "gpu_bundles" not in options:
+        return dict(options), None
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    n = options["gpu_bundles"]
+    group = placement_group([{"CPU": 1, "GPU": 1}] + [{"GPU": 1}] * (n - 1))
+    strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)
+    rest = {k: v for k, v in options.items() if k != "gpu_bundles"}
+    return {**rest, "num_cpus": 1, "num_gpus": 0, "scheduling_strategy": strategy}, group

@@ -23,7 +23,7 @@ class FakeOpenAI:
     def __init__(self, *, faults_per_sample: int = 2, key: str | None = None, hang_s: float = 1.0, fail_after_ok: int | None = None,
                  per_prompt: dict[str, str] | None = None, pay_after: int | None = None, slow_s: float = 1.0):
         """`fail_after_ok`: after that many successful answers, answer every request with HTTP 500.
-        `per_prompt`: {prompt text: "reject" | "filter" | "slow"}."""
+        `per_prompt`: {prompt text: "reject" | "filter" | "slow" | "busy"}."""
         self.faults_per_sample, self.key, self.hang_s, self.fail_after_ok = faults_per_sample, key, hang_s, fail_after_ok
         self.per_prompt, self.pay_after, self.slow_s = per_prompt or {}, pay_after, slow_s
         self.paid: list[tuple[str, int | None]] = []
@@ -106,6 +106,8 @@ class FakeOpenAI:
             message, finish = {"role": "assistant", "content": ""}, "content_filter"
         if behaviour == "slow":
             time.sleep(self.slow_s)
+        if behaviour == "busy" and attempt == 0:  # DeepSeek out of capacity: a cut answer on the first try
+            finish = "insufficient_system_resource"
         resp = {
             "id": "x",
             "object": "chat.completion",

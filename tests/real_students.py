@@ -94,8 +94,10 @@ MODELS: dict[str, Spec] = {
     "deepseek-r1": Spec(
         "llama", "deepseek-r1", 129280, False, 163840, {"rope_type": "default", "rope_theta": 10000.0},
         "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", None,
-        # The README's workaround for huggingface/transformers#45488: as published ("LlamaTokenizerFast") the
-        # tokenizer loses spaces and newlines and distill refuses it (tests/test_tokenizer_round_trip.py).
+        # The body is Llama-shaped (config.json model_type llama): beside it, R1's tokenizer_config.json
+        # ("LlamaTokenizerFast") would load as a Llama tokenizer that drops spaces, the DeepSeek-R1-Distill-Llama
+        # case (huggingface/transformers#47017), which distill refuses (tests/test_tokenizer_round_trip.py). R1's own
+        # model_type deepseek_v3 routes the same files to the byte-level backend this class names.
         tokenizer_class="PreTrainedTokenizerFast",
     ),  # fmt: skip
 }
@@ -141,6 +143,8 @@ def tokenizer_dir(family: str, tokenizer_class: str | None = None) -> str:
         config.pop("pad_token", None)  # Llama-3.1 ships without one
     if tokenizer_class:
         config["tokenizer_class"] = tokenizer_class
+    if family == "deepseek-r1":  # as in R1's snapshot: transformers routes deepseek_v3 to its byte-level backend
+        (out / "config.json").write_text(json.dumps({"model_type": "deepseek_v3"}), encoding="utf-8")
     (out / "tokenizer.json").write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
     (out / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
     return str(out)

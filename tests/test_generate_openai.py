@@ -175,3 +175,15 @@ def test_spend_cap_stops_cleanly_and_a_higher_cap_resumes(tmp_path, monkeypatch)
     assert summary["rows"] == 12 and len(fake.paid) == 12
     # `distill run`'s display and `distill status` show the spend, from the finished shards' stats
     assert summary["cost_usd"] > 0.1 and shard_stage(tmp_path / "t").info == f"${summary['cost_usd']:,.2f} spent"
+
+
+def test_a_capacity_cut_is_asked_again_and_the_seed_is_sent_only_where_configured(tmp_path, monkeypatch):
+    """DeepSeek's finish_reason insufficient_system_resource is a cut answer (retried); its API documents no seed."""
+    monkeypatch.setenv("DISTILL_TEST_KEY", KEY)
+    request = Request("q", [{"role": "user", "content": "What is 1 + 1?"}], "<think>\n")
+    for send_seed in (True, False):
+        with FakeOpenAI(faults_per_sample=0, key=KEY, per_prompt={"What is": "busy"}) as fake:
+            backend = make_backend(BackendConfig(**_cfg(fake.base_url, prefix_mode="none", send_seed=send_seed)))
+            [[c]] = backend.generate([request], Sampling(seed=7))
+        assert c.finish_reason == "stop" and sum(fake.attempts.values()) == 2
+        assert (fake.paid[0][1] is not None) == send_seed

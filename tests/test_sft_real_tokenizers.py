@@ -13,7 +13,7 @@ from distill.generate.prompting import THINK_PREFIX, render_chat
 from distill.sft.check import check_conversations, problems, render
 from distill.sft.config import StudentConfig
 from distill.sft.stage import load_tokenizer, run
-from tests.real_students import build_model, real_tokenizer, template_text
+from tests.real_students import real_tokenizer, template_text
 from tests.sft_fixtures import curated_rows, write_curated
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,19 +28,6 @@ STUDENTS = {
     "llama-3.3-70b-instruct-lora.yaml": "llama-3.3-70b-instruct",
 }
 GPU_ONLY = ("attn_implementation", "dtype")  # init kwargs that need a GPU; the rest (context extension) stay
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """One tiny body per real model the configs name, built on first use."""
-    root, built = tmp_path_factory.mktemp("real"), {}
-
-    def get(name: str) -> Path:
-        if name not in built:
-            built[name] = build_model(name, root / name)
-        return built[name]
-
-    return get
 
 
 @pytest.fixture(scope="module")

@@ -139,3 +139,33 @@ def check_fits_all(cfg: EvalConfig, model: ModelSpec) -> None:
     from distill.eval.stage import resolved_specs  # the specs module reads files; configs import this one
 
     check_fits(model, {s.name: token_limit(s.max_tokens, model) for s in resolved_specs(cfg)})
+
+
+def local_positions(model: str) -> int | None:
+    """The model's max_position_embeddings when its config.json is readable here (a directory, or the Hugging Face
+    cache; config load never downloads), else None. None also when RoPE scaling lets vLLM derive a longer context."""
+    path = Path(model) / "config.json"
+    if not path.is_file():
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(model, "config.json")
+        except ValueError:  # not a hub id (sft:<student>, toy:...)
+            return None
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config = config.get("text_config", config)
+    rope = config.get("rope_scaling") or config.get("rope_parameters") or {}
+    return None if rope.get("factor") else config.get("max_position_embeddings")
+
+
+def check_positions(model: ModelSpec, positions: int | None) -> None:
+    """ValueError when the model's max_model_len exceeds the positions it has: vLLM refuses it at engine start."""
+    if positions is not None and model.max_model_len is not None and model.max_model_len > positions:
+        raise ValueError(
+            f"model '{model.name}': max_model_len {model.max_model_len} is more than its {positions} positions "
+            "(max_position_embeddings); vLLM refuses it at engine start"
+        )
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import logging
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -37,8 +38,10 @@ def vllm_engine_args() -> frozenset[str] | None:
 
 class VLLMOptions(Config):
     """vLLM engine options. The common ones are typed here; any other key of vLLM's `EngineArgs`
-    (`pipeline_parallel_size`, `distributed_executor_backend`, `kv_cache_dtype`, `swap_space` ...) is
-    passed through to `vllm.LLM` as written, and an unknown key is an error at config load."""
+    (`pipeline_parallel_size`, `distributed_executor_backend`, `kv_cache_dtype` ...) is passed through to
+    `vllm.LLM` as written. Where vLLM is installed an unknown key is an error at config load; where it is
+    not (an SFT node, a laptop running `distill plan`) the keys are left unchecked, with a warning, and
+    the vLLM node that runs the engine checks them."""
 
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
@@ -66,7 +69,8 @@ class VLLMOptions(Config):
             return self
         known = vllm_engine_args()
         if known is None:
-            raise ValueError(f"vllm options {extra} cannot be checked: vllm is not installed")
+            logging.getLogger(__name__).warning("vllm options %s not checked: vllm is not installed here", ", ".join(extra))
+            return self
         unknown = [k for k in extra if k not in known]
         if unknown:
             raise ValueError(f"vllm.{unknown[0]}: not an engine argument of vLLM {_vllm_version()}")
@@ -105,6 +109,10 @@ class OpenAIOptions(Config):
     price: Price | None = Field(None, description="USD per million tokens (input, cached_input, output); None = no spend shown.")
     max_spend_usd: float | None = Field(
         None, gt=0, description="Stop cleanly once this stage has spent this much (finished chunks kept; rerun with a higher cap)."
+    )
+    send_seed: bool = Field(
+        True, description="Send each sample's derived seed (vLLM/SGLang honour it); false for an API that documents no "
+        "`seed` (DeepSeek's), whose samples are then not reproducible anyway."
     )
     prefix_mode: Literal["continue_final_message", "deepseek_prefix", "none"] = Field(
         "continue_final_message",
@@ -159,7 +167,7 @@ RUNTIME_ONLY = {
     "vllm": {
         "tensor_parallel_size", "data_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",
         "enable_chunked_prefill", "enforce_eager", "pipeline_parallel_size", "distributed_executor_backend",
-        "swap_space", "disable_log_stats",
+        "disable_log_stats",
     },  # fmt: skip
     "transformers": {"device"},  # batch_size stays: the transformers backend seeds per batch
 }

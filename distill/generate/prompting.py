@@ -61,15 +61,18 @@ ROUND_TRIP_PROBE = "What is 2 + 2?\nReason step by step, then answer."
 
 def check_round_trip(tokenizer, model: str) -> None:
     """Refuse a tokenizer that does not give back the text it encodes: every prompt, trace and score would be of
-    another text. transformers 5.x loads DeepSeek-R1/V3's published files so (their tokenizer_config.json names
-    LlamaTokenizerFast, which replaces the byte-level pre-tokenizer: spaces and newlines vanish;
-    huggingface/transformers#45488), and so does vLLM, which loads tokenizers through transformers."""
+    another text. transformers 5.x loads a byte-level tokenizer.json whose tokenizer_config.json names
+    LlamaTokenizerFast beside a Llama config.json so (the pre-tokenizer is replaced: spaces and newlines vanish),
+    e.g. DeepSeek-R1-Distill-Llama's (huggingface/transformers#47017), and so does vLLM, which loads tokenizers
+    through transformers. R1/V3 themselves load correctly: their model_type deepseek_v3 is routed to the byte-level
+    backend."""
     back = tokenizer.decode(tokenizer.encode(ROUND_TRIP_PROBE, add_special_tokens=False))
     if back == ROUND_TRIP_PROBE:
         return
     hint = ""
     if "LlamaTokenizer" in type(tokenizer).__name__:
-        hint = ("; a byte-level tokenizer.json under tokenizer_class LlamaTokenizerFast (DeepSeek-R1/V3, "
-                "huggingface/transformers#45488): set \"tokenizer_class\": \"PreTrainedTokenizerFast\" in its tokenizer_config.json")
+        hint = ("; a byte-level tokenizer.json under tokenizer_class LlamaTokenizerFast beside a Llama config (e.g. "
+                "DeepSeek-R1-Distill-Llama, huggingface/transformers#47017): set \"tokenizer_class\": \"PreTrainedTokenizerFast\" "
+                "in its tokenizer_config.json")
     raise DistillError(f"{model}: its tokenizer ({type(tokenizer).__name__}) does not give back the text it encodes "
                        f"({ROUND_TRIP_PROBE!r} -> {back!r}){hint}")

@@ -325,7 +325,7 @@ def run(
                 world_size=world_size,
                 desc=f"generate ({cfg.backend})",
                 executor=executor,
-                ray_options=_ray_options(cfg),
+                ray_options=ray_options(cfg),
                 leave_held=leave_held,
             )
         finally:
@@ -359,9 +359,16 @@ def describe(summary: dict) -> str:
     return line
 
 
-def _ray_options(cfg: GenerateConfig) -> dict:
-    """Resources of one shard task: the GPUs of one engine for vLLM, one CPU otherwise."""
-    return {"num_gpus": cfg.vllm.tensor_parallel_size} if cfg.backend == "vllm" else {"num_cpus": 1}
+def ray_options(cfg: GenerateConfig) -> dict:
+    """Resources of one shard task: the GPUs of one engine for vLLM, one CPU otherwise. An engine on vLLM's Ray
+    executor (pipeline parallel across nodes) gets TP x PP one-GPU bundles its workers take; any other engine runs
+    inside the task on its TP GPUs of one node."""
+    if cfg.backend != "vllm":
+        return {"num_cpus": 1}
+    extra = cfg.vllm.model_extra or {}
+    if extra.get("distributed_executor_backend") == "ray":
+        return {"gpu_bundles": cfg.vllm.tensor_parallel_size * extra.get("pipeline_parallel_size", 1)}
+    return {"num_gpus": cfg.vllm.tensor_parallel_size}
 
 
 def read_traces(out: Path) -> pa.Table:

@@ -10,6 +10,8 @@ from distill.generate.prompting import messages_for
 from distill.io import read_parquets
 from distill.stage import StageDir
 
+COLUMNS = ("id", "prompt", "domain", "answer")
+
 # Problems whose answers the held-out accuracy can check without a model: the math verifier's domain.
 SCORED_DOMAINS = ("math",)
 
@@ -25,13 +27,9 @@ def load_prompts(inp: Path, heldout: int, template: str, seed: int = 0) -> tuple
     parts = stage.parts()
     if not parts:
         raise DistillError(f"{inp}: no finished shards (part-*.parquet with a done/ marker) to take prompts from")
-    table = read_parquets(parts)
-    missing = [c for c in ("id", "prompt", "domain", "answer") if c not in table.column_names]
-    if missing:
-        raise DistillError(f"{parts[0]}: no column '{missing[0]}'; kd reads Problem columns (id, prompt, domain, answer)")
-    rows = {}
-    for r in table.select(["id", "prompt", "domain", "answer"]).to_pylist():
-        rows.setdefault(r["id"], r)
+    # Only the Problem columns: a curated row also holds its trace about three times over, and a code problem its tests.
+    table = read_parquets(parts, list(COLUMNS))
+    rows = {r["id"]: r for r in first_per_id(table).to_pylist()}
     if len(rows) <= heldout:
         raise DistillError(f"{inp}: {len(rows)} problems, not more than heldout={heldout}; lower kd.heldout")
 
@@ -44,3 +42,14 @@ def load_prompts(inp: Path, heldout: int, template: str, seed: int = 0) -> tuple
         for pid in order
     ]
     return out[heldout:], out[:heldout]
+
+
+def first_per_id(table):
+    """The first row of each id, in table order (a curated problem has up to one row per kept trace): deduplicated
+    in Arrow, before any row becomes a Python dict."""
+    import pyarrow as pa
+
+    index = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = index.group_by("id", use_threads=False).aggregate([("_row", "min")]).column("_row_min")
+    return table.take(sorted(first.to_pylist()))
+

@@ -29,6 +29,7 @@ from distill.kd.check import same_tokenizer
 from distill.kd.config import KDConfig, distillation_config
 from distill.kd.data import load_prompts
 from distill.sft.config import StudentConfig
+from distill.sft.stage import embedding_rows, require_gpu_packages
 from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def run(cfg: KDConfig, inp: Path, out: Path, *, sft_dir: Path | None = None, thr
         cfg.check_training()
     except ValueError as e:
         raise DistillError(f"kd run '{cfg.name}': {e}") from None
+    require_gpu_packages(f"kd run '{cfg.name}'", cfg.training)
     inp, out = Path(inp), Path(out)
     if threads:
         torch.set_num_threads(threads)
@@ -100,7 +102,7 @@ def train(cfg: KDConfig, args, rows: list[dict], heldout: list[dict], student: s
     args.teacher_model_init_kwargs = None
     # One tokenizer, but checkpoints may pad the embedding matrix differently (Qwen2.5: 1.5B 151,936 rows, 32B
     # 152,064); the rows past the tokenizer are never sampled, so the student is padded to the teacher's size.
-    rows_s, rows_t = model.get_input_embeddings().weight.shape[0], teacher_model.get_input_embeddings().weight.shape[0]
+    rows_s, rows_t = embedding_rows(model), embedding_rows(teacher_model)
     if rows_s != rows_t:
         if rows_s > rows_t or cfg.generation != "transformers":  # vLLM would load the unpadded checkpoint
             raise DistillError(f"{student}: {rows_s} embedding rows, the teacher {teacher} has {rows_t}; pad the student's "

@@ -62,7 +62,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, p
         torch.set_num_threads(threads)
     # The trainer's own config sets up the process group (its backend, its ddp_timeout); PartialState reuses it.
     train_now = not (check_only or prepare_only)
-    args = sft_config(cfg.training, out / "checkpoints", max_length=cfg.max_length, **FIXED_TRAINING) if train_now else None
+    args = training_args(cfg, out) if train_now else None
     state = PartialState(cpu=not torch.cuda.is_available())
     num_proc = cfg.training.get("dataset_num_proc")
     # Everything that can be refused is checked before the first file is written, so a typo leaves no
@@ -72,7 +72,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, p
         require_model(cfg.model, f"student {cfg.name}")
     if not check_only:
         if train_now:
-            require_gpu_packages(cfg)
+            require_gpu_packages(cfg.name, cfg.training)
         StageDir(out).prepare({**cfg.model_dump(mode="json"), "input_config": StageDir(inp).config_hash()})
         if (out / "done").exists():
             log.info("%s: already trained, nothing to do", out)
@@ -110,21 +110,32 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, p
 # as they are instead of rebuilding them on every rank.
 FIXED_TRAINING = {"assistant_only_loss": False, "dataset_kwargs": {"skip_prepare_dataset": True}}
 
+
+def training_args(cfg: StudentConfig, out: Path):
+    """The trl.SFTConfig the student trains with. Rows over max_length are dropped (`tokenized_dataset`), never
+    cut, so trl gets max_length only to size packed bins: trl 1.16 refuses it for padding-free rows without
+    packing, where it would not be enforced."""
+    max_length = cfg.max_length if cfg.training.get("packing") else None
+    return sft_config(cfg.training, out / "checkpoints", max_length=max_length, **FIXED_TRAINING)
+
+
 # attn_implementation -> the distribution it needs; a missing one is named with the extra, not a traceback.
 # flash-attn-4 is in the [gpu] extra (a wheel on PyPI); flash-attn (2) builds from source on A100-class GPUs.
 ATTENTION_PACKAGES = {"flash_attention_2": "flash-attn", "flash_attention_3": "flash-attn-3", "flash_attention_4": "flash-attn-4"}
 
 
-def require_gpu_packages(cfg: StudentConfig) -> None:
-    """DistillError naming the `[gpu]` extra when the config or the launcher needs a package that is not installed."""
-    attn = (cfg.training.get("model_init_kwargs") or {}).get("attn_implementation")
+def require_gpu_packages(name: str, training: dict) -> None:
+    """DistillError naming the `[gpu]` extra when a trainer config (sft's or kd's `training`, student and teacher
+    init kwargs) or the launcher needs a package that is not installed."""
     needs = []
-    if attn in ATTENTION_PACKAGES and not _installed(ATTENTION_PACKAGES[attn]):
-        needs.append(f"training.model_init_kwargs.attn_implementation={attn} needs {ATTENTION_PACKAGES[attn]}")
-    if (os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" or cfg.training.get("deepspeed")) and find_spec("deepspeed") is None:
+    for key in ("model_init_kwargs", "teacher_model_init_kwargs"):
+        attn = (training.get(key) or {}).get("attn_implementation")
+        if attn in ATTENTION_PACKAGES and not _installed(ATTENTION_PACKAGES[attn]):
+            needs.append(f"training.{key}.attn_implementation={attn} needs {ATTENTION_PACKAGES[attn]}")
+    if (os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" or training.get("deepspeed")) and find_spec("deepspeed") is None:
         needs.append("the DeepSpeed launcher config needs deepspeed")
     if needs:
-        raise DistillError(f"{cfg.name}: {'; '.join(needs)}, not installed: pip install 'distill[gpu]'")
+        raise DistillError(f"{name}: {'; '.join(needs)}, not installed: pip install 'distill[gpu]'")
 
 
 def _installed(distribution: str) -> bool:
@@ -216,30 +227,44 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs, **({"tie_word_embeddings": False} if tied else {}))
     if tied:  # the checkpoint holds one matrix: the output layer starts as the embedding, as it was tied
         model.get_output_embeddings().weight.data.copy_(model.get_input_embeddings().weight.data)
-    if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+    if len(tokenizer) > embedding_rows(model):
         model.resize_token_embeddings(len(tokenizer))
     return model
 
 
-def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
-    from accelerate import PartialState
-    from transformers.trainer_utils import get_last_checkpoint
+def embedding_rows(model) -> int:
+    """Rows of the input embedding; under ZeRO-3 a partitioned weight's data is empty, its full shape is ds_shape."""
+    weight = model.get_input_embeddings().weight
+    return getattr(weight, "ds_shape", weight.shape)[0]
+
+
+def build_trainer(cfg: StudentConfig, args, rows, model_path: str, tokenizer, callbacks: tuple = ()):
+    """trl's SFTTrainer on the student; the model is loaded here, not by the trainer, to resize it for added
+    think tokens first (args.model_init_kwargs is consumed)."""
     from trl import SFTTrainer
 
-    ckpt_dir = Path(args.output_dir)
-    # The model is loaded here, not by the trainer, to resize it for added think tokens first.
     init_kwargs, args.model_init_kwargs = args.model_init_kwargs, None
     model = load_model(model_path, init_kwargs, tokenizer, untied=cfg.lora is not None)
-    metrics = MetricsFile(out / "metrics.jsonl")
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=rows,  # input_ids + labels, used as they are (skip_prepare_dataset)
         processing_class=tokenizer,
         peft_config=lora_config(cfg, tokenizer),
-        callbacks=[metrics, *callbacks],
+        callbacks=list(callbacks),
     )
     log_instead_of_printing(trainer)
+    return trainer
+
+
+def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
+    from accelerate import PartialState
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = Path(args.output_dir)
+    init_kwargs = args.model_init_kwargs
+    metrics = MetricsFile(out / "metrics.jsonl")
+    trainer = build_trainer(cfg, args, rows, model_path, tokenizer, (metrics, *callbacks))
     # Counted before the trainer shards the model; ds_numel is a ZeRO-3 partitioned parameter's full size.
     trainable = sum(getattr(p, "ds_numel", p.numel()) for p in trainer.model.parameters() if p.requires_grad)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None

@@ -28,6 +28,8 @@ from distill.think import THINK_CLOSE
 log = logging.getLogger(__name__)
 
 FATAL_STATUS = (401, 402, 403)  # no other request can succeed: stop
+# DeepSeek's finish_reason when its servers ran out of capacity mid-answer: a cut answer, asked again.
+RESOURCE_CUT = "insufficient_system_resource"
 
 
 class _Retry(Exception):
@@ -115,7 +117,7 @@ class OpenAIBackend(Queued):
         messages = list(req.messages)
         body = {**self.opts.extra_body, "model": self.model, "temperature": sampling.temperature, "top_p": sampling.top_p,
                 "max_tokens": sampling.max_tokens}
-        if sampling.seed is not None:
+        if sampling.seed is not None and self.opts.send_seed:
             body["seed"] = derive_seed(sampling.seed, req.id, j)
         if req.prefix and self.opts.prefix_mode == "continue_final_message":
             messages.append({"role": "assistant", "content": req.prefix})
@@ -158,6 +160,8 @@ class OpenAIBackend(Queued):
             usage = data.get("usage") or {}
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError, AttributeError) as e:
             raise _Retry(f"malformed response ({type(e).__name__}: {str(e)[:80]})") from None
+        if finish == RESOURCE_CUT:
+            raise _Retry(f"finish_reason {RESOURCE_CUT} (the provider cut the answer for lack of capacity)")
         extra = {"served_model": data.get("model"), "system_fingerprint": data.get("system_fingerprint")}
         # DeepSeek's API (and servers run with a reasoning parser) return the thinking in its own field.
         # (vLLM sends "reasoning": "" when the model closed its think block at once: still a reasoning reply.)

@@ -1,0 +1,63 @@
+"""The shipped real configs as the CPU tests run them: each built only through distill.rehearsal's list.
+
+One builder per kind of shipped file; the tests that run a real config take it from here, and
+tests/test_rehearsal_overrides.py diffs each shipped file against the same builder's output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from distill.rehearsal import DROP, apply, cpu_attention
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDENT_CONFIGS = sorted((ROOT / "pipelines" / "sft").glob("*.yaml"))
+GENERATE_CONFIGS = sorted((ROOT / "pipelines").glob("r1_generate*.yaml"))
+ACCELERATE_CONFIGS = sorted((ROOT / "pipelines" / "accelerate").glob("*.yaml"))
+STEPS = 2
+
+
+def shipped(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def real_body(model: str) -> str:
+    """The tests/real_students.MODELS key of a hub id: meta-llama/Llama-3.3-70B-Instruct -> llama-3.3-70b-instruct."""
+    return model.split("/")[-1].lower()
+
+
+def student_changes(model: Path, prefix: str = "") -> dict:
+    """A student on a tiny body (`model`): two optimizer steps of one micro-batch each, one tokenizing process."""
+    changes = {"model": str(model), "training/max_steps": STEPS, "training/gradient_accumulation_steps": 1, "training/dataset_num_proc": 1}
+    return {prefix + k: v for k, v in changes.items()}
+
+
+def student(path: Path, model: Path) -> dict:
+    """A pipelines/sft/*.yaml as `student_changes` says, on sdpa."""
+    return cpu_attention(apply(shipped(path), "student", student_changes(model)), "student")
+
+
+def generate(path: Path, model: Path | None = None) -> dict:
+    """A pipelines/r1_generate*.yaml for one CPU vLLM engine (its `vllm:` block otherwise as shipped)."""
+    data = shipped(path)
+    if data["backend"] != "vllm":
+        return data
+    changes = {"vllm/tensor_parallel_size": 1, "vllm/enforce_eager": True}
+    if "pipeline_parallel_size" in data["vllm"]:
+        changes["vllm/pipeline_parallel_size"] = 1
+    if "distributed_executor_backend" in data["vllm"]:
+        changes["vllm/distributed_executor_backend"] = DROP
+    if model is not None:
+        changes["model"] = str(model)
+    return apply(data, "generate", changes)
+
+
+def accelerate(path: Path, processes: int = 2) -> dict:
+    """A pipelines/accelerate/*.yaml for `processes` CPU processes."""
+    changes = {"num_processes": processes, "use_cpu": True}
+    data = shipped(path)
+    if "gpu_ids" in data:
+        changes["gpu_ids"] = DROP
+    return apply(data, "accelerate", changes)
