@@ -1,6 +1,6 @@
 """`accelerate launch` with two CPU processes and the shipped accelerate configs, for `distill sft` and `distill kd`.
 
-Each launch runs a toy student with the shipped config changed only by CPU_LAUNCH_OVERRIDES, and checks what a
+Each launch runs a toy student with the shipped config changed only through distill.rehearsal, and checks what a
 cluster run depends on: the process group is the trainer config's own (N2), the saved model equals a one-process
 run on the same data and seed, and a LoRA run merges outside the training job (N4). Not runnable here (the
 reasons are with each): fsdp.yaml, and LoRA under ZeRO-3.
@@ -17,6 +17,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from distill import rehearsal
 from distill.kd.config import KDConfig
 from distill.sft.config import StudentConfig
 from distill.sft.stage import run as run_sft
@@ -28,40 +29,35 @@ ROOT = Path(__file__).resolve().parent.parent
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 DDP_TIMEOUT = 5400  # not the default 1800: a group made before the trainer's config would not carry it
 
-TWO_PROCESSES = "two CPU processes on a 2-core machine; the shipped configs start one per GPU (8)"
-FP32 = "fp32, so the launch can be compared with a one-process fp32 run at 1e-5 (bf16 is a GPU check)"
 # The only changes these launches make to a shipped accelerate config ("accelerate") or to the student's training
 # keys ("training"), each with its reason. FSDP is absent: accelerate 1.16 turns FSDP on only for a MULTI_GPU/XPU/...
 # state (accelerate/state.py, AcceleratorState.__init__), and a CPU process is MULTI_CPU or NO.
-CPU_LAUNCH_OVERRIDES = {
-    "multi_gpu.yaml": {
-        "accelerate": {"num_processes": (2, TWO_PROCESSES), "mixed_precision": ("no", FP32)},
-        "training": {},
-    },
+# The toy student's training keys a launch on CPU needs (the student is the tests' own, not a shipped config); the
+# shipped accelerate configs change only through distill.rehearsal (num_processes, mixed_precision).
+# FSDP is absent: accelerate 1.16 turns FSDP on only for a MULTI_GPU/XPU/... state (accelerate/state.py,
+# AcceleratorState.__init__), and a CPU process is MULTI_CPU or NO.
+CPU_LAUNCH_TRAINING = {
+    "multi_gpu.yaml": {},
     "deepspeed_zero3.yaml": {
-        "accelerate": {"num_processes": (2, TWO_PROCESSES), "mixed_precision": ("no", FP32)},
-        "training": {
-            "use_cpu": (False, "accelerate turns DeepSpeed on only when the trainer is not use_cpu (state.py, "
-                               "AcceleratorState.__init__); distill sets use_cpu when there is no GPU"),
-            "ddp_backend": ("gloo", "with use_cpu off and no GPU accelerate finds no backend; DeepSpeed's CPU accelerator uses gloo"),
-        },
+        "use_cpu": (False, "accelerate turns DeepSpeed on only when the trainer is not use_cpu (state.py, "
+                           "AcceleratorState.__init__); distill sets use_cpu when there is no GPU"),
+        "ddp_backend": ("gloo", "with use_cpu off and no GPU accelerate finds no backend; DeepSpeed's CPU accelerator uses gloo"),
     },
 }
 
 
 def launch_config(name: str, tmp_path: Path) -> Path:
-    """The shipped accelerate config `name` with its CPU overrides (each key must exist in the shipped file)."""
-    config = yaml.safe_load((ROOT / "pipelines" / "accelerate" / name).read_text())
-    overrides = CPU_LAUNCH_OVERRIDES[name]["accelerate"]
-    assert set(overrides) <= set(config), f"{name}: override of a key the config does not have"
-    config.update({k: value for k, (value, _) in overrides.items()})
+    """The shipped accelerate config `name` as the CPU launches run it: 2 processes, fp32 (distill.rehearsal)."""
+    shipped = yaml.safe_load((ROOT / "pipelines" / "accelerate" / name).read_text())
+    config = rehearsal.apply(shipped, "accelerate", {"num_processes": 2, "mixed_precision": "no"})
+    assert not rehearsal.unlisted_changes(shipped, config, "accelerate")
     path = tmp_path / name
     path.write_text(yaml.safe_dump(config))
     return path
 
 
 def launch_training(name: str) -> dict:
-    return {k: value for k, (value, _) in CPU_LAUNCH_OVERRIDES[name]["training"].items()}
+    return {k: value for k, (value, _) in CPU_LAUNCH_TRAINING[name].items()}
 
 
 def accelerate_launch(config: Path, args: list[str], cwd: Path):

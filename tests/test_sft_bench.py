@@ -56,8 +56,6 @@ def test_gpu_check_without_a_gpu_says_so(gpu_check):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="N1 (another branch): trl 1.16 refuses the shipped padding-free unpacked student while the stage "
-                          "passes max_length; remove this mark once that fix is merged", strict=False)
 def test_gpu_check_dry_run_runs_the_shipped_sft_and_kd_configs_on_cpu(tmp_path):
     """The dry run (tiny model, CPU overrides only) of the sections a CPU can run: `sft` (the shipped 1.5B student,
     padding-free, unpacked) and `kd` (r1_kd.yaml's run); zero3 says it needs a GPU."""
