@@ -33,10 +33,12 @@ from distill.errors import DistillError
 from distill.generate.prompting import THINK_CLOSE, THINK_OPEN, check_round_trip
 from distill.io import write_json, write_text
 from distill.sft.card import model_card
-from distill.sft.check import check_conversations, problems, refuse_if_broken
+from distill.sft.check import check_conversations, is_reasoning, problems, refuse_if_broken, render
 from distill.sft.config import StudentConfig, sft_config
 from distill.sft.data import curated_dataset, sample_conversations, source_key, tokenized_dataset
 from distill.sft.metrics import MetricsFile, log_instead_of_printing
+from distill.sft.smoke import smoke_generate, warn_if_low
+from distill.sft.start import close_tag_start
 from distill.stage import StageDir
 
 log = logging.getLogger(__name__)
@@ -66,8 +68,13 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
         model_path = resolve_model(cfg.model, out)
         conversations, counts = curated_dataset(inp, cfg.data_format, out / "data")
     tokenizer = load_tokenizer(model_path, cfg)
-    report = check_conversations(tokenizer, sample_conversations(conversations, cfg.check_samples), cfg.max_length, cfg.check_samples)
+    sampled = sample_conversations(conversations, cfg.check_samples)
+    report = check_conversations(tokenizer, sampled, cfg.max_length, cfg.check_samples)
     report["max_position_embeddings"] = max_positions(model_path, cfg)
+    # The model is loaded here, not by the trainer, to resize it for added think tokens and start their rows first.
+    init_kwargs = {**(cfg.training.get("model_init_kwargs") or {})}
+    model = load_model(model_path, init_kwargs, tokenizer, untied=cfg.lora is not None)
+    report["start"] = start_check(model, tokenizer, sampled, state.num_processes)
     if state.is_main_process:
         write_json(out / "check.json", {**report, "problems": problems(report, cfg.max_too_long_share)})
     if check_only:
@@ -75,12 +82,16 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
     refuse_if_broken(report, cfg.max_too_long_share, str(out / "check.json"))
 
     args = sft_config(cfg.training, out / "checkpoints", max_length=cfg.max_length, assistant_only_loss=False)
+    args.model_init_kwargs = None  # applied by load_model above
     with state.main_process_first():
         source = source_key(StageDir(inp).parts(), cfg.data_format)
         rows, too_long = tokenized_dataset(conversations, source, tokenizer, cfg.max_length, out / "data", args.dataset_num_proc)
     counts = {**counts, "rows_train": len(rows), "rows_too_long": too_long}
     with redirect_stdout(sys.stderr):  # the Trainer's progress bar writes its log lines to stdout
-        summary = train(cfg, args, rows, model_path, tokenizer, out, callbacks)
+        summary = train(cfg, args, rows, model, model_path, init_kwargs, tokenizer, out, callbacks)
+    if state.num_processes == 1:
+        summary["smoke"] = smoke_generate(model, tokenizer, sampled, smoke_tokens(tokenizer, sampled, cfg.max_length))
+        warn_if_low(summary["smoke"], cfg.name)
     summary = {"student": cfg.name, "data_format": cfg.data_format, **counts, **summary}
     if state.is_main_process:
         write_text(out / "model" / "README.md", model_card(cfg, inp, model_path, summary, report))
@@ -117,12 +128,14 @@ def _installed(distribution: str) -> bool:
 
 
 def resolve_model(name: str, out: Path) -> str:
-    """A `toy:*` name builds its random-init student once into out/base; anything else goes to from_pretrained."""
+    """A `toy:*` name builds its random-init student once into out/base; a `fetch:*` name is converted once
+    into the model cache (distill.models); anything else goes to from_pretrained."""
+    from distill.models import resolve
     from distill.toy.students import build_student, parse_toy_name
 
     toy = parse_toy_name(name)
     if toy is None:
-        return name
+        return resolve(name)
     base = out / "base"
     if not base.exists():
         tmp = out / f".base-tmp-{os.getpid()}"
@@ -187,9 +200,12 @@ def _rename_tokens(tokenizer, names: dict[int, str]):
 
 def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: bool = False):
     """The student as trained and merged: init kwargs applied (dtype, attention, context extension), embeddings
-    grown only when the tokenizer outgrew them. `untied`: lm_head as its own weight, a copy of a tied
-    embedding (peft's advice for training the output layer of a tied model)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    grown only when the tokenizer outgrew them, the think tags' untrained rows started from their spelling
+    (distill.sft.start). `untied`: lm_head as its own weight, a copy of a tied embedding (peft's advice for
+    training the output layer of a tied model)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from distill.sft.start import init_tag_rows, untrained_tag_ids
 
     kwargs = {"dtype": "auto", **(init_kwargs or {})}
     tied = untied and AutoConfig.from_pretrained(model_path).get_text_config().tie_word_embeddings
@@ -198,18 +214,32 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
         model.get_output_embeddings().weight.data.copy_(model.get_input_embeddings().weight.data)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
+    spelling = AutoTokenizer.from_pretrained(model_path)
+    init_tag_rows(model, tokenizer, spelling, untrained_tag_ids(tokenizer, spelling.get_vocab()))
     return model
 
 
-def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
+def start_check(model, tokenizer, conversations: list[list[dict]], processes: int) -> dict:
+    """close_tag_start on up to 4 reasoning rows of the sample; skipped under a multi-process launch, whose ranks
+    may hold only shards or empty (meta) weights before the trainer wraps the model."""
+    if processes > 1:
+        return {"skipped": f"{processes} processes"}
+    picked = [c for c in conversations if is_reasoning(c[-1]["content"])][:4] or conversations[:4]
+    return close_tag_start(model, tokenizer, [render(tokenizer, c)[0] for c in picked])
+
+
+def smoke_tokens(tokenizer, conversations: list[list[dict]], max_length: int) -> int:
+    """Enough new tokens for the longest sampled reply and some slack, within max_length."""
+    longest = max((len(tokenizer.encode(c[-1]["content"], add_special_tokens=False)) for c in conversations), default=0)
+    return min(max_length, longest + 32)
+
+
+def train(cfg: StudentConfig, args, rows, model, model_path: str, init_kwargs: dict, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
     from accelerate import PartialState
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
     ckpt_dir = Path(args.output_dir)
-    # The model is loaded here, not by the trainer, to resize it for added think tokens first.
-    init_kwargs, args.model_init_kwargs = args.model_init_kwargs, None
-    model = load_model(model_path, init_kwargs, tokenizer, untied=cfg.lora is not None)
     metrics = MetricsFile(out / "metrics.jsonl")
     trainer = SFTTrainer(
         model=model,
