@@ -26,19 +26,18 @@ def smoke_generate(model, tokenizer, conversations: list[list[dict]], max_new_to
     picked = [c[:-1] for c in conversations if is_reasoning(c[-1]["content"])][:PROMPTS]
     if not picked:
         return {"prompts": 0}
-    texts = [render_chat(tokenizer, messages, THINK_PREFIX) for messages in picked]
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    tokenizer.padding_side = side
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        out = model.generate(
-            **batch, max_new_tokens=max_new_tokens, do_sample=False,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
-        )
+    replies = []
+    with torch.no_grad():  # one prompt at a time: no padding (Llama-3's tokenizer has no pad token)
+        for messages in picked:
+            ids = tokenizer(render_chat(tokenizer, messages, THINK_PREFIX), return_tensors="pt", add_special_tokens=False).to(model.device)
+            out = model.generate(
+                **ids, max_new_tokens=max_new_tokens, do_sample=False,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
+            )
+            replies.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
     model.train(was_training)
-    replies = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
     closed = sum(THINK_CLOSE in r for r in replies)
     return {"prompts": len(replies), "closed_thought": closed, "closed_share": round(closed / len(replies), 2), "sample": THINK_PREFIX + replies[0]}
 

@@ -74,7 +74,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
     # The model is loaded here, not by the trainer, to resize it for added think tokens and start their rows first.
     init_kwargs = {**(cfg.training.get("model_init_kwargs") or {})}
     model = load_model(model_path, init_kwargs, tokenizer, untied=cfg.lora is not None)
-    report["start"] = start_check(model, tokenizer, sampled, state.num_processes)
+    report["start"] = start_check(model, tokenizer, sampled, state)
     if state.is_main_process:
         write_json(out / "check.json", {**report, "problems": problems(report, cfg.max_too_long_share)})
     if check_only:
@@ -219,11 +219,12 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
     return model
 
 
-def start_check(model, tokenizer, conversations: list[list[dict]], processes: int) -> dict:
-    """close_tag_start on up to 4 reasoning rows of the sample; skipped under a multi-process launch, whose ranks
-    may hold only shards or empty (meta) weights before the trainer wraps the model."""
-    if processes > 1:
-        return {"skipped": f"{processes} processes"}
+def start_check(model, tokenizer, conversations: list[list[dict]], state) -> dict:
+    """close_tag_start on up to 4 reasoning rows of the sample, on the device training will use; skipped under a
+    multi-process launch, whose ranks may hold only shards or empty (meta) weights before the trainer wraps the model."""
+    if state.num_processes > 1:
+        return {"skipped": f"{state.num_processes} processes"}
+    model.to(state.device)
     picked = [c for c in conversations if is_reasoning(c[-1]["content"])][:4] or conversations[:4]
     return close_tag_start(model, tokenizer, [render(tokenizer, c)[0] for c in picked])
 

@@ -70,9 +70,11 @@ def close_tag_start(model, tokenizer, rendered: list[list[int]]) -> dict:
             at = [i for i in range(1, len(ids)) if ids[i : i + len(close)] == close]
             if not at:
                 continue
-            logp = model(torch.tensor([ids], device=model.device)).logits[0].float().log_softmax(-1)
-            close_lp += [logp[i - 1, close[0]].item() for i in at]
-            eos_lp += [logp[i - 1, eos].item() for i in at]
+            ids = ids[: at[-1]]  # the prefix that predicts the last close tag is all the forward needs
+            logits = model(torch.tensor([ids], device=model.device)).logits[0]
+            logp = logits[[i - 1 for i in at]].float().log_softmax(-1)  # only the rows that predict a close tag
+            close_lp += logp[:, close[0]].tolist()
+            eos_lp += logp[:, eos].tolist()
     model.train()
     if not close_lp:
         return {"rows": 0}
