@@ -200,8 +200,8 @@ def _rename_tokens(tokenizer, names: dict[int, str]):
 
 def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: bool = False):
     """The student as trained and merged: init kwargs applied (dtype, attention, context extension), embeddings
-    grown only when the tokenizer outgrew them, the think tags' untrained rows started from their spelling
-    (distill.sft.start). `untied`: lm_head as its own weight, a copy of a tied embedding (peft's advice for
+    grown only when the tokenizer outgrew them, the think tags' untrained rows started where they can be learnt
+    (</think> as the end token, <think> as its spelling: distill.sft.start). `untied`: lm_head as its own weight, a copy of a tied embedding (peft's advice for
     training the output layer of a tied model)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
