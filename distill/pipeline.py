@@ -163,7 +163,11 @@ def _train(student: StudentConfig, inp: Path, out: Path, threads: int, log: dict
 
 def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
     """`sft:<student>` / `kd:<run>` -> the trained model directory of that student or kd run (or its
-    `<run>-sft-control`) in this run."""
+    `<run>-sft-control`) in this run; `fetch:<name>` -> the converted pretrained model (distill.models)."""
+    from distill.models import PREFIX, resolve
+
+    if spec.model.startswith(PREFIX):
+        return spec.model_copy(update={"model": resolve(spec.model)})
     for prefix, stage in (("sft:", SFT), ("kd:", KD)):
         if spec.model.startswith(prefix):
             student = spec.model.removeprefix(prefix)

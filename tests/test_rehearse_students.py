@@ -9,7 +9,7 @@ import pytest
 
 from distill.sft.config import StudentConfig
 from distill.sft.data import curated_dataset, tokenized_dataset
-from distill.sft.stage import build_trainer, load_tokenizer, run, training_args
+from distill.sft.stage import build_trainer, load_model, load_tokenizer, run, training_args
 from tests import rehearsals
 from tests.sft_fixtures import write_curated
 
@@ -32,7 +32,8 @@ def test_shipped_student_builds_trls_sft_trainer(models, curated, tmp_path):
     conversations, _ = curated_dataset(curated, cfg.data_format, tmp_path / "data")
     args = training_args(cfg, tmp_path)
     rows, _ = tokenized_dataset(conversations, "rows", tokenizer, cfg.max_length, tmp_path / "data", args.dataset_num_proc)
-    trainer = build_trainer(cfg, args, rows, cfg.model, tokenizer)
+    init_kwargs, args.model_init_kwargs = args.model_init_kwargs, None
+    trainer = build_trainer(cfg, args, rows, load_model(cfg.model, init_kwargs, tokenizer, untied=cfg.lora is not None), tokenizer)
     assert trainer.padding_free and trainer.args.bf16 and trainer.args.gradient_checkpointing
 
 

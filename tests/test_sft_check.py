@@ -21,6 +21,12 @@ NO_GENERATION_TAGS = QWEN.replace("{%- generation %}", "").replace("{%- endgener
 EOS_OUTSIDE_MASK = QWEN.replace(
     "{{- message.content + '<|im_end|>' }}\n        {%- endgeneration %}", "{{- message.content }}\n        {%- endgeneration %}{{- '<|im_end|>' }}"
 )
+# Only the reasoning and the end token trained: the student learns to think, then to stop without answering.
+ANSWER_OUTSIDE_MASK = QWEN.replace(
+    "{{- message.content + '<|im_end|>' }}\n        {%- endgeneration %}",
+    "{{- message.content.split('</think>')[0] + '</think>' }}{%- endgeneration %}{{- message.content.split('</think>')[1] }}"
+    "{%- generation %}{{- '<|im_end|>' }}{%- endgeneration %}",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +56,12 @@ def test_shipped_template_passes(qwen_tok, conversations):
 
 @pytest.mark.parametrize(
     "template, failure",
-    [(DROPS_THINK, "think_lost"), (NO_GENERATION_TAGS, "mask_all_zero"), (EOS_OUTSIDE_MASK, "eos_missing_from_labels")],
+    [
+        (DROPS_THINK, "think_lost"),
+        (NO_GENERATION_TAGS, "mask_all_zero"),
+        (EOS_OUTSIDE_MASK, "eos_missing_from_labels"),
+        (ANSWER_OUTSIDE_MASK, "answer_missing_from_labels"),
+    ],
 )
 def test_check_catches_a_broken_template(qwen_tok, conversations, template, failure):
     assert template != QWEN

@@ -5,9 +5,12 @@ ruin a distillation run while the loss still looks healthy.
   had (a template that strips reasoning from history, or think tags registered as special tokens);
 - assistant mask all zero: no token would be trained (no `{% generation %}` in the template);
 - end token missing from labels: the model never learns to stop;
+- answer missing from labels: the response after </think> is not trained (the student reasons, then stops);
 - too long: rows longer than max_length are dropped from training (a truncated trace loses its answer
   and end token and teaches the student not to stop); too large a share of them refuses the run;
-- max_length beyond the model's max_position_embeddings: positions the model cannot encode.
+- max_length beyond the model's max_position_embeddings: positions the model cannot encode;
+- </think> out of reach at the start (`start`, measured on the loaded student by distill.sft.start): the
+  student learns the reasoning and then ends its turn where the tag belongs.
 
 It also reports the mix: the share of reasoning samples and of non-reasoning ones (an empty or absent
 think block), over all conversations.
@@ -21,6 +24,7 @@ from collections import Counter
 from transformers import PreTrainedTokenizerBase
 
 from distill.errors import DistillError
+from distill.sft.start import start_problems
 from distill.think import THINK_CLOSE, THINK_OPEN, split_think
 
 
@@ -47,7 +51,7 @@ def check_conversations(
     """Counts of each failure over a seeded sample of conversations, with the first failing example of each."""
     picked = conversations if len(conversations) <= samples else random.Random(seed).sample(conversations, samples)
     eos_id = tokenizer.eos_token_id
-    counts = {"think_lost": 0, "mask_all_zero": 0, "eos_missing_from_labels": 0, "too_long": 0}
+    counts = {"think_lost": 0, "mask_all_zero": 0, "eos_missing_from_labels": 0, "answer_missing_from_labels": 0, "too_long": 0}
     examples: dict[str, str] = {}
     lengths = []
     for messages in picked:
@@ -63,6 +67,9 @@ def check_conversations(
         seen = tokenizer.decode(trained or ids, skip_special_tokens=True)
         if any(tag in assistant and tag not in seen for tag in (THINK_OPEN, THINK_CLOSE)):
             failures.append("think_lost")
+        _, answer = split_think(messages[-1]["content"])
+        if trained and answer and answer not in seen:
+            failures.append("answer_missing_from_labels")
         if len(ids) > max_length:
             failures.append("too_long")
         for f in failures:
@@ -108,6 +115,12 @@ def problems(report: dict, max_too_long_share: float) -> list[str]:
             f"{report['too_long_share']:.1%} of samples exceed max_length={report['max_length']} tokens and would be dropped "
             f"(longest {report['tokens_max']}; allowed {max_too_long_share:.1%}): raise max_length or filter long traces"
         )
+    if report.get("answer_missing_from_labels"):
+        out.append(
+            f"the answer after {THINK_CLOSE} is missing from the labels in {report['answer_missing_from_labels']}/{n} samples: "
+            "keep the whole assistant content inside {% generation %}"
+        )
+    out += start_problems(report.get("start") or {})
     positions = report.get("max_position_embeddings")
     if positions is not None and report["max_length"] > positions:
         out.append(

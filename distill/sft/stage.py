@@ -33,12 +33,14 @@ from distill.errors import DistillError
 from distill.generate.prompting import check_round_trip
 from distill.io import write_json, write_text
 from distill.sft.card import model_card
-from distill.sft.check import check_conversations, problems, refuse_if_broken
+from distill.sft.check import check_conversations, is_reasoning, problems, refuse_if_broken, render
 from distill.sft.config import StudentConfig, sft_config
 from distill.hub import require_model
 from distill.sft.data import curated_dataset, require_curated, sample_conversations, source_key, tokenized_dataset
 from distill.sft.merge import merge_outside
 from distill.sft.metrics import MetricsFile, log_instead_of_printing
+from distill.sft.smoke import smoke_generate, warn_if_low
+from distill.sft.start import close_tag_start
 from distill.stage import StageDir
 from distill.think import THINK_CLOSE, THINK_OPEN
 
@@ -82,8 +84,14 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, p
         model_path = resolve_model(cfg.model, out)
         conversations, counts = curated_dataset(inp, cfg.data_format, out / "data", num_proc)
     tokenizer = load_tokenizer(model_path, cfg)
-    report = check_conversations(tokenizer, sample_conversations(conversations, cfg.check_samples), cfg.max_length, cfg.check_samples)
+    sampled = sample_conversations(conversations, cfg.check_samples)
+    report = check_conversations(tokenizer, sampled, cfg.max_length, cfg.check_samples)
     report["max_position_embeddings"] = max_positions(model_path, cfg)
+    if not prepare_only:  # --prepare tokenises only: no weights on the node that prepares
+        # The model is loaded here, not by the trainer, to resize it for added think tokens and start their rows first.
+        init_kwargs = {**(cfg.training.get("model_init_kwargs") or {})}
+        model = load_model(model_path, init_kwargs, tokenizer, untied=cfg.lora is not None)
+        report["start"] = start_check(model, tokenizer, sampled, state)
     if state.is_main_process:
         write_json(out / "check.json", {**report, "problems": problems(report, cfg.max_too_long_share)})
     if check_only:
@@ -96,8 +104,12 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, p
     counts = {**counts, "rows_train": len(rows), "rows_too_long": too_long}
     if prepare_only:
         return {"student": cfg.name, "data_format": cfg.data_format, **counts, "data": str(out / "data")}
+    args.model_init_kwargs = None  # applied by load_model above
     with redirect_stdout(sys.stderr):  # the Trainer's progress bar writes its log lines to stdout
-        summary = train(cfg, args, rows, model_path, tokenizer, out, callbacks)
+        summary = train(cfg, args, rows, model, model_path, init_kwargs, tokenizer, out, callbacks)
+    if state.num_processes == 1:
+        summary["smoke"] = smoke_generate(model, tokenizer, sampled, smoke_tokens(tokenizer, sampled, cfg.max_length))
+        warn_if_low(summary["smoke"], cfg.name)
     summary = {"student": cfg.name, "data_format": cfg.data_format, **counts, **summary}
     if state.is_main_process:
         write_text(out / "model" / "README.md", model_card(cfg, inp, model_path, summary, report))
@@ -148,12 +160,14 @@ def _installed(distribution: str) -> bool:
 
 
 def resolve_model(name: str, out: Path) -> str:
-    """A `toy:*` name builds its random-init student once into out/base; anything else goes to from_pretrained."""
+    """A `toy:*` name builds its random-init student once into out/base; a `fetch:*` name is converted once
+    into the model cache (distill.models); anything else goes to from_pretrained."""
+    from distill.models import resolve
     from distill.toy.students import build_student, parse_toy_name
 
     toy = parse_toy_name(name)
     if toy is None:
-        return name
+        return resolve(name)
     base = out / "base"
     if not base.exists():
         tmp = out / f".base-tmp-{os.getpid()}"
@@ -218,9 +232,12 @@ def _rename_tokens(tokenizer, names: dict[int, str]):
 
 def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: bool = False):
     """The student as trained and merged: init kwargs applied (dtype, attention, context extension), embeddings
-    grown only when the tokenizer outgrew them. `untied`: lm_head as its own weight, a copy of a tied
-    embedding (peft's advice for training the output layer of a tied model)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    grown only when the tokenizer outgrew them, the think tags' untrained rows started where they can be learnt
+    (</think> as the end token, <think> as its spelling: distill.sft.start). `untied`: lm_head as its own weight, a copy of a tied embedding (peft's advice for
+    training the output layer of a tied model)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from distill.sft.start import init_tag_rows, untrained_tag_ids
 
     kwargs = {"dtype": "auto", **(init_kwargs or {})}
     tied = untied and AutoConfig.from_pretrained(model_path).get_text_config().tie_word_embeddings
@@ -229,6 +246,8 @@ def load_model(model_path: str, init_kwargs: dict | None, tokenizer, untied: boo
         model.get_output_embeddings().weight.data.copy_(model.get_input_embeddings().weight.data)
     if len(tokenizer) > embedding_rows(model):
         model.resize_token_embeddings(len(tokenizer))
+    spelling = AutoTokenizer.from_pretrained(model_path)
+    init_tag_rows(model, tokenizer, spelling, untrained_tag_ids(tokenizer, spelling.get_vocab()))
     return model
 
 
@@ -238,13 +257,11 @@ def embedding_rows(model) -> int:
     return getattr(weight, "ds_shape", weight.shape)[0]
 
 
-def build_trainer(cfg: StudentConfig, args, rows, model_path: str, tokenizer, callbacks: tuple = ()):
-    """trl's SFTTrainer on the student; the model is loaded here, not by the trainer, to resize it for added
-    think tokens first (args.model_init_kwargs is consumed)."""
+def build_trainer(cfg: StudentConfig, args, rows, model, tokenizer, callbacks: tuple = ()):
+    """trl's SFTTrainer on the student `load_model` loaded (resized for added think tokens, their rows started);
+    args.model_init_kwargs must be None, as they were applied there."""
     from trl import SFTTrainer
 
-    init_kwargs, args.model_init_kwargs = args.model_init_kwargs, None
-    model = load_model(model_path, init_kwargs, tokenizer, untied=cfg.lora is not None)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -257,14 +274,29 @@ def build_trainer(cfg: StudentConfig, args, rows, model_path: str, tokenizer, ca
     return trainer
 
 
-def train(cfg: StudentConfig, args, rows, model_path: str, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
+def start_check(model, tokenizer, conversations: list[list[dict]], state) -> dict:
+    """close_tag_start on up to 4 reasoning rows of the sample, on the device training will use; skipped under a
+    multi-process launch, whose ranks may hold only shards or empty (meta) weights before the trainer wraps the model."""
+    if state.num_processes > 1:
+        return {"skipped": f"{state.num_processes} processes"}
+    model.to(state.device)
+    picked = [c for c in conversations if is_reasoning(c[-1]["content"])][:4] or conversations[:4]
+    return close_tag_start(model, tokenizer, [render(tokenizer, c)[0] for c in picked])
+
+
+def smoke_tokens(tokenizer, conversations: list[list[dict]], max_length: int) -> int:
+    """Enough new tokens for the longest sampled reply and some slack, within max_length."""
+    longest = max((len(tokenizer.encode(c[-1]["content"], add_special_tokens=False)) for c in conversations), default=0)
+    return min(max_length, longest + 32)
+
+
+def train(cfg: StudentConfig, args, rows, model, model_path: str, init_kwargs: dict, tokenizer, out: Path, callbacks: tuple = ()) -> dict:
     from accelerate import PartialState
     from transformers.trainer_utils import get_last_checkpoint
 
     ckpt_dir = Path(args.output_dir)
-    init_kwargs = args.model_init_kwargs
     metrics = MetricsFile(out / "metrics.jsonl")
-    trainer = build_trainer(cfg, args, rows, model_path, tokenizer, (metrics, *callbacks))
+    trainer = build_trainer(cfg, args, rows, model, tokenizer, (metrics, *callbacks))
     # Counted before the trainer shards the model; ds_numel is a ZeRO-3 partitioned parameter's full size.
     trainable = sum(getattr(p, "ds_numel", p.numel()) for p in trainer.model.parameters() if p.requires_grad)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
