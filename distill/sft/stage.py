@@ -63,7 +63,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
             return json.loads((out / "summary.json").read_text())
 
     with state.main_process_first():
-        model_path = resolve_model(cfg.model, out)
+        model_path = resolve_model(cfg.model, out, seed=int(cfg.training.get("seed", 0)))
         conversations, counts = curated_dataset(inp, cfg.data_format, out / "data")
     tokenizer = load_tokenizer(model_path, cfg)
     report = check_conversations(tokenizer, sample_conversations(conversations, cfg.check_samples), cfg.max_length, cfg.check_samples)
@@ -81,7 +81,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, t
     counts = {**counts, "rows_train": len(rows), "rows_too_long": too_long}
     with redirect_stdout(sys.stderr):  # the Trainer's progress bar writes its log lines to stdout
         summary = train(cfg, args, rows, model_path, tokenizer, out, callbacks)
-    summary = {"student": cfg.name, "data_format": cfg.data_format, **counts, **summary}
+    summary = {"student": cfg.name, "data_format": cfg.data_format, "torch_threads": torch.get_num_threads(), **counts, **summary}
     if state.is_main_process:
         write_text(out / "model" / "README.md", model_card(cfg, inp, model_path, summary, report))
         write_json(out / "summary.json", summary)
@@ -116,9 +116,10 @@ def _installed(distribution: str) -> bool:
         return False
 
 
-def resolve_model(name: str, out: Path) -> str:
-    """A `toy:*` name builds its random-init student once into out/base; anything else goes to from_pretrained."""
-    from distill.toy.students import build_student, parse_toy_name
+def resolve_model(name: str, out: Path, seed: int = 0) -> str:
+    """A `toy:*` name builds its random-init student once into out/base (its init drawn from the training
+    seed, so another seed is another student); anything else goes to from_pretrained."""
+    from distill.toy.students import SEED, build_student, parse_toy_name
 
     toy = parse_toy_name(name)
     if toy is None:
@@ -126,7 +127,7 @@ def resolve_model(name: str, out: Path) -> str:
     base = out / "base"
     if not base.exists():
         tmp = out / f".base-tmp-{os.getpid()}"
-        build_student(toy[0], tmp, size=toy[1])
+        build_student(toy[0], tmp, size=toy[1], seed=SEED + seed)
         os.replace(tmp, base)  # a killed build leaves only a tmp dir behind
     return str(base)
 
