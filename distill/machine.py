@@ -82,8 +82,9 @@ def record_invocation(run_dir: Path, argv: list[str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
              "argv": list(sys.argv if argv is None else argv), "cwd": os.getcwd(), "machine": describe()}
+    cut = path.exists() and not path.read_bytes().endswith(b"\n") and path.stat().st_size > 0  # a line a kill cut short
     with path.open("a", encoding="utf-8") as f:  # one short line per start: an append is its own record
-        f.write(json.dumps(entry) + "\n")
+        f.write(("\n" if cut else "") + json.dumps(entry) + "\n")
 
 
 def invocations(run_dir: Path) -> list[dict]:

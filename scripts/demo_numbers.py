@@ -158,8 +158,11 @@ def timing_line(run: dict | None, times: dict) -> str:
     """Wall and CPU time of the run (or, tabulating an earlier run, of its stages), with the load it met."""
     stage_times = ", ".join(f"{k} {v['seconds']:.0f} s" + (f" / {v['cpu_seconds']:.0f} CPU s" if "cpu_seconds" in v else "")
                             for k, v in times.items())
-    if run is None:
-        return f"Its stages took {sum(v['seconds'] for v in times.values()) / 60:.1f} min ({stage_times})." if times else ""
+    if run is None:  # --reuse: the stages' own record (a resumed stage's times add up over its attempts)
+        if not times:
+            return ""
+        cpu = (f" and {sum(v['cpu_seconds'] for v in times.values()):,.0f} CPU-seconds" if all("cpu_seconds" in v for v in times.values()) else "")
+        return f"Its stages took {sum(v['seconds'] for v in times.values()) / 60:.1f} min wall{cpu} (per stage, wall / CPU: {stage_times})."
     return (f"The run took {run['seconds'] / 60:.1f} min wall and {run['cpu_seconds']:,.0f} CPU-seconds, with a load average of "
             f"{run['load']:.1f} on {os.cpu_count()} cores when it started (a busy machine stretches the wall time, hardly the CPU "
             f"time; per stage, wall / CPU: {stage_times}), and printed {run['lines']} lines.")
@@ -245,6 +248,23 @@ def main() -> None:
     text = block(args.run_dir, run, repro, seeds)
     rewrite(args.readme, text)
     print(text)
+    if args.readme.resolve() == (ROOT / "README.md").resolve() and summary_run(args.run_dir) == "toy":
+        screenshots(args.run_dir)
+
+
+def summary_run(run_dir: Path) -> str:
+    return json.loads((run_dir / "report" / "summary.json").read_text())["run"]
+
+
+def screenshots(run_dir: Path) -> None:
+    """The README's screenshots (docs/report-*.png), of the run just tabulated; skipped, said, without Chromium."""
+    from report_screenshots import shoot_run
+
+    if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
+        print("chromium not installed (scripts/install_system_deps.sh): docs/report-*.png left as they are", file=sys.stderr)
+        return
+    for out in shoot_run(run_dir):
+        print(f"{out.relative_to(ROOT)}: screenshot of {run_dir}", file=sys.stderr)
 
 
 if __name__ == "__main__":
