@@ -147,7 +147,7 @@ def evals(run_dir: Path, models: dict[str, dict], per_model: int = PER_MODEL) ->
                 seen = rendered.eval_prompt(tokenizer, problem, protocols[bench]) if problem and bench in protocols else None
                 out.append({
                     "group": model, "benchmark": bench, "verdict": "correct" if r["correct"] else "incorrect",
-                    "reason": eval_reason(r), "prompt": clip((problem or {}).get("prompt", ""), 1500), "rendered": clip(seen, 3000),
+                    "reason": eval_reason(r), "prompt": clip((problem or {}).get("prompt", ""), 1500), "rendered": None if seen is None else clip(seen),
                     "templated": tokenizer is not None, "answer": r.get("answer"), "extracted": r.get("extracted"),
                     "completion": clip(r["completion"]), "tokens": r.get("completion_tokens"),
                     "finish": r.get("finish_reason"), "id": f"{r['problem_id']}/{r['sample_idx']}",
