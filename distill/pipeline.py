@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import sys
 import time
 from contextlib import contextmanager
@@ -272,9 +271,20 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (the stages' worker processes)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """CPU time of this process and every descendant (pool workers, engines, sandboxed programs): each live
+    process's own time plus that of its children it has reaped, so a worker is counted whether it still runs
+    or has exited."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:  # exited between the listing and the read: its parent's reaped time has it
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 class StageTimes:

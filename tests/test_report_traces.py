@@ -179,3 +179,27 @@ def test_chromium_shows_the_rendered_prompt_the_mask_readable_plots_and_one_line
         assert p["searchAll"] > len(p["searchCode"]) > 0 and set(p["searchCode"]) == {"code"}
     assert phone["textCount"] > 20 and phone["minTextPx"] >= 8, phone["minTextPx"]  # ~9 px and up: readable on a phone
     assert wide["cellLines"] and all(n == 1 for n in wide["cellLines"].values()), wide["cellLines"]
+
+
+@pytest.mark.slow
+def test_demo_numbers_tabulates_the_run_its_machine_and_the_spread_over_seeds(run, tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import demo_numbers
+
+    demo_numbers.run_seed(run.parent / "traces.yaml", run, 1, workers=1)
+    seeded = demo_numbers.seed_dir(run, 1)
+    assert os.stat(seeded / "03_curated" / "part-00000.parquet").st_nlink > 1  # the main run's data, linked
+    base = [(d / "04_sft" / "student" / "base" / "model.safetensors").read_bytes() for d in (run, seeded)]
+    assert base[0] != base[1], "another training seed starts from another initialisation"
+    start, end = demo_numbers.markers("traces")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{start}\nold numbers\n{end}\ntail\n")
+    result = subprocess.run([sys.executable, "scripts/demo_numbers.py", "--reuse", "--seeds", "2", "--run-dir", str(run), "--readme", str(readme)],
+                            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = readme.read_text()
+    assert text.startswith(f"intro\n{start}\n") and text.endswith(f"{end}\ntail\n") and "old numbers" not in text
+    assert f"on {cpu_model()}, " in text and "torch 2." in text and "kernels" in text and "torch thread(s) each" in text
+    assert "training seeds 0, 1" in text and "CPU s" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| student | student-ao | toy_arith | ") and " / " in line]
+    assert row.count("(range ") == 3

@@ -111,7 +111,8 @@ def sft(run_dir: Path) -> list[dict]:
             out.append({
                 "group": f"sft: {d.name}", "benchmark": r.get("domain") or "", "verdict": "trained",
                 "reason": f"{data_format}: {sum(len(t) for t, on in segments if on):,} of {sum(len(t) for t, _ in segments):,} characters in the loss",
-                "prompt": clip(r.get("prompt"), 1500), "segments": segments, "id": f"{r['id']}/{r['sample_idx']}",
+                "prompt": clip(r.get("prompt"), 1500), "segments": [[clip(t), on] for t, on in segments],
+                "id": f"{r['id']}/{r['sample_idx']}",
             })
     return out
 
