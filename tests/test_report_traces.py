@@ -191,7 +191,7 @@ def test_demo_numbers_tabulates_the_run_its_machine_and_the_spread_over_seeds(ru
     assert os.stat(seeded / "03_curated" / "part-00000.parquet").st_nlink > 1  # the main run's data, linked
     base = [(d / "04_sft" / "student" / "base" / "model.safetensors").read_bytes() for d in (run, seeded)]
     assert base[0] != base[1], "another training seed starts from another initialisation"
-    start, end = demo_numbers.markers("traces")
+    start, end = demo_numbers.markers(demo_numbers.summary_run(run))  # the block is named by the run
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{start}\nold numbers\n{end}\ntail\n")
     result = subprocess.run([sys.executable, "scripts/demo_numbers.py", "--reuse", "--seeds", "2", "--run-dir", str(run), "--readme", str(readme)],
