@@ -22,6 +22,7 @@ from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, check_pos
 from distill.filter.config import FilterConfig
 from distill.generate.config import GenerateConfig
 from distill.io import remove_leftover_tmp, write_text
+from distill.machine import record_invocation
 from distill.kd.config import KDConfig
 from distill.layout import CURATED, EVAL, KD, PROMPTS, REPORT, SFT, STAGES, TRACES
 from distill.prompts.config import PromptsConfig
@@ -220,6 +221,7 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
     run_dir.mkdir(parents=True, exist_ok=True)
     for leftover in remove_leftover_tmp(run_dir):
         log.info("removed %s (left by a killed writer)", leftover)
+    record_invocation(run_dir)  # the command line and the machine, for the report's lineage
     # The run's record of its config: written first in a new run (so `status` knows it), otherwise only
     # once every stage asked for has accepted the config, so a refused change never replaces it.
     if not (run_dir / "pipeline.yaml").exists():
@@ -298,20 +300,40 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
     return None
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and every descendant (pool workers, engines, sandboxed programs): each live
+    process's own time plus that of its children it has reaped, so a worker is counted whether it still runs
+    or has exited."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:  # exited between the listing and the read: its parent's reaped time has it
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 class StageTimes:
-    """Wall time of each stage's attempts, kept in `<run>/logs/times.json` for the report's lineage."""
+    """Wall and CPU time of each stage's attempts, kept in `<run>/logs/times.json` for the report's lineage:
+    on a shared machine the wall time grows with the load, the CPU time much less."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / "logs" / "times.json"
-        self._t0: dict[str, float] = {}
+        self._t0: dict[str, tuple[float, float]] = {}
 
     def start(self, name: str) -> None:
-        self._t0[name] = time.time()
+        self._t0[name] = (time.time(), _cpu_seconds())
 
     def stop(self, name: str) -> None:
         times = json.loads(self.path.read_text()) if self.path.exists() else {}
         entry = times.setdefault(name, {"seconds": 0.0, "attempts": 0})
-        entry["seconds"] = round(entry["seconds"] + time.time() - self._t0.pop(name), 1)
+        wall0, cpu0 = self._t0.pop(name)
+        entry["seconds"] = round(entry["seconds"] + time.time() - wall0, 1)
+        entry["cpu_seconds"] = round(entry.get("cpu_seconds", 0.0) + _cpu_seconds() - cpu0, 1)
         entry["attempts"] += 1
         write_text(self.path, json.dumps(times, indent=2, sort_keys=True) + "\n")
 

@@ -1,14 +1,19 @@
 """Run the toy demo from scratch and write its measured numbers into README.md, so they cannot go stale.
 
     python scripts/demo_numbers.py                  # fresh run of pipelines/toy.yaml, then rewrite the README block
+    python scripts/demo_numbers.py --seeds 3        # also trains and evaluates the students with seeds 1 and 2: the spread
     python scripts/demo_numbers.py --repro          # also a second fresh run, compared sample by sample
-    python scripts/demo_numbers.py --reuse          # no run: tabulate the run directory as it is
+    python scripts/demo_numbers.py --reuse          # no run: tabulate the run directory (and seed runs) as they are
     python scripts/demo_numbers.py --pipeline pipelines/toy_kd.yaml --run-dir runs/toy_kd   # the KD comparison's block
 
 Everything in the block comes from the run's own files: report/summary.json (pass@1 with CIs, the
-paired difference, the funnel), logs/times.json (wall time per stage) and the eval parts (the
-sample-by-sample comparison). The block sits between the two marker lines below in README.md;
-the rest of the README is left alone. Works for any number of students, models and benchmarks.
+paired difference, the funnel), logs/times.json (wall and CPU time per stage), logs/invocations.jsonl
+(the machine: CPU, the vector instructions that change float results, Python, torch), the students'
+summary.json (torch threads) and the eval parts (the sample-by-sample comparison). A seed run
+(`<run-dir>-seed<N>`) reuses the main run's prompts, traces and curated data (hard links) and trains
+every student with `training.seed: N`, which draws a toy student's initialisation and the Trainer's
+data order. The block sits between the two marker lines below in README.md; the rest of the README is
+left alone. Works for any number of students, models and benchmarks.
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's distill, whichever one the environment installed
 
 
 def markers(pipeline: str) -> tuple[str, str]:
@@ -32,20 +40,51 @@ def markers(pipeline: str) -> tuple[str, str]:
     return f"<!-- demo-numbers{tag}:start (scripts/demo_numbers.py writes this block) -->", f"<!-- demo-numbers{tag}:end -->"
 
 
-def run_demo(pipeline: Path, run_dir: Path, workers: int) -> tuple[float, int]:
-    """One fresh `distill run`; returns (seconds, lines printed on stdout and stderr together)."""
-    if run_dir.exists():
+DATA_STAGES = ("01_prompts", "02_traces", "03_curated")
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_demo(pipeline: Path, run_dir: Path, workers: int, fresh: bool = True) -> dict:
+    """One `distill run` (from scratch unless `fresh` is False); returns its wall and CPU seconds, the load
+    average when it started (a shared machine stretches the wall time, not the CPU time) and the lines it printed."""
+    if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "distill.cli", "run", str(pipeline), "--workers", str(workers), "--set", f"run_dir={run_dir}"]
-    start = time.time()
+    load, cpu, start = os.getloadavg()[0], _children_cpu(), time.time()
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.time() - start
+    seconds, cpu = time.time() - start, _children_cpu() - cpu
     sys.stderr.write(result.stderr)
     sys.stdout.write(result.stdout)
     if result.returncode != 0:
         raise SystemExit(f"distill run failed ({result.returncode})")
-    return seconds, len((result.stdout + result.stderr).splitlines())
+    return {"seconds": seconds, "cpu_seconds": cpu, "load": load, "lines": len((result.stdout + result.stderr).splitlines())}
+
+
+def seed_dir(run_dir: Path, seed: int) -> Path:
+    return run_dir.with_name(f"{run_dir.name}-seed{seed}")
+
+
+def run_seed(pipeline: Path, run_dir: Path, seed: int, workers: int) -> dict:
+    """The students trained and evaluated again with training seed `seed`, on the main run's data (linked, not
+    regenerated: the data stages are seeded apart and would be identical)."""
+    from distill.pipeline import read_pipeline
+
+    out = seed_dir(run_dir, seed)
+    if out.exists():
+        shutil.rmtree(out)
+    for stage in DATA_STAGES:
+        shutil.copytree(run_dir / stage, out / stage, copy_function=os.link)
+    data = read_pipeline(pipeline)
+    for student in data["sft"]["students"]:
+        student.setdefault("training", {})["seed"] = seed
+    seeded = out / f"pipeline-seed{seed}.yaml"
+    seeded.write_text(yaml.safe_dump(data, sort_keys=False))
+    return run_demo(seeded, out, workers, fresh=False)
 
 
 def samples(run_dir: Path) -> dict[tuple, str]:
@@ -82,7 +121,54 @@ def kd_rows(summary: dict, run_dir: Path) -> list[str]:
     return out + [""]
 
 
-def block(run_dir: Path, seconds: float | None, lines: int | None, repro: str | None) -> str:
+def machine_line(run_dir: Path) -> str:
+    """Where the run ran, from its own record (logs/invocations.jsonl) and its students' torch threads."""
+    from distill.machine import describe, invocations, summary
+
+    recorded = invocations(run_dir)
+    where = summary(recorded[-1]["machine"]) if recorded else summary(describe()) + " (this machine: the run recorded none)"
+    threads = sorted({json.loads(f.read_text()).get("torch_threads") for f in (run_dir / "04_sft").glob("*/summary.json")} - {None})
+    return where + (f"; students trained with {', '.join(map(str, threads))} torch thread(s) each" if threads else "")
+
+
+def seed_spread(run_dir: Path, seeds: list[int]) -> list[str]:
+    """pass@1 of each pair per training seed, with the range, from each seed run's report/summary.json."""
+    runs = {0: run_dir, **{s: seed_dir(run_dir, s) for s in seeds if s}}
+    pairs: dict[tuple, dict[int, dict]] = {}
+    for seed, d in runs.items():
+        for p in json.loads((d / "report" / "summary.json").read_text())["pairs"]:
+            pairs.setdefault((p["distilled"], p["baseline"], p["benchmark"]), {})[seed] = p
+
+    def cells(by_seed: dict[int, dict], key: str, signed: bool = False) -> str:
+        v = [100 * by_seed[s][key] for s in sorted(by_seed)]
+        fmt = "{:+.1f}" if signed else "{:.1f}"
+        return " / ".join(fmt.format(x) for x in v) + f" (range {fmt.format(min(v))} to {fmt.format(max(v))})"
+
+    names = ", ".join(map(str, sorted(runs)))
+    out = [f"The spread over training seeds {names} (each student's initialisation and data order; the same curated traces;"
+           " pass@1 in %, seeds in that order):", "",
+           "| distilled | baseline | benchmark | distilled pass@1 | baseline pass@1 | difference, points |", "|---|---|---|---|---|---|"]
+    for (d, b, bench), by_seed in pairs.items():
+        out.append(f"| {d} | {b} | {bench} | {cells(by_seed, 'distilled_pass1')} | {cells(by_seed, 'baseline_pass1')} "
+                   f"| {cells(by_seed, 'diff', signed=True)} |")
+    return out + [""]
+
+
+def timing_line(run: dict | None, times: dict) -> str:
+    """Wall and CPU time of the run (or, tabulating an earlier run, of its stages), with the load it met."""
+    stage_times = ", ".join(f"{k} {v['seconds']:.0f} s" + (f" / {v['cpu_seconds']:.0f} CPU s" if "cpu_seconds" in v else "")
+                            for k, v in times.items())
+    if run is None:  # --reuse: the stages' own record (a resumed stage's times add up over its attempts)
+        if not times:
+            return ""
+        cpu = (f" and {sum(v['cpu_seconds'] for v in times.values()):,.0f} CPU-seconds" if all("cpu_seconds" in v for v in times.values()) else "")
+        return f"Its stages took {sum(v['seconds'] for v in times.values()) / 60:.1f} min wall{cpu} (per stage, wall / CPU: {stage_times})."
+    return (f"The run took {run['seconds'] / 60:.1f} min wall and {run['cpu_seconds']:,.0f} CPU-seconds, with a load average of "
+            f"{run['load']:.1f} on {os.cpu_count()} cores when it started (a busy machine stretches the wall time, hardly the CPU "
+            f"time; per stage, wall / CPU: {stage_times}), and printed {run['lines']} lines.")
+
+
+def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int]) -> str:
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
     start, end = markers(summary["run"])
     times_file = run_dir / "logs" / "times.json"
@@ -101,25 +187,23 @@ def block(run_dir: Path, seconds: float | None, lines: int | None, repro: str | 
         )
     f = summary.get("funnel") or {}
     reasons = ", ".join(f"{r} {n:,}" for r, n in sorted((f.get("rejected") or {}).items(), key=lambda kv: -kv[1]))
-    stage_times = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in times.items())
     lines_out = [
         start,
-        (f"Measured by `scripts/demo_numbers.py` at commit `{commit}`" if seconds is not None else
+        (f"Measured by `scripts/demo_numbers.py` at commit `{commit}`" if run is not None else
          f"Tabulated by `scripts/demo_numbers.py --reuse` at commit `{commit}` from a run made earlier")
-        + f" on {os.cpu_count()} CPU cores ({platform.machine()}),"
-        " from the run's own `report/summary.json` (pass@1 over k samples per problem at T=0.6, top-p 0.95;"
-        " 95% CIs by bootstrap over problems, the difference's paired):",
+        + f" on {machine_line(run_dir)}; from the run's own `report/summary.json` (pass@1 over k samples per problem at T=0.6,"
+        " top-p 0.95; 95% CIs by bootstrap over problems, the difference's paired):",
         "",
         *rows,
         "",
         *kd_rows(summary, run_dir),
+        *(seed_spread(run_dir, seeds) if len(seeds) > 1 else []),
     ]
     if f:
         lines_out.append(f"The filter kept {f['rows_out']:,} of {f['rows_in']:,} traces; the rest went for: {reasons}.")
-    if seconds is not None:
-        lines_out.append(f"The run took {seconds / 60:.1f} min ({stage_times}) and printed {lines} lines.")
-    elif times:  # --reuse: the stages' own times (a resumed stage's add up over its attempts)
-        lines_out.append(f"Its stages took {sum(v['seconds'] for v in times.values()) / 60:.1f} min ({stage_times}).")
+    timing = timing_line(run, times)
+    if timing:
+        lines_out.append(timing)
     if repro:
         lines_out.append(repro)
     lines_out.append(end)
@@ -142,12 +226,17 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "toy")
     ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--reuse", action="store_true", help="tabulate the run directory as it is, without running")
+    ap.add_argument("--seeds", type=int, default=1, help="training seeds 0..N-1: seed 0 is the main run, each other one "
+                    "trains and evaluates the students again on its data; the block shows the spread")
+    ap.add_argument("--reuse", action="store_true", help="tabulate the run directory (and its seed runs) as they are, without running")
     ap.add_argument("--repro", action="store_true", help="run a second time from scratch and compare every eval sample")
     args = ap.parse_args()
-    seconds = lines = repro = None
+    run = repro = None
+    seeds = list(range(args.seeds))
     if not args.reuse:
-        seconds, lines = run_demo(args.pipeline, args.run_dir, args.workers)
+        run = run_demo(args.pipeline, args.run_dir, args.workers)
+        for seed in seeds[1:]:
+            run_seed(args.pipeline, args.run_dir, seed, args.workers)
     if args.repro:
         second = args.run_dir.with_name(args.run_dir.name + "-repro")
         run_demo(args.pipeline, second, args.workers)
@@ -156,9 +245,26 @@ def main() -> None:
         repro = (f"A second run from scratch gave identical eval samples: {same:,} of {len(a):,}." if same == len(a) == len(b)
                  else f"A second run from scratch differed: {same:,} of {len(a):,} eval samples identical ({len(b):,} in the second run).")
         shutil.rmtree(second)
-    text = block(args.run_dir, seconds, lines, repro)
+    text = block(args.run_dir, run, repro, seeds)
     rewrite(args.readme, text)
     print(text)
+    if args.readme.resolve() == (ROOT / "README.md").resolve() and summary_run(args.run_dir) == "toy":
+        screenshots(args.run_dir)
+
+
+def summary_run(run_dir: Path) -> str:
+    return json.loads((run_dir / "report" / "summary.json").read_text())["run"]
+
+
+def screenshots(run_dir: Path) -> None:
+    """The README's screenshots (docs/report-*.png), of the run just tabulated; skipped, said, without Chromium."""
+    from report_screenshots import shoot_run
+
+    if not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
+        print("chromium not installed (scripts/install_system_deps.sh): docs/report-*.png left as they are", file=sys.stderr)
+        return
+    for out in shoot_run(run_dir):
+        print(f"{out.relative_to(ROOT)}: screenshot of {run_dir}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
     python scripts/report_screenshots.py runs/toy           # writes docs/report-1200.png and docs/report-480.png
 
+scripts/demo_numbers.py calls it on the run it tabulates, so the README's screenshot and numbers are of one run.
+
 Headless Chromium (Debian's package; scripts/install_system_deps.sh installs it) renders
 report/index.html; the top of the page (headline, results, plot) is kept and the colours are
 reduced to a palette, so each PNG stays small enough for the repository.
@@ -34,15 +36,23 @@ def shoot(page: Path, width: int, height: int, out: Path) -> None:
         img.save(out, optimize=True)
 
 
+def shoot_run(run_dir: Path, out_dir: Path = ROOT / "docs") -> list[Path]:
+    """Both screenshots of a run's report into out_dir; returns their paths."""
+    page = run_dir / "report" / "index.html"
+    outs = []
+    for width, height in SHOTS.items():
+        out = out_dir / f"report-{width}.png"
+        shoot(page, width, height, out)
+        outs.append(out)
+    return outs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     args = ap.parse_args()
-    page = args.run_dir / "report" / "index.html"
-    for width, height in SHOTS.items():
-        out = args.out / f"report-{width}.png"
-        shoot(page, width, height, out)
+    for out in shoot_run(args.run_dir, args.out):
         print(f"{out} ({out.stat().st_size // 1024} KiB)")
 
 

@@ -13,12 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
+import re
 from pathlib import Path
 
 from distill.errors import DistillError
 from distill.eval.budget import first_budget_beating, tokens_to_reach
 from distill.io import write_bytes, write_json, write_text
 from distill.console import points
+from distill.machine import command_line
+from distill.machine import summary as machine_summary
 from distill.report import plots
 from distill.report.collect import collect, r1_departures
 
@@ -211,6 +215,9 @@ def lineage_tables(lin: dict) -> list[tuple[str, tuple]]:
                              "" if r["rows"] is None else f"{r['rows']:,}", "" if r["tokens"] is None else f"{r['tokens']:,}"]
                             for r in lin["stages"]])))
     out.append(("packages", (["package", "version"], [["git commit", lin["git_commit"]]] + [[k, v] for k, v in lin["packages"].items()])))
+    if lin["invocations"]:
+        out.append(("commands", (["started (UTC)", "command", "machine"],
+                                 [[i["time"], command_line(i["argv"]), machine_summary(i["machine"])] for i in lin["invocations"]])))
     return out
 
 
@@ -225,7 +232,8 @@ def _sections(data: dict) -> list[tuple[str, str, tuple | None, str | None]]:
     if data.get("kd"):
         out.append(("kd", "After SFT: on-policy distillation vs more SFT (paired over problems; tokens generated: "
                     "by the teacher for SFT's traces, by the student for KD)", data["kd"], None))
-    out.append(("reference", "DeepSeek-R1 paper, Table 5 (same models)", reference_table(data) if data["reference_rows"] else None, None))
+    if data["reference_rows"]:  # only models whose eval spec names a paper row (r1_reference)
+        out.append(("reference", "DeepSeek-R1 paper, Table 5 (same models)", reference_table(data), None))
     if data.get("agreement"):
         out.append(("agreement", "Imported samples: our verdicts against the other tool's", agreement_table(data), None))
         out.append(("disagreements", "Imported samples: where the verdicts disagree", disagreement_table(data), None))
@@ -280,8 +288,6 @@ def markdown(data: dict, figs: dict[str, str]) -> str:
         lines += [f"## {title}", ""]
         if sid == "reference":
             lines += [f"Source: {data['reference']['citation']}", ""]
-            if table is None:
-                lines += ["No model of this run names a row of the paper (r1_reference in its eval spec).", ""]
         if table is not None:
             lines += _md_table(table)
         if fig:
@@ -307,7 +313,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f0f0f0}td:first-child,th:first-child,td:nth-child(2){text-align:left}
-.scroll{overflow-x:auto}svg{max-width:100%;height:auto;display:block;margin:8px 0}
+td{white-space:nowrap}td.long{white-space:normal;min-width:16em}
+.scroll{overflow-x:auto}svg{max-width:100%;height:auto;display:block;margin:8px 0}figure{margin:8px 0;overflow-x:auto}
 .legend,.note{color:#555;font-size:13px}.warn{color:#a40}
 #headline{background:#f5f8fc;border-left:4px solid #1f77b4;padding:8px 14px;margin:12px 0}
 #headline p{font-size:15px;margin:6px 0}
@@ -315,6 +322,7 @@ th{background:#f0f0f0}td:first-child,th:first-child,td:nth-child(2){text-align:l
 details.trace{border:1px solid #ddd;border-radius:4px;margin:4px 0;padding:2px 8px;font-size:13px}
 details.trace summary{cursor:pointer;display:flex;flex-wrap:wrap;gap:8px}
 .v{font-weight:600;padding:0 6px;border-radius:3px}.v-correct,.v-kept{background:#dff0d8}.v-incorrect,.v-rejected{background:#f8d7da}
+.v-trained{background:#d9e8f6}.sup{background:#d6f0c8;color:#111}.unsup{color:#888}#tb-search{min-width:14em}
 .tb-meta{color:#555}.tb-h{font-weight:600;margin-top:6px}
 pre{white-space:pre-wrap;word-break:break-word;background:#fafafa;border:1px solid #eee;padding:6px;max-height:360px;overflow:auto;font-size:12px}
 """
@@ -322,16 +330,34 @@ pre{white-space:pre-wrap;word-break:break-word;background:#fafafa;border:1px sol
 BROWSER = Path(__file__).with_name("trace_browser.html")
 
 
-def _warn(cell: str) -> str:
-    """Cells that say a number is not what it seems (another protocol, a refused comparison) are shown in red."""
-    return ' class="warn"' if cell.startswith(("not R1", "not compared")) else ""
+# Cells up to this many characters (names, numbers, CIs) stay on one line; longer ones (a protocol's
+# departures, a refusal) may wrap.
+ONE_LINE_CHARS = 40
+# The smallest share of its natural size a figure is drawn at: below it the 8-9 pt text is too small to
+# read (a phone), so the figure scrolls sideways instead.
+MIN_FIGURE_SCALE = 0.8
+
+
+def _cell_class(cell: str) -> str:
+    """Red for cells that say a number is not what it seems (another protocol, a refused comparison);
+    `long` for text that may wrap."""
+    classes = (["warn"] if cell.startswith(("not R1", "not compared")) else []) + (["long"] if len(cell) > ONE_LINE_CHARS else [])
+    return f' class="{" ".join(classes)}"' if classes else ""
 
 
 def _html_table(sid: str, table: tuple) -> str:
     head, rows = table
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td{_warn(c)}>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    trs = "".join("<tr>" + "".join(f"<td{_cell_class(c)}>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f'<div class="scroll"><table id="table-{sid}"><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table></div>'
+
+
+def _min_width(svg: str) -> str:
+    """The SVG with a minimum drawn width of MIN_FIGURE_SCALE of its natural one (matplotlib gives it in pt)."""
+    m = re.match(r'<svg[^>]*?\swidth="([\d.]+)pt"', svg)
+    if not m:
+        return svg
+    return svg.replace("<svg ", f'<svg style="min-width:{round(float(m.group(1)) * 4 / 3 * MIN_FIGURE_SCALE)}px" ', 1)
 
 
 def _json_script(element_id: str, obj) -> str:
@@ -340,7 +366,8 @@ def _json_script(element_id: str, obj) -> str:
     return f'<script type="application/json" id="{element_id}">{text}</script>'
 
 
-def html_page(data: dict, figs: dict[str, tuple[bytes, str]]) -> str:
+def html_page(data: dict, figs: dict[str, tuple[bytes, str]], out: Path) -> str:
+    """The page written to out/index.html (links to the run's files are relative to `out`)."""
     made = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [f"<h1>distill report: {html.escape(data['name'])}</h1>"]
     if data["headline"]:
@@ -353,18 +380,20 @@ def html_page(data: dict, figs: dict[str, tuple[bytes, str]]) -> str:
         body.append(f'<section id="{sid}"><h2>{html.escape(title)}</h2>')
         if sid == "reference":
             body.append(f'<p class="note">Source: {html.escape(data["reference"]["citation"])}</p>')
-            if table is None:
-                body.append('<p class="note">No model of this run names a row of the paper (r1_reference in its eval spec).</p>')
         if table is not None:
             body.append(_html_table(sid, table))
         if fig:
-            body.append(f'<figure id="plot-{fig}" aria-label="{html.escape(title)}">{figs[fig][1]}</figure>')
+            body.append(f'<figure id="plot-{fig}" aria-label="{html.escape(title)}">{_min_width(figs[fig][1])}</figure>')
         body.append("</section>")
     if data["traces"]:
-        body.append('<section id="traces"><h2>Trace browser</h2><p class="note">A sample: for curation, a few kept traces and a few '
-                    "rejected per reason; for each evaluated model, correct and incorrect samples with the answer extracted, "
-                    "the verdict and why. Long completions keep their start and end.</p>")
-        body.append(_json_script("trace-data", data["traces"]) + BROWSER.read_text(encoding="utf-8") + "</section>")
+        body.append('<section id="traces"><h2>Trace browser</h2><p class="note">A sample: for curation, a few kept traces per domain '
+                    "and a few rejected per reason; for each student, a few training rows as it saw them (its chat template, "
+                    "the tokens in the loss highlighted); for each evaluated model, correct and incorrect samples with the prompt "
+                    "as the model saw it, the answer extracted, the verdict and why. Long completions keep their start and end. "
+                    "Every row is in the Parquet files linked under the filters.</p>")
+        links = {g: [os.path.relpath(f, out) for f in fs] for g, fs in data["trace_files"].items()}
+        body.append(_json_script("trace-data", data["traces"]) + _json_script("trace-files", links)
+                    + BROWSER.read_text(encoding="utf-8") + "</section>")
     body.append('<section id="lineage"><h2>Lineage</h2>')
     for name, table in lineage_tables(data["lineage"]):
         body.append(_html_table(f"lineage-{name}", table))
@@ -399,6 +428,6 @@ def run(run_dir: Path, out: Path) -> Path:
     for name, (png, _) in figs.items():
         write_bytes(out / "plots" / f"{name}.png", png)
     write_text(out / "report.md", markdown(data, {n: f"plots/{n}.png" for n in figs}))
-    write_text(out / "index.html", html_page(data, figs))
+    write_text(out / "index.html", html_page(data, figs, out))
     write_json(out / "summary.json", summary(data, out / "index.html"))
     return out / "index.html"

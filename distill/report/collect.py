@@ -251,7 +251,7 @@ def contamination(run_dir: Path) -> list[dict]:
 
 def collect(run_dir: Path) -> dict:
     from distill.report.lineage import lineage
-    from distill.report.traces import sample
+    from distill.report.traces import files, sample
 
     run_dir = Path(run_dir)
     notes: list[str] = []
@@ -286,7 +286,8 @@ def collect(run_dir: Path) -> dict:
         "reference_rows": matched,
         "pairs": paired,
         "headline": headline_pairs(models, comparisons),
-        "traces": sample(run_dir, list(models)),
+        "traces": sample(run_dir, {name: m["spec"] for name, m in models.items()}),
+        "trace_files": files(run_dir, list(models)),
         "lineage": lineage(run_dir),
         "settings": sampling_settings(models),
         # imported samples: our verdicts against the other tool's

@@ -1,5 +1,7 @@
 """Where a run's numbers come from: teacher and backend versions, each stage's config hash, the
-package versions and git commit of the code, wall time and tokens per stage."""
+package versions and git commit of the code, wall time and tokens per stage, and each command that ran
+the pipeline with the machine it ran on (CPU, the vector instructions that change float results, Python,
+torch and its threads)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pyarrow.parquet as pq
 
 from distill.layout import CURATED, EVAL, PROMPTS, SFT, TRACES
 from distill.errors import DistillError
+from distill.machine import invocations
 from distill.report.traces import trusted_parts
 from distill.stage import StageDir
 
@@ -97,4 +100,5 @@ def stages(run_dir: Path) -> list[dict]:
 
 
 def lineage(run_dir: Path) -> dict:
-    return {"teachers": teachers(run_dir), "stages": stages(run_dir), "packages": package_versions(), "git_commit": git_commit()}
+    return {"teachers": teachers(run_dir), "stages": stages(run_dir), "packages": package_versions(), "git_commit": git_commit(),
+            "invocations": invocations(run_dir)}

@@ -16,6 +16,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 DPI = 110
 # (distilled, baseline) colour per pair: tab20's dark/light pairs.
@@ -57,13 +58,27 @@ def groups(models: dict[str, dict], pairs: list[tuple[str, str]]) -> list[tuple[
     return out
 
 
+def score_axis_top(highs: list[float]) -> float:
+    """Top of a pass@1 axis (in %), which always starts at 0: room above the highest CI whisker for its label,
+    so scores of a few percent are not flattened against a 0-100 scale, and never above 100 plus that room."""
+    top = max(highs, default=0.0)
+    return min(112.0, max(5.0, top * 1.15 + 2))
+
+
 def accuracy(models: dict[str, dict], pairs: list[tuple[str, str]]) -> tuple[bytes, str]:
-    """pass@1 with 95% CI whiskers: one panel per benchmark, each distilled model beside its baseline."""
+    """pass@1 with 95% CI whiskers: one panel per benchmark, each distilled model beside its baseline. Each
+    panel's y-axis starts at 0 and ends just above its highest whisker."""
     benches = sorted({b for m in models.values() for b in m["scores"]["benchmarks"]})
     grouped = groups(models, pairs)
-    fig, axes = plt.subplots(1, len(benches), figsize=(max(4.2, 0.9 * len(grouped) + 1.6) * len(benches) + 2.2, 3.4), squeeze=False)
+    # two panels a row at most, legend below: the figure stays narrow enough to read on a phone
+    cols = min(2, len(benches))
+    rows_n = -(-len(benches) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(max(3.4, 0.9 * len(grouped) + 1.4) * cols, 3.0 * rows_n + 0.9), squeeze=False)
+    for ax in axes.flat[len(benches):]:
+        ax.set_visible(False)
     handles = {}
-    for ax, bench in zip(axes[0], benches):
+    for ax, bench in zip(axes.flat, benches):
+        highs = []
         for g, (dist, base) in enumerate(grouped):
             colors = PAIR_COLORS[g % len(PAIR_COLORS)] if base else (SOLO, SOLO)
             for j, (name, color) in enumerate(((dist, colors[0]), (base, colors[1]))):
@@ -74,17 +89,22 @@ def accuracy(models: dict[str, dict], pairs: list[tuple[str, str]]) -> tuple[byt
                 x = g + (j - 0.5) * 0.38 if base else g
                 bar = ax.bar(x, y, 0.36, color=color, edgecolor="#333", linewidth=0.5,
                              yerr=[[y - 100 * lo], [100 * hi - y]], capsize=3, error_kw={"linewidth": 0.8})
-                ax.text(x, min(100 * hi + 2, 101), f"{y:.1f}", ha="center", va="bottom", fontsize=7)
+                highs.append(100 * hi)
                 handles[name] = bar
-        ax.set_xticks(range(len(grouped)), [d for d, _ in grouped], rotation=20 if len(grouped) > 3 else 0, ha="right" if len(grouped) > 3 else "center")
-        ax.set_ylim(0, 112)
-        ax.set_yticks(range(0, 101, 20))
+        top = score_axis_top(highs)
+        for bar, hi in zip(ax.patches, highs):  # the value above its whisker, at a fixed share of the axis
+            ax.text(bar.get_x() + bar.get_width() / 2, hi + 0.015 * top, f"{bar.get_height():.1f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(grouped)), [d for d, _ in grouped], rotation=20 if len(grouped) > 2 else 0, ha="right" if len(grouped) > 2 else "center")
+        ax.set_ylim(0, top)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+        if top > 100:
+            ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= 100])
         ax.set_ylabel("pass@1 (%)")
         ax.set_title(bench)
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-    legend = fig.legend(list(handles.values()), [_role(n, pairs) for n in handles], loc="outside right upper", fontsize=8, frameon=False)
-    for i, ax in enumerate(axes[0]):
+    legend = fig.legend(list(handles.values()), [_role(n, pairs) for n in handles], loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    for i, ax in enumerate(axes.flat[: len(benches)]):
         _mark(ax, legend if i == 0 else None, "accuracy", i)
     return render(fig, "accuracy")
 
@@ -104,7 +124,7 @@ def lengths(samples: dict[str, list[dict]], models: dict[str, dict], pairs: list
     grouped = groups(models, pairs)
     benches = sorted({r["benchmark"] for rows in samples.values() for r in rows})
     panels = [(g, d, b, bench) for g, (d, b) in enumerate(grouped) for bench in benches]
-    cols = min(3, max(1, len(panels)))
+    cols = min(2, max(1, len(panels)))  # two a row at most: readable on a phone
     rows_n = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(3.3 * cols + 0.4, 2.5 * rows_n + 0.3), squeeze=False)
     every = [r["completion_tokens"] or 0 for rows in samples.values() for r in rows]
@@ -126,7 +146,7 @@ def lengths(samples: dict[str, list[dict]], models: dict[str, dict], pairs: list
         ax.set_xlabel("completion tokens")
         ax.set_ylabel("samples")
         ax.set_ylim(0, ax.get_ylim()[1] * 1.05)
-        legend = ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=1)
+        legend = ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=1)
         _mark(ax, legend, "lengths", k)
     return render(fig, "lengths")
 

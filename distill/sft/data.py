@@ -70,7 +70,7 @@ def curated_dataset(inp: Path, data_format: str, cache_dir: Path, num_proc: int 
     if len(kept) == 0:
         raise DistillError(f"{inp}: no kept rows to train on ({rows_in} rows, all rejected)")
     if data_format == "answer_only":
-        kept = kept.map(_answer_only, input_columns="messages", cache_file_name=str(cache_dir / f"answer-only-{key}.arrow"))
+        kept = kept.map(answer_only, input_columns="messages", cache_file_name=str(cache_dir / f"answer-only-{key}.arrow"))
     return kept, {"rows_in": rows_in, "rows_kept": len(kept), "parts": len(parts)}
 
 
@@ -100,7 +100,7 @@ def _kept_and_well_formed(batch: dict, indices: list[int], parts: list[str], sta
     return out
 
 
-def _answer_only(messages: list[dict]) -> dict:
+def answer_only(messages: list[dict]) -> dict:
     messages = [{"role": m["role"], "content": m["content"]} for m in messages]
     reasoning, response = split_think(messages[-1]["content"])
     answer = response if reasoning is not None else messages[-1]["content"]

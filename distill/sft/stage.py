@@ -81,7 +81,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, p
             return json.loads((out / "summary.json").read_text())
 
     with state.main_process_first():
-        model_path = resolve_model(cfg.model, out)
+        model_path = resolve_model(cfg.model, out, seed=int(cfg.training.get("seed", 0)))
         conversations, counts = curated_dataset(inp, cfg.data_format, out / "data", num_proc)
     tokenizer = load_tokenizer(model_path, cfg)
     sampled = sample_conversations(conversations, cfg.check_samples)
@@ -110,7 +110,7 @@ def run(cfg: StudentConfig, inp: Path, out: Path, *, check_only: bool = False, p
     if state.num_processes == 1:
         summary["smoke"] = smoke_generate(model, tokenizer, sampled, smoke_tokens(tokenizer, sampled, cfg.max_length))
         warn_if_low(summary["smoke"], cfg.name)
-    summary = {"student": cfg.name, "data_format": cfg.data_format, **counts, **summary}
+    summary = {"student": cfg.name, "data_format": cfg.data_format, "torch_threads": torch.get_num_threads(), **counts, **summary}
     if state.is_main_process:
         write_text(out / "model" / "README.md", model_card(cfg, inp, model_path, summary, report))
         write_json(out / "summary.json", summary)
@@ -159,11 +159,12 @@ def _installed(distribution: str) -> bool:
         return False
 
 
-def resolve_model(name: str, out: Path) -> str:
-    """A `toy:*` name builds its random-init student once into out/base; a `fetch:*` name is converted once
-    into the model cache (distill.models); anything else goes to from_pretrained."""
+def resolve_model(name: str, out: Path, seed: int = 0) -> str:
+    """A `toy:*` name builds its random-init student once into out/base (its init drawn from the training
+    seed, so another seed is another student); a `fetch:*` name is converted once into the model cache
+    (distill.models); anything else goes to from_pretrained."""
     from distill.models import resolve
-    from distill.toy.students import build_student, parse_toy_name
+    from distill.toy.students import SEED, build_student, parse_toy_name
 
     toy = parse_toy_name(name)
     if toy is None:
@@ -171,7 +172,7 @@ def resolve_model(name: str, out: Path) -> str:
     base = out / "base"
     if not base.exists():
         tmp = out / f".base-tmp-{os.getpid()}"
-        build_student(toy[0], tmp, size=toy[1])
+        build_student(toy[0], tmp, size=toy[1], seed=SEED + seed)
         os.replace(tmp, base)  # a killed build leaves only a tmp dir behind
     return str(base)
 

@@ -20,7 +20,7 @@ SIZES = {
     "micro": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=192),
     "small": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4, intermediate_size=768),
 }
-SEED = 1234
+SEED = 1234  # the init of training seed 0; seed s draws SEED + s
 
 
 def parse_toy_name(name: str) -> tuple[str, str] | None:
@@ -36,8 +36,8 @@ def parse_toy_name(name: str) -> tuple[str, str] | None:
     return arch, size
 
 
-def build_student(arch: str, out_dir: Path, tokenizer=None, size: str = "tiny") -> Path:
-    """Random-init (fixed seed) student of `arch` saved with its tokenizer in `out_dir`; returns `out_dir`.
+def build_student(arch: str, out_dir: Path, tokenizer=None, size: str = "tiny", seed: int = SEED) -> Path:
+    """Random-init (seeded) student of `arch` saved with its tokenizer in `out_dir`; returns `out_dir`.
 
     `tokenizer`: a path or tokenizer object; without one, the toy tokenizer of the arch's family is
     built into `out_dir`.
@@ -70,7 +70,7 @@ def build_student(arch: str, out_dir: Path, tokenizer=None, size: str = "tiny") 
         dtype="float32",
         **dims,
     )
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     model = model_cls(config)
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
