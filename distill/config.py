@@ -21,11 +21,14 @@ class Config(BaseModel):
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses a mapping holding one key twice (PyYAML keeps the last one silently:
-    a pipeline once ran 172 shards of 7 rows that way)."""
+    a pipeline once ran 172 shards of 7 rows that way). A merge key (`<<: *anchor`) is not a duplicate: the keys
+    written beside it override the merged ones, as YAML says."""
 
     def construct_mapping(self, node, deep=False):
         first: dict = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 seen = first.setdefault(key, key_node.start_mark.line + 1)

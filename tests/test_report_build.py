@@ -78,8 +78,8 @@ def test_markdown_has_results_with_cis_comparison_reference_funnel_and_loss(run_
     assert ref[0][:3] == ["distilled", "R1 paper: DeepSeek-R1-Distill-Qwen-1.5B", "28.9"] and ref[0][4] == "83.9"
     assert "arXiv:2501.12948" in md and "Table 5" in md
     funnel = {r[0]: int(r[1]) for r in table(md, "step | traces")}
-    assert funnel == {"traces in": 150, "rejected: wrong_answer": 27, "rejected: repetition": 7, "rejected: missing_think_close": 5,
-                      "rejected: language_mixing": 5, "kept": 106}
+    assert funnel == {"traces in": 150, "failed: wrong_answer": 27, "failed: repetition": 7, "failed: missing_think_close": 5,
+                      "failed: language_mixing": 5, "kept": 106}
     assert table(md, "student | last step") == [["qwen-tiny", "20", "0.1500"]]
     assert "metrics.jsonl:11: unreadable line skipped" in md  # named, not silently dropped
     for name in ("accuracy", "lengths", "funnel", "loss"):

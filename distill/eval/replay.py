@@ -70,7 +70,7 @@ def replay(out: Path, model: str, problem_id: str, sample: int) -> dict:
     finally:
         backend.close()
     differs = []
-    if (now := model_identity(model, recorded["backend"])) != recorded.get("identity"):
+    if (now := model_identity(model)) != recorded.get("identity"):
         differs.append(f"model identity: recorded {recorded.get('identity')}, now {now}")
     engine = StageDir(out).shard_stats(shard).get("engine")
     if engine is None:
