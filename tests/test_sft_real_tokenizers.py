@@ -7,6 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from distill import rehearsal
 from distill.cli import app
 from distill.config import load
 from distill.generate.prompting import THINK_PREFIX, render_chat
@@ -46,9 +47,14 @@ def cpu_student(config: str, model: Path, **changes) -> StudentConfig:
 
 @pytest.mark.parametrize("config", sorted(STUDENTS))
 def test_sft_check_passes_with_each_shipped_config_on_its_real_tokenizer(config, models, curated, tmp_path):
+    """The check loads the student (it measures where the think tags start): the shipped config on the tiny body,
+    its CUDA attention kernel swapped for the CPU's, both through distill.rehearsal's list."""
     out = tmp_path / "check"
-    args = ["sft", "--check", "-c", str(ROOT / "pipelines/sft" / config), "-i", str(curated), "-o", str(out)]
-    result = CliRunner().invoke(app, args + ["--set", f"model={models(STUDENTS[config])}"])
+    shipped = yaml.safe_load((ROOT / "pipelines/sft" / config).read_text())
+    ran = rehearsal.cpu_attention(rehearsal.apply(shipped, "student", {"model": str(models(STUDENTS[config]))}), "student")
+    (tmp_path / config).write_text(yaml.safe_dump(ran))
+    args = ["sft", "--check", "-c", str(tmp_path / config), "-i", str(curated), "-o", str(out)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "check.json").read_text())
     assert report["problems"] == [] and report["think_single_token"] and report["samples"] > 0

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from distill.eval.stage import request_messages
-from distill.generate.prompting import render_chat
+from distill.generate.prompting import TEMPLATES, render_chat
 from distill.sft.check import render
 from distill.sft.data import answer_only
 
@@ -40,9 +40,12 @@ def messages_text(messages: list[dict]) -> str:
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
 
 
-def eval_prompt(tokenizer, problem: dict, proto: dict) -> str:
+def eval_prompt(tokenizer, problem: dict, proto: dict) -> str | None:
     """What an eval model was given for `problem` under `proto`: the rendered prompt when `tokenizer` is
-    the model's, otherwise the messages (and the forced prefix)."""
+    the model's, otherwise the messages (and the forced prefix); None for samples another tool made with a
+    prompt of its own (an import records its template as unknown)."""
+    if proto.get("template") not in TEMPLATES:
+        return None
     messages = request_messages(problem, proto)
     if tokenizer is None:
         prefix = f"\n\n[assistant, forced prefix]\n{proto['prefix']}" if proto.get("prefix") else ""

@@ -36,7 +36,7 @@ def init_tag_rows(model, tokenizer, spelling_tokenizer, tag_ids: dict[str, int])
     out = model.get_output_embeddings()
     if out is not None and out.weight.data_ptr() != rows[0].data_ptr():
         rows.append(out.weight)
-    if any(hasattr(w, "ds_numel") for w in rows):  # ZeRO-3 partitions the rows before they can be set here
+    if any(hasattr(w, "ds_shape") for w in rows):  # ZeRO-3 partitions the rows before they can be set here
         log.warning("think tag rows left as resized: the embeddings are ZeRO-3 partitioned")
         return {}
     sources = {}
