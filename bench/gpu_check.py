@@ -273,7 +273,8 @@ def kd_section(args, work: Path, model: Path) -> list[tuple]:
                         teacher_model_init_kwargs={"dtype": "float32", "attn_implementation": "sdpa"})
     cfg = kd.model_copy(update={"student": str(model), "teacher": str(model), "generation": "transformers", "heldout": 0,
                                 "max_completion_length": min(kd.max_completion_length, args.max_tokens), "budget_tokens": None, "training": training})
-    inp = make_prompts_stage(work / "01_kd_prompts", max(args.problems, 8))
+    n = max(args.problems, 8)
+    inp = make_prompts_stage(work / "01_kd_prompts", n, rows_per_shard=n)
     t0 = time.perf_counter()
     summary = run_kd(cfg, inp, work / "kd")
     seconds = time.perf_counter() - t0

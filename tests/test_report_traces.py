@@ -115,7 +115,8 @@ def test_lineage_names_the_command_line_and_the_machine_and_no_empty_paper_secti
     assert re.search(r"<td[^>]*>cli\.py run \S*traces\.yaml --workers 1</td>", lineage)
     assert html.escape(cpu_model()) in lineage and "Python " in lineage and "kernels" in lineage
     times = json.loads((run / "logs" / "times.json").read_text())
-    assert all(t["cpu_seconds"] > 0 for t in times.values())
+    # a tiny stage (prompts here) can round to 0.0 s on an idle machine; training cannot
+    assert all(t["cpu_seconds"] >= 0 for t in times.values()) and times["sft"]["cpu_seconds"] > 0
     md = (run / "report" / "report.md").read_text()
     assert 'id="reference"' not in page and "DeepSeek-R1 paper" not in md  # no model names a paper row
 
