@@ -59,24 +59,24 @@ KD_RUN = (
     Override("training/vllm_server_port", "device: no vLLM server without generation: vllm_server", drop_only=True),
 )
 
-GENERATE = (
-    Override("model", MODEL),
+# One CPU engine in place of a GPU engine: what generate and eval models share.
+CPU_ENGINE = (
     Override("vllm/enforce_eager", "device: CUDA graphs exist only on GPUs"),
     Override("vllm/tensor_parallel_size", "device: one CPU engine, not 8 GPUs"),
-    Override("vllm/pipeline_parallel_size", "device: one CPU engine, not 2 nodes"),
     Override("vllm/data_parallel_size", "device: one CPU engine"),
+)
+
+GENERATE = (
+    Override("model", MODEL),
+    *CPU_ENGINE,
+    Override("vllm/pipeline_parallel_size", "device: one CPU engine, not 2 nodes"),
     Override("vllm/distributed_executor_backend", "device: Ray places GPUs of two nodes; one CPU engine needs none", drop_only=True),
     Override("sampling/max_tokens", "size: a few tokens per trace instead of 32,768"),
     Override("samples_per_prompt", "count: samples per problem"),
     Override("chunk_size", "count: problems per checkpoint, so a few problems still make several chunks"),
 )
 
-EVAL_MODEL = (
-    Override("model", MODEL),
-    Override("vllm/enforce_eager", "device: CUDA graphs exist only on GPUs"),
-    Override("vllm/tensor_parallel_size", "device: one CPU engine"),
-    Override("vllm/data_parallel_size", "device: one CPU engine"),
-)
+EVAL_MODEL = (Override("model", MODEL), *CPU_ENGINE)
 
 PIPELINE = (
     Override("run_dir", "the run lands in the test's temporary directory"),
