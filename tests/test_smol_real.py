@@ -25,7 +25,7 @@ def smol(tmp_path_factory):
         mp.setenv("DISTILL_MODELS", str(root))
         result = CliRunner().invoke(app, ["models", "fetch", "smollm2-135m"])
     assert result.exit_code == 0, result.output
-    return Path(result.output.strip().splitlines()[-1])
+    return Path(result.stdout.strip().splitlines()[-1])  # stderr carries the conversion's progress bar
 
 
 def test_converted_model_is_a_working_instruct_model(smol):
