@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +40,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     None, None, f"duplicate key '{key}' (lines {seen} and {key_node.start_mark.line + 1})", key_node.start_mark
                 )
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 (PyYAML) reads `2e-5` as a string (its floats need a dot); 1.2 and every user read a float. Without
+# this, `learning_rate: 2e-5` reached the optimizer as text and crashed after the model had loaded.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def parse_yaml(text: str):

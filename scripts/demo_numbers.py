@@ -192,7 +192,7 @@ def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int]) 
         (f"Measured by `scripts/demo_numbers.py` at commit `{commit}`" if run is not None else
          f"Tabulated by `scripts/demo_numbers.py --reuse` at commit `{commit}` from a run made earlier")
         + f" on {machine_line(run_dir)}; from the run's own `report/summary.json` (pass@1 over k samples per problem at T=0.6,"
-        " top-p 0.95; 95% CIs by bootstrap over problems, the difference's paired):",
+        " top-p 0.95; 95% CIs over problems: Wilson for a pass@1, MOVER for the paired difference):",
         "",
         *rows,
         "",
@@ -200,7 +200,8 @@ def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int]) 
         *(seed_spread(run_dir, seeds) if len(seeds) > 1 else []),
     ]
     if f:
-        lines_out.append(f"The filter kept {f['rows_out']:,} of {f['rows_in']:,} traces; the rest went for: {reasons}.")
+        apart = f" {f['not_selected']:,} more passed but another sample of their problem was kept." if f.get("not_selected") else ""
+        lines_out.append(f"The filter kept {f['rows_out']:,} of {f['rows_in']:,} traces; rejected: {reasons}.{apart}")
     timing = timing_line(run, times)
     if timing:
         lines_out.append(timing)

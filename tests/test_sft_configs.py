@@ -49,6 +49,15 @@ def test_toy_student_configs_validate(path):
     assert f"pipelines/sft/toy/{path.name}" in path.read_text().split("\nname:")[0]
 
 
+def test_exponent_floats_without_a_dot_are_floats_in_files_and_overrides(tmp_path):
+    """PyYAML alone reads `2e-5` as text, which reached the optimizer and crashed after the model loaded."""
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nmodel: toy:qwen2\nchat_template: distill/templates/qwen2.jinja\ntraining:\n  learning_rate: 2e-5\n  weight_decay: 1E-2\n")
+    cfg = load(StudentConfig, path, ["training.adam_epsilon=1e-8", "training.adam_beta2=9.5e-1", "name=1e5x"])
+    assert cfg.training["learning_rate"] == 2e-5 and cfg.training["weight_decay"] == 0.01
+    assert cfg.training["adam_epsilon"] == 1e-8 and cfg.training["adam_beta2"] == 0.95 and cfg.name == "1e5x"
+
+
 @pytest.mark.parametrize("path", STUDENTS, ids=lambda p: p.name)
 def test_student_config_states_its_batch_arithmetic(path):
     """Sequences per step = per GPU x accumulation x GPUs as stated, and the stated steps per epoch at 800k."""
