@@ -47,6 +47,16 @@ def student_config(path: Path, models, steps: int = STEPS) -> StudentConfig:
     return StudentConfig(**ran)
 
 
+def kd_run_changes(pipeline: dict, student: Path, teacher: Path, steps: int = STEPS, tokens: int = 8, heldout: int = 2) -> dict:
+    """The pipeline's first kd run on the two given models, sampling with transformers: `steps` steps of one
+    sample, `tokens` sampled tokens, `heldout` held-out problems."""
+    run = pipeline["kd"]["runs"][0]
+    changes = {"student": str(student), "teacher": str(teacher), "generation": "transformers", "max_completion_length": tokens,
+               "heldout": heldout, "training/max_steps": steps, "training/gradient_accumulation_steps": 1}  # fmt: skip
+    changes.update({f"training/{k}": DROP for k in ("vllm_server_host", "vllm_server_port") if k in run["training"]})
+    return {f"kd/runs/{run['name']}/{k}": v for k, v in changes.items()}
+
+
 def generate(path: Path, model: Path | None = None) -> dict:
     """A pipelines/r1_generate*.yaml for one CPU vLLM engine (its `vllm:` block otherwise as shipped)."""
     data = shipped(path)
