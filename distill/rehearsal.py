@@ -2,10 +2,10 @@
 
 A test that runs a real config (pipelines/*.yaml, pipelines/sft/*.yaml, pipelines/accelerate/*.yaml) on
 a CPU, and bench/gpu_check.py on a GPU, change it only through `apply`, and `unlisted_changes` diffs the
-shipped file against what ran: any other difference fails the test. Allowed: model paths, sizes and counts; the device; an attention
-kernel the CPU cannot run; dtype only where the CPU op does not exist (none today: bf16 trains on CPU
-torch, slowly, so it runs as shipped). Everything else (padding-free, max_length, gradient
-checkpointing, bf16, learning rates, schedules, templates, protocols) runs as written.
+shipped file against what ran: any other difference fails the test. Allowed: model paths, sizes and
+counts; the device; an attention kernel the CPU cannot run; dtype only where the CPU op does not exist
+(none today: bf16 trains on CPU torch, slowly, so it runs as shipped). Everything else (padding-free,
+max_length, gradient checkpointing, bf16, learning rates, schedules, templates, protocols) runs as written.
 
 Keys are paths into the YAML, `/` between segments; a list whose items all have a `name` is addressed by
 name (`sft/students/qwen2.5-math-1.5b/model`), other lists as one value; `*` matches one segment.
