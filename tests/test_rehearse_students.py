@@ -3,11 +3,8 @@ padding-free without packing, its max_length, gradient checkpointing, bf16, its 
 changes of distill.rehearsal are made (tiny body of the real architecture with the real tokenizer, sdpa,
 two steps of one micro-batch)."""
 
-from pathlib import Path
-
 import pytest
 
-from distill.sft.config import StudentConfig
 from distill.sft.data import curated_dataset, tokenized_dataset
 from distill.sft.stage import build_trainer, load_model, load_tokenizer, run, training_args
 from tests import rehearsals
@@ -19,14 +16,10 @@ def curated(tmp_path_factory):
     return write_curated(tmp_path_factory.mktemp("curated") / "03_curated", 8, digits=1)
 
 
-def rehearsed(path: Path, models) -> StudentConfig:
-    return StudentConfig(**rehearsals.student(path, models(rehearsals.real_body(rehearsals.shipped(path)["model"]))))
-
-
 def test_shipped_student_builds_trls_sft_trainer(models, curated, tmp_path):
     """trl 1.16 raises in SFTTrainer.__init__ for padding_free without packing when max_length is set (finding N1);
     every other student config builds it in test_shipped_student_takes_two_optimizer_steps (slow)."""
-    cfg = rehearsed(rehearsals.ROOT / "pipelines" / "sft" / "qwen2.5-math-1.5b.yaml", models)
+    cfg = rehearsals.student_config(rehearsals.ROOT / "pipelines" / "sft" / "qwen2.5-math-1.5b.yaml", models)
     assert cfg.training["padding_free"] and not cfg.training["packing"] and cfg.max_length >= 16384
     tokenizer = load_tokenizer(cfg.model, cfg)
     conversations, _ = curated_dataset(curated, cfg.data_format, tmp_path / "data")
@@ -43,7 +36,7 @@ def test_shipped_student_takes_two_optimizer_steps(path, models, curated, tmp_pa
     import torch
     from transformers import AutoModelForCausalLM
 
-    cfg = rehearsed(path, models)
+    cfg = rehearsals.student_config(path, models)
     summary = run(cfg, curated, tmp_path / "out", threads=1)
     assert summary["steps"] == rehearsals.STEPS and summary["rows_too_long"] == 0
     trained = AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "model", dtype=torch.bfloat16)

@@ -27,23 +27,22 @@ def test_gpu_check_validates_its_arguments(gpu_check):
         gpu_check.parse_args(["--sections", "eval"])
 
 
-def test_gpu_check_runs_the_shipped_student_changed_only_as_its_override_lists_say(gpu_check, tmp_path):
-    from distill.config import load
-    from distill.sft.config import StudentConfig
+def test_gpu_check_changes_the_shipped_configs_only_through_the_rehearsal_list(gpu_check, tmp_path):
+    """On a GPU: the model and step, sample and process counts; the dry run also sdpa, one micro-batch, one
+    tokenizing process. padding_free, max_length, bf16 and checkpointing run as shipped in both."""
+    from distill.pipeline import read_pipeline
+    from distill.rehearsal import diff, unlisted_changes
+    from tests import rehearsals
 
-    shipped = load(StudentConfig, gpu_check.STUDENT)
-    for dry, listed in ((False, gpu_check.GPU_CHECK_OVERRIDES), (True, {**gpu_check.GPU_CHECK_OVERRIDES, **gpu_check.CPU_OVERRIDES})):
+    student = rehearsals.shipped(gpu_check.STUDENT)
+    kd = read_pipeline(gpu_check.KD_PIPELINE)
+    for dry in (False, True):
         ran = gpu_check.shipped_student(tmp_path, dry, steps=10)
-        changed = {f"training.{k}" for k in set(shipped.training) | set(ran.training) if shipped.training.get(k) != ran.training.get(k)}
-        changed |= {k for k in ("model", "max_length", "name", "chat_template", "lora", "data_format") if getattr(shipped, k) != getattr(ran, k)}
-        if dry:  # the init kwargs changed key by key, as listed
-            changed.discard("training.model_init_kwargs")
-            changed |= {f"training.model_init_kwargs.{k}" for k in ("attn_implementation", "max_position_embeddings")}
-            changed |= {"training.bf16"} if shipped.training["bf16"] else set()
-        changed -= {"training.num_train_epochs"}  # replaced by max_steps
-        assert changed <= set(listed), changed - set(listed)
-        assert ran.training["padding_free"] and not ran.training["packing"] and ran.training["gradient_checkpointing"]
-        assert ran.max_length == (512 if dry else shipped.max_length)
+        assert not unlisted_changes(student, ran, "student")
+        attention = {p for _, p in diff(student, ran)} & {"training/model_init_kwargs/attn_implementation"}
+        assert bool(attention) == dry and ran["max_length"] == student["max_length"]
+        assert not unlisted_changes(kd, gpu_check.shipped_kd(tmp_path, dry, tokens=64), "pipeline")
+    assert not unlisted_changes(rehearsals.shipped(gpu_check.ZERO3), gpu_check.shipped_zero3(1), "accelerate")
 
 
 def test_gpu_check_without_a_gpu_says_so(gpu_check):

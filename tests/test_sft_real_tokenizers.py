@@ -9,11 +9,11 @@ from typer.testing import CliRunner
 
 from distill import rehearsal
 from distill.cli import app
-from distill.config import load
 from distill.generate.prompting import THINK_PREFIX, render_chat
 from distill.sft.check import check_conversations, problems, render
 from distill.sft.config import StudentConfig
 from distill.sft.stage import load_tokenizer, run
+from tests import rehearsals
 from tests.real_students import real_tokenizer, template_text
 from tests.sft_fixtures import curated_rows, write_curated
 
@@ -28,21 +28,11 @@ STUDENTS = {
     "llama-3.3-70b-instruct.yaml": "llama-3.3-70b-instruct",
     "llama-3.3-70b-instruct-lora.yaml": "llama-3.3-70b-instruct",
 }
-GPU_ONLY = ("attn_implementation", "dtype")  # init kwargs that need a GPU; the rest (context extension) stay
 
 
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory):
     return write_curated(tmp_path_factory.mktemp("curated") / "03_curated", 16)
-
-
-def cpu_student(config: str, model: Path, **changes) -> StudentConfig:
-    """The shipped config, on the tiny body, with GPU-only and run-length settings set for this CPU."""
-    data = yaml.safe_load((ROOT / "pipelines" / "sft" / config).read_text())
-    init = {k: v for k, v in data["training"].get("model_init_kwargs", {}).items() if k not in GPU_ONLY}
-    keep = {k: v for k, v in data["training"].items() if k in ("eos_token", "learning_rate")}
-    training = {**keep, "model_init_kwargs": init, "max_steps": 2, "per_device_train_batch_size": 2, "logging_steps": 1, "save_steps": 2}
-    return StudentConfig(**{**data, "model": str(model), "max_length": 1024, "training": training, **changes})
 
 
 @pytest.mark.parametrize("config", sorted(STUDENTS))
@@ -114,13 +104,13 @@ def trained_prefix_equals_eval_prompt(model_dir: Path, messages: list[dict]) -> 
 
 @pytest.mark.slow
 def test_full_fine_tune_of_a_qwen_math_student_extends_its_context_and_renders_eval_prompts(models, curated, tmp_path):
-    cfg = cpu_student("qwen2.5-math-7b.yaml", models("qwen2.5-math-7b"))
+    cfg = rehearsals.student_config(ROOT / "pipelines/sft/qwen2.5-math-7b.yaml", models)
     summary = run(cfg, curated, tmp_path / "out", threads=1)
     saved = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
     init = cfg.training["model_init_kwargs"]
     assert saved["max_position_embeddings"] == init["max_position_embeddings"] > 4096
     assert saved["rope_parameters"]["rope_theta"] == init["rope_parameters"]["rope_theta"] > 10000
-    assert summary["rows_too_long"] == 0 and summary["steps"] == 2
+    assert summary["rows_too_long"] == 0 and summary["steps"] == rehearsals.STEPS
     messages = next(r["messages"] for r in curated_rows(4, seed=5) if r["messages"])
     trained_prefix_equals_eval_prompt(tmp_path / "out" / "model", messages)
 
@@ -130,11 +120,8 @@ def test_lora_on_an_untied_llama_moves_the_think_close_logit(models, curated, tm
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = models("llama-3.3-70b-instruct")
-    cfg = cpu_student(
-        "llama-3.3-70b-instruct-lora.yaml", base, lora={"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
-    )
-    cfg.training.update(learning_rate=1e-2, max_steps=3)
+    cfg = rehearsals.student_config(ROOT / "pipelines/sft/llama-3.3-70b-instruct-lora.yaml", models)
+    base = cfg.model
     run(cfg, curated, tmp_path / "out", threads=1)
     out = tmp_path / "out" / "model"
     tok = AutoTokenizer.from_pretrained(out)
