@@ -5,7 +5,7 @@ A clean trace works column by column inside `<think>`, checks itself, then boxes
     <think>
     We need 47 + 38.
     Ones: 7 + 8 = 15. Write 5, carry 1.
-    Tens: 4 + 3 + 1 = 8. Write 8.
+    Tens: 4 + 3 = 7, plus 1 = 8. Write 8.
     So 47 + 38 = 85.
     Check: 85 - 38 = 47. It matches.
     </think>
@@ -50,14 +50,18 @@ def _truncate(text: str, max_tokens: int) -> str:
 
 
 def _columns(a: int, op: str, b: int) -> list[tuple[str, int]]:
-    """(equation, digit written) per column, least significant first; the last may write several digits."""
+    """(equation, digit written) per column, least significant first; the last may write several digits.
+
+    A carry is added in a step of its own (`3 + 2 = 5, plus 1 = 6`), so every equation is a two-operand
+    fact: the tiny students learn those far sooner than three-operand sums (pipelines/toy.yaml has the
+    measurement)."""
     steps = []
     if op == "*":
         carry, digits = 0, str(a)[::-1]
         for i, d in enumerate(digits):
             v = int(d) * b + carry
             last = i == len(digits) - 1
-            eq = f"{d} * {b}" + (f" + {carry}" if carry else "") + f" = {v}."
+            eq = f"{d} * {b} = " + (f"{int(d) * b}, plus {carry} = " if carry else "") + f"{v}."
             steps.append((eq + (f" Write {v}." if last else f" Write {v % 10}" + (f", carry {v // 10}." if v >= 10 else ".")), v))
             carry = v // 10
         return steps
@@ -68,7 +72,7 @@ def _columns(a: int, op: str, b: int) -> list[tuple[str, int]]:
         last = i == len(da) - 1
         if op == "+":
             v = x + y + carry
-            eq = f"{x} + {y}" + (f" + {carry}" if carry else "") + f" = {v}."
+            eq = f"{x} + {y} = " + (f"{x + y}, plus {carry} = " if carry else "") + f"{v}."
             if last:
                 steps.append((eq + f" Write {v}.", v))
             else:
