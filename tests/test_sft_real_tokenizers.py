@@ -12,7 +12,7 @@ from distill.cli import app
 from distill.generate.prompting import THINK_PREFIX, render_chat
 from distill.sft.check import check_conversations, problems, render
 from distill.sft.config import StudentConfig
-from distill.sft.stage import load_tokenizer, run
+from distill.sft.stage import load_model, load_tokenizer, run
 from tests import rehearsals
 from tests.real_students import real_tokenizer, template_text
 from tests.sft_fixtures import curated_rows, write_curated
@@ -127,7 +127,10 @@ def test_lora_on_an_untied_llama_moves_the_think_close_logit(models, curated, tm
     tok = AutoTokenizer.from_pretrained(out)
     close = tok.convert_tokens_to_ids("</think>")
     assert close == 128014 and len(tok) == 128256
-    before, after = AutoModelForCausalLM.from_pretrained(base), AutoModelForCausalLM.from_pretrained(out)
+    # Against the student at step 0 as the stage built it: the think rows' start alone moves the logit too.
+    # In the shipped dtype (bf16), as it trained: a float32 start would differ by rounding alone.
+    before = load_model(base, cfg.training["model_init_kwargs"], load_tokenizer(base, cfg)).float()
+    after = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     assert not after.config.tie_word_embeddings
     assert not torch.equal(before.lm_head.weight[close], after.lm_head.weight[close])  # the output row trained
     messages = next(r["messages"] for r in curated_rows(4, seed=5) if r["messages"])
