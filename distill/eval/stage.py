@@ -317,6 +317,15 @@ def _close_scoring_pool() -> None:
         _POOL = None
 
 
+def engine_record(backend, model: dict) -> dict:
+    """What sampled a shard, for `distill eval --replay`: the engine, its version, and the backend's runtime
+    options (kept out of the config hash so a resume may change them, yet a replay needs them: vLLM-CPU
+    compiles the model with inductor unless `enforce_eager`, other kernels than the eager ones)."""
+    runtime = sorted(RUNTIME_ONLY.get(model["backend"], ()))
+    options = model.get(model["backend"]) or {}
+    return {"backend": backend.name, "version": backend.version, "runtime": {k: options[k] for k in runtime if k in options}}
+
+
 @dataclass
 class EvalShards(ShardStream):
     """Shard i: its problems streamed through the engine (finished chunks checkpointed), merged into the part."""
@@ -336,7 +345,7 @@ class EvalShards(ShardStream):
         run = EvalShard(backend, problems, stage.chunks(i), cfg=config["eval"], spec=b["spec"], proto=b["protocol"], model=self.model["name"],
                         pool=_scoring_pool(self.model["backend"]), grading=grading_args(config, bench))  # fmt: skip
         run.started = time.time()
-        run.engine = {"backend": backend.name, "version": backend.version}  # what sampled it, for `distill eval --replay`
+        run.engine = engine_record(backend, self.model)
         return run
 
     def close(self, i: int, run: EvalShard, table: pa.Table) -> dict:
