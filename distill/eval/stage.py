@@ -319,8 +319,8 @@ def _close_scoring_pool() -> None:
 
 def engine_record(backend, model: dict) -> dict:
     """What sampled a shard, for `distill eval --replay`: the engine, its version, and the backend's runtime
-    options (kept out of the config hash so a resume may change them, yet a replay needs them: vLLM-CPU
-    compiles the model with inductor unless `enforce_eager`, other kernels than the eager ones)."""
+    options (kept out of the config hash so a resume may change them): a replay runs the engine as the shard
+    ran it, e.g. eager on vLLM-CPU rather than traced by dynamo (which, with Triton, compiles with inductor)."""
     runtime = sorted(RUNTIME_ONLY.get(model["backend"], ()))
     options = model.get(model["backend"]) or {}
     return {"backend": backend.name, "version": backend.version, "runtime": {k: options[k] for k in runtime if k in options}}
