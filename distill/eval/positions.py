@@ -4,24 +4,22 @@
 Both count the tokens `completion_tokens` counts (vLLM's leave out the forced `<think>\\n` prefix, the toy
 teacher's keep it): a position is `completion_tokens` less the tokens of the text after it, counted
 with the model's tokenizer. The answer's end is the end of the text strict grading reads the answer from:
-the response's last `\\boxed{}`, else its last fenced code block, else the response itself. Neither
-depends on the verdict, so a rescore leaves them as they are.
+the response's last `\\boxed{}`, else its last code block (as the code verifier reads one), else the
+response itself. Neither depends on the verdict, so a rescore leaves them as they are.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 from pathlib import Path
 from typing import Callable
 
 from distill.think import THOUGHT_MARKERS, thought_end
 from distill.verify.choice import boxed_spans
+from distill.verify.code_sandbox import FENCE
 
 log = logging.getLogger(__name__)
-
-_FENCE_END = re.compile(r"```[^\n]*\n.*?```", re.DOTALL)
 
 Counter = Callable[[str], int]
 
@@ -63,7 +61,7 @@ def answer_end(completion: str, finish_reason: str | None) -> int | None:
     response = completion[start:]
     if boxes := boxed_spans(response):
         return start + min(boxes[-1][1] + 1, len(response))
-    if fences := list(_FENCE_END.finditer(response)):
+    if fences := list(FENCE.finditer(response)):
         return start + fences[-1].end()
     return start + len(response.rstrip())
 
