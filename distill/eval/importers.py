@@ -320,8 +320,9 @@ def _write_shard(stage: StageDir, i: int, spec, pairs: list[tuple[dict, Foreign]
                 "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
                 "reason": v.reason, "grading": grading,
                 "completion_tokens": count(item.completions[j]) if count else item.tokens[j],
-                # counted in the text as stored (thought markers made `<think>`), so strict grading's reading
-                **token_positions(text, count(text) if count else None, None, count), "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
+                # positions in the text as stored (a model's own thought markers written as `<think>`), which strict grading reads
+                **token_positions(text, count(text) if count else None, None, count),
+                "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
             })
     write_parquet(to_table(rows, EVAL_SAMPLE), stage.part(i))
     stage.finish(i, {"benchmark": spec.name, "rows_in": len(pairs), "rows_out": len(rows), "correct": sum(r["correct"] for r in rows)})
