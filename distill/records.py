@@ -81,6 +81,10 @@ EVAL_SAMPLE = pa.schema(
         pa.field("correct", pa.bool_(), nullable=False),
         pa.field("finish_reason", pa.string()),
         pa.field("completion_tokens", pa.int32()),
+        # of those tokens, how many up to the first closing thought marker and up to the graded answer's
+        # end (distill.eval.positions); null without a close, without an answer, or without a tokenizer
+        pa.field("think_end_token", pa.int32()),
+        pa.field("answer_end_token", pa.int32()),
         pa.field("reason", pa.string()),  # why not correct: wrong_answer, no_answer, unfinished, timeout, ...
         pa.field("grading", pa.string()),  # the policy that judged it: strict | lenient (null: written before policies)
         # samples imported from another tool (`distill eval --import`): its own verdict and parsed answer;

@@ -116,12 +116,15 @@ def test_the_report_plots_each_benchmark_and_names_the_budgets_where_the_distill
                                      "overrides": {"toy_arith": {"toy": {"n": 24}, "k": 4}}})
     models = [ModelSpec(name="distilled", backend="toy", model="toy-teacher", baseline="baseline"),
               ModelSpec(name="baseline", backend="toy", model="toy-teacher", toy={"wrong_answer": 0.6, "repetition": 0.2})]
-    curves = {m.name: run(cfg, m, d / "05_eval" / m.name)["benchmarks"]["toy_arith"]["budget"] for m in models}
+    scores = {m.name: run(cfg, m, d / "05_eval" / m.name)["benchmarks"]["toy_arith"] for m in models}
+    curves = {name: s["budget"] for name, s in scores.items()}
     (d / "pipeline.yaml").write_text(yaml.safe_dump({"name": "toyrun", "eval": {"models": [m.model_dump(mode="json") for m in models]}}))
     build_report(d, d / "report")
 
     summary = json.loads((d / "report" / "summary.json").read_text())
     assert summary["budget_curves"] == {name: {"toy_arith": c} for name, c in curves.items()}
+    thinks = {name: {"toy_arith": s["termination"]["median_think_tokens"]} for name, s in scores.items()}
+    assert summary["median_think_tokens"] == thinks and all(v["toy_arith"] > 0 for v in thinks.values())
     assert (d / "report" / "plots" / "budget-toy_arith.png").stat().st_size > 0
     md = (d / "report" / "report.md").read_text()
     (row,) = [line for line in md.splitlines() if line.startswith("| distilled | baseline | ") and "exact" in line]

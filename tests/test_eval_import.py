@@ -277,6 +277,9 @@ def test_imported_samples_get_the_budget_curve_when_the_tokenizer_is_given(tmp_p
     import_samples("qwen-math", f, tmp_path / "b", benchmarks=["math500"], model="m", bootstrap_resamples=200, tokenizer=str(tmp_path / "tok"))
     rows = sorted(load_samples(tmp_path / "b"), key=lambda r: r["completion_tokens"])
     assert [r["completion_tokens"] for r in rows] == sorted(len(tok(t[0], add_special_tokens=False)["input_ids"]) for t in texts)
+    thoughts = sorted(len(tok(t[0].split("</think>")[0] + "</think>", add_special_tokens=False)["input_ids"]) for t in texts)
+    assert [r["think_end_token"] for r in rows] == thoughts and all(r["answer_end_token"] == r["completion_tokens"] for r in rows)
+    assert {r["think_end_token"] for r in load_samples(tmp_path / "a")} == {None}  # without the tokenizer: nothing to count with
     curve = json.loads((tmp_path / "b" / "scores.json").read_text())["benchmarks"]["math500"]["budget"]
     assert not curve["exact"] and "another tool" in curve["why"]
     assert curve["points"][-1]["budget"] == rows[-1]["completion_tokens"] and curve["points"][-1]["pass@1"] == 1.0

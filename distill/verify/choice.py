@@ -33,6 +33,12 @@ def _unwrap(latex: str) -> str:
 
 def boxed_contents(text: str) -> list[str]:
     """The contents of every `\\boxed{...}` (nested braces balanced), in order."""
+    return [text[a:b] for a, b in boxed_spans(text)]
+
+
+def boxed_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the contents of every `\\boxed{...}`, in order; `end` is its closing brace (or the
+    text's end when it never closes)."""
     out, at = [], 0
     while (at := text.find("\\boxed", at)) >= 0:
         i = at + len("\\boxed")
@@ -47,7 +53,7 @@ def boxed_contents(text: str) -> list[str]:
             if depth == 0:
                 break
             j += 1
-        out.append(text[i + 1 : j])
+        out.append((i + 1, j))
         at = j
     return out
 

@@ -221,12 +221,12 @@ def _status(rc: int, stderr: str) -> str:
     return "error"
 
 
-_FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL)
+FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL)
 
 
 def extract_program(completion: str) -> str | None:
     """The last fenced code block of the answer (after `</think>`), or None."""
-    blocks = _FENCE.findall(answer_text(completion))
+    blocks = FENCE.findall(answer_text(completion))
     return blocks[-1] if blocks else None
 
 
