@@ -4,8 +4,8 @@ A clean trace works column by column inside `<think>`, checks itself, then boxes
 
     <think>
     We need 47 + 38.
-    Ones: 7 + 8 = 15. Write 5, carry 1.
-    Tens: 4 + 3 = 7, plus 1 = 8. Write 8.
+    Ones: 7 + 8 = 15. Write 5, carry 1. So far: 5.
+    Tens: 4 + 3 = 7, plus 1 = 8. Write 8. So far: 85.
     So 47 + 38 = 85.
     Check: 85 - 38 = 47. It matches.
     </think>
@@ -214,7 +214,7 @@ def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_token
     places = PLACES_ZH if mistake == "language_switch" else PLACES
     lines = [f"We need {a} {op} {b}."]
     slip_at = rng.randrange(len(steps))
-    answer = truth
+    answer, so_far = truth, ""
     for i, (eq, _) in enumerate(steps):
         if mistake in ("wrong_answer", "self_correction") and i == slip_at:
             slipped, delta = _slip(eq, rng)
@@ -223,6 +223,9 @@ def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_token
                 lines.append(f"Wait, that is not right. Let me redo the {places[i].lower()}.")
             else:
                 eq, answer = slipped, truth + delta * 10**i
+        if op != "-":  # the digits written so far, the answer's tail: the final line then copies the last one
+            so_far = re.search(r"Write (\d+)", eq).group(1) + so_far
+            eq += f" So far: {so_far}."
         line = f"{places[i]}: {eq}"
         if mistake == "language_switch":
             line = line.replace("Write", "写").replace("carry", "进").replace("borrow", "借")
