@@ -11,7 +11,7 @@ STEPS = {"learning_rate": 3e-3, "max_steps": 4, "per_device_train_batch_size": 8
 
 
 def student(name: str, size: str, **kw) -> dict:
-    return {"name": name, "model": f"toy:llama:{size}", "chat_template": "distill/templates/llama3.jinja", "max_length": 192, "training": STEPS, **kw}
+    return {"name": name, "model": f"toy:llama:{size}", "chat_template": "distill/templates/llama3.jinja", "max_length": 256, "training": STEPS, **kw}
 
 
 @pytest.mark.slow

@@ -113,7 +113,9 @@ def test_sft_launch_saves_what_one_process_saves(config, lora, distributed_type,
         assert summary["process_group"] == {"backend": "gloo", "timeout_s": DDP_TIMEOUT}  # the trainer's config made it
     reference, reference_dir = one_process[lora]
     assert summary["tokens_seen"] == reference["tokens_seen"] and summary["trainable_params"] == reference["trainable_params"]
-    same_weights(out / "model" / "model.safetensors", reference_dir / "model" / "model.safetensors", atol=1e-5)
+    # ZeRO-3 reduce-scatters the gradients, summing in another order than one process does: up to 1.9e-5 measured
+    atol = 5e-5 if distributed_type == "DEEPSPEED" else 1e-5
+    same_weights(out / "model" / "model.safetensors", reference_dir / "model" / "model.safetensors", atol=atol)
     if lora:  # merged by a process outside the job (distill.sft.merge), from the adapter the launch saved
         same_weights(out / "adapter" / "adapter_model.safetensors", reference_dir / "adapter" / "adapter_model.safetensors", atol=1e-5)
     base, trained = load_file(str(out / "base" / "model.safetensors")), load_file(str(out / "model" / "model.safetensors"))

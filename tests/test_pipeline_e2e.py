@@ -20,7 +20,7 @@ TINY_TRAINING = {"learning_rate": 3e-3, "max_steps": 4, "per_device_train_batch_
 
 
 def tiny_pipeline(tmp_path: Path, n_problems: int = 60) -> Path:
-    student = {"model": "toy:qwen2", "chat_template": "distill/templates/qwen2.jinja", "max_length": 192, "training": TINY_TRAINING}
+    student = {"model": "toy:qwen2", "chat_template": "distill/templates/qwen2.jinja", "max_length": 256, "training": TINY_TRAINING}
     cfg = {
         "name": "tiny",
         "run_dir": str(tmp_path / "run"),

@@ -26,7 +26,8 @@ def test_plan_from_assumptions_and_from_a_pilot(tmp_path):
     arith = cfg.prompts.sources[0]
     assert rows["toy-arith"].samples == arith.toy.n * cfg.generate.samples_per_prompt
     assert rows["toy-arith"].basis == "toy teacher"  # drafted by the toy teacher, not the 4,000-token R1 assumption
-    assert rows["toy-chat"].samples == rows["toy-chat"].problems == 300  # one sample per non-reasoning problem
+    chat = next(s for s in cfg.prompts.sources if s.name == "toy-chat")
+    assert rows["toy-chat"].samples == rows["toy-chat"].problems == chat.toy.n  # one sample per non-reasoning problem
 
     rng, teacher = random.Random(0), ToyTeacherConfig()
     traces = []

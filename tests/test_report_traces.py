@@ -18,7 +18,7 @@ from distill.generate.prompting import MATH_INSTRUCTION
 from distill.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
-STUDENT = {"model": "toy:qwen2", "chat_template": "distill/templates/qwen2.jinja", "max_length": 192,
+STUDENT = {"model": "toy:qwen2", "chat_template": "distill/templates/qwen2.jinja", "max_length": 256,
            "training": {"learning_rate": 1e-3, "max_steps": 1, "per_device_train_batch_size": 4, "logging_steps": 1, "save_steps": 1}}
 
 

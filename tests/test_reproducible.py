@@ -18,7 +18,7 @@ STUDENT = {
     "name": "s",
     "model": "toy:qwen2",
     "chat_template": "distill/templates/qwen2.jinja",
-    "max_length": 192,
+    "max_length": 256,
     "training": {"learning_rate": 3e-3, "max_steps": 12, "per_device_train_batch_size": 4, "logging_steps": 4, "save_steps": 100, "seed": 0},
 }
 EVAL = {"benchmarks": ["toy_arith"], "overrides": {"toy_arith": {"limit": 8, "k": 4}}, "max_tokens": 64,
