@@ -9,7 +9,7 @@ import pytest
 from distill.errors import DistillError
 from distill.think import split_think
 from distill.toy import tasks
-from distill.toy.tasks import arith_space, make_problems, parse_prompt, solve, split_of
+from distill.toy.tasks import arith_space, make_code_problems, make_problems, parse_code_prompt, parse_prompt, solve, split_of
 from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
 
 NO_MISTAKES = dict(wrong_answer=0, self_correction=0, missing_think_close=0, repetition=0, language_switch=0, truncation=0)
@@ -69,6 +69,42 @@ def test_clean_traces_are_correct_and_well_formed(ops):
         assert finish == "stop" and text.startswith("<think>\n")
         assert reasoning and "Check:" in reasoning
         assert boxed(response) == int(p["answer"])
+
+
+def program_of(text):
+    return re.search(r"print\(n \* (\d+) \+ (\d+)\)", text).groups()
+
+
+def test_a_code_problem_needs_its_constant_computed_and_holds_out_its_addition():
+    """The program's constant is the sum the prompt names, never a number in the prompt, so an answer-only
+    student cannot copy it; held-out programs use held-out additions only."""
+    for split in ("train", "test"):
+        problems = make_code_problems(200, seed=0, split=split)
+        assert len({p["id"] for p in problems}) == 200 and problems == make_code_problems(200, seed=0, split=split)
+        for p in problems:
+            a, x, y = parse_code_prompt(p["prompt"])
+            assert split_of(x, "+", y) == split
+            assert json.loads(p["tests"]) == [{"input": "41", "output": str(41 * a + x + y)}]
+            numbers_in_prompt = set(re.findall(r"\d+", p["prompt"]))
+            for thinking in (True, False):
+                text, finish = write_trace(p["prompt"], random.Random(p["id"]), ToyTeacherConfig(**NO_MISTAKES), 1024, thinking)
+                multiplier, constant = program_of(text)
+                assert finish == "stop" and (int(multiplier), int(constant)) == (a, x + y)
+                assert constant not in numbers_in_prompt
+                assert (f"Ones: {x % 10} + {y % 10} = " in text.split("</think>")[0]) == thinking  # worked out, when thinking
+    train = {tuple(parse_code_prompt(p["prompt"])) for p in make_code_problems(300, seed=0)}
+    test = {tuple(parse_code_prompt(p["prompt"])) for p in make_code_problems(50, seed=0, split="test")}
+    assert train.isdisjoint(test)
+
+
+def test_a_slipped_column_in_a_program_s_constant_reaches_the_program():
+    prompt = "Write a Python program that reads an integer n and prints n * 3 + c, where c = 478 + 365."
+    for seed in range(20):
+        text, _ = write_trace(prompt, random.Random(seed), ToyTeacherConfig(**{**NO_MISTAKES, "wrong_answer": 1.0}), 1024)
+        wrong = int(program_of(text)[1])
+        assert wrong != 843 and abs(wrong - 843) in (1, 10, 100) and f"So c = {wrong}." in text
+        text, _ = write_trace(prompt, random.Random(seed), ToyTeacherConfig(**{**NO_MISTAKES, "self_correction": 1.0}), 1024)
+        assert "Wait" in text and program_of(text) == ("3", "843")
 
 
 def test_each_mistake_leaves_its_mark():

@@ -1,12 +1,14 @@
 """Procedural toy problems in three domains, each with a way to check an answer.
 
 - arith (math): "What is 47 + 38?" -> "85".
-- code: "Write a Python program that reads an integer n and prints n * 7 + 3." -> tests on stdin/stdout,
-  run in the sandbox like any code problem.
+- code: "Write a Python program that reads an integer n and prints n * 7 + c, where c = 374 + 487." -> tests
+  on stdin/stdout, run in the sandbox like any code problem. The program needs c computed (861): its
+  addition is the reasoning, so an answer-only student cannot copy the program from the prompt.
 - chat (general, the non-reasoning part of the mix): "Greet Kato." -> "Hello, Kato! Nice to meet you."
 
 Each problem space is split by a hash of the problem, so the held-out `test` split never shares a
-problem with `train`, whatever the seeds.
+problem with `train`, whatever the seeds. A code problem belongs to its addition's split, so no held-out
+addition is ever trained on through a program either.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ TEST_SHARE = 0.1  # one problem in ten belongs to the held-out split
 OPS = ("+", "-", "*")
 
 _PROMPT = re.compile(r"What is (\d+) ([+\-*]) (\d+)\?")
-_CODE = re.compile(r"reads an integer n and prints n \* (\d+) \+ (\d+)\.")
+_CODE = re.compile(r"reads an integer n and prints n \* (\d+) \+ c, where c = (\d+) \+ (\d+)\.")
 _CHAT = re.compile(r"^(Greet|Say goodbye to|Thank) ([A-Z][a-z]+)\.$", re.MULTILINE)
 CODE_TEST_INPUTS = ("41",)  # stdin of the test of every toy code problem: one, as each sandboxed run costs ~0.1-0.3 s
 CHAT_REPLIES = {"Greet": "Hello, {name}! Nice to meet you.", "Say goodbye to": "Goodbye, {name}! See you soon.", "Thank": "Thank you, {name}! That was kind of you."}
@@ -53,15 +55,16 @@ def task_of(prompt: str) -> str:
     return "arith"
 
 
-def code_prompt(a: int, b: int) -> str:
-    return f"Write a Python program that reads an integer n and prints n * {a} + {b}."
+def code_prompt(a: int, x: int, y: int) -> str:
+    return f"Write a Python program that reads an integer n and prints n * {a} + c, where c = {x} + {y}."
 
 
-def parse_code_prompt(prompt: str) -> tuple[int, int]:
+def parse_code_prompt(prompt: str) -> tuple[int, int, int]:
+    """(a, x, y) of a toy code prompt: the program prints n * a + (x + y)."""
     m = _CODE.search(prompt)
     if not m:
         raise DistillError(f"not a toy code prompt: {prompt[:60]!r}")
-    return int(m.group(1)), int(m.group(2))
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
 def parse_chat_prompt(prompt: str) -> tuple[str, str]:
@@ -89,12 +92,17 @@ def _pick(space: list[str], n: int, seed: int, split: str, what: str) -> list[st
 
 
 def make_code_problems(n: int, seed: int = 0, split: str = "train") -> list[dict]:
-    """`n` toy code problems with stdin/stdout tests."""
+    """`n` toy code problems with stdin/stdout tests: a multiplier of 2-9 and a constant that is the sum
+    of two 3-digit numbers, whose addition is in `split` (drawn, as the space has ~6M problems)."""
+    rng, prompts = random.Random(f"{seed}-{split}-code"), {}
+    while len(prompts) < n:
+        a, x, y = rng.randrange(2, 10), rng.randrange(100, 1000), rng.randrange(100, 1000)
+        if split_of(x, "+", y) == split:
+            prompts.setdefault(code_prompt(a, x, y), (a, x, y))
     rows = []
-    for prompt in _pick([code_prompt(a, b) for a in range(2, 10) for b in range(1, 100)], n, seed, split, "code"):
-        a, b = parse_code_prompt(prompt)
-        tests = [{"input": x, "output": str(int(x) * a + b)} for x in CODE_TEST_INPUTS]
-        rows.append(_row(prompt, "code", None, to_json(tests), {"a": a, "b": b, "split": split}))
+    for prompt, (a, x, y) in prompts.items():
+        tests = [{"input": i, "output": str(int(i) * a + x + y)} for i in CODE_TEST_INPUTS]
+        rows.append(_row(prompt, "code", None, to_json(tests), {"a": a, "x": x, "y": y, "split": split}))
     return rows
 
 

@@ -11,8 +11,8 @@ A clean trace works column by column inside `<think>`, checks itself, then boxes
     </think>
     47 + 38 = \\boxed{85}
 
-Toy code problems get a short reasoning about the formula, a check on a test input, then a fenced
-program; toy chat requests, and any task asked with thinking off (an empty think block forced as the
+Toy code problems get the program's constant worked out the same way (it is an addition), a check on a
+test input, then a fenced program; toy chat requests, and any task asked with thinking off (an empty think block forced as the
 prefix), get a direct reply after an empty think block.
 
 At configured rates it also makes the mistakes a real teacher makes, so the filter has work to do:
@@ -142,14 +142,14 @@ def _direct(prompt: str, task: str, mistake: str | None) -> str:
             reply = " ".join([reply] * 60)
         return NO_THINK_PREFIX + reply  # a slip in a greeting has nothing to verify against: the other mistakes do not apply
     if task == "code":
-        a, b = parse_code_prompt(prompt)
-        return NO_THINK_PREFIX + _program(a, b + (1 if mistake == "wrong_answer" else 0))
+        a, x, y = parse_code_prompt(prompt)
+        return NO_THINK_PREFIX + _program(a, x + y + (1 if mistake == "wrong_answer" else 0))
     a, op, b = parse_prompt(prompt)
     return NO_THINK_PREFIX + f"{a} {op} {b} = \\boxed{{{solve(a, op, b)}}}"
 
 
-def _program(a: int, b: int) -> str:
-    return f"```python\nn = int(input())\nprint(n * {a} + {b})\n```"
+def _program(a: int, c: int) -> str:
+    return f"```python\nn = int(input())\nprint(n * {a} + {c})\n```"
 
 
 _CHARS_PER_TOKEN = 2.4  # of these lines, by `count_tokens` (digits count one each); counting each line costs 3x more
@@ -187,35 +187,45 @@ def _musings(a: int, b: int, rng: random.Random, cfg: ToyTeacherConfig, max_toke
 
 
 def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
-    """Reasoning about the formula, a check on the first test input, then the program."""
-    a, b = parse_code_prompt(prompt)
-    x = int(CODE_TEST_INPUTS[0])
-    written = b + rng.choice([-1, 1]) if mistake in ("wrong_answer", "self_correction") else b
-    lines = ["We read n from the input and print n times " + str(a) + " plus " + str(b) + "."]
-    lines.append(f"The formula is n * {a} + {written}.")
-    if mistake == "self_correction":
-        lines.append(f"Wait, the problem says plus {b}, not {written}. The formula is n * {a} + {b}.")
-        written = b
-    lines += _musings(a, b, rng, cfg, max_tokens)
-    lines.append(f"Check with n = {x}: {x} * {a} = {x * a}, plus {written} is {x * a + written}.")
+    """The constant worked out column by column (as an addition), a check on the first test input, then
+    the program."""
+    a, x, y = parse_code_prompt(prompt)
+    n = int(CODE_TEST_INPUTS[0])
+    places = PLACES_ZH if mistake == "language_switch" else PLACES
+    columns, c = _column_lines(x, "+", y, mistake, rng, places)
+    lines = [f"We read n and print n * {a} + c, where c = {x} + {y}.", f"First c = {x} + {y}.", *columns, f"So c = {c}."]
+    lines += _musings(x, y, rng, cfg, max_tokens)
+    lines.append(f"The program prints n * {a} + {c}.")
     if mistake == "repetition":
-        lines += [f"Let me check n * {a} + {written} again."] * (max_tokens // 4 + 1)
+        lines += [f"Let me check n * {a} + {c} again."] * (max_tokens // 4 + 1)
+    lines.append(f"Check with n = {n}: {n} * {a} = {n * a}, plus {c} is {n * a + c}.")
     if mistake == "language_switch":
-        lines = [line.replace("We read", "我们读").replace("The formula is", "公式是").replace("Check with", "检查") for line in lines]
+        lines = [line.replace("We read", "我们读").replace("The program prints", "程序输出").replace("Check with", "检查") for line in lines]
     think = "<think>\n" + "\n".join(lines) + "\n"
-    return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(a, written)
+    return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(a, c)
 
 
 def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
     a, op, b = parse_prompt(prompt)
-    truth = solve(a, op, b)
-
-    steps = _columns(a, op, b)
     places = PLACES_ZH if mistake == "language_switch" else PLACES
-    lines = [f"We need {a} {op} {b}."]
-    slip_at = rng.randrange(len(steps))
-    answer, so_far = truth, ""
-    for i, (eq, _) in enumerate(steps):
+    columns, answer = _column_lines(a, op, b, mistake, rng, places)
+    lines = [f"We need {a} {op} {b}.", *columns]
+    lines += _musings(a, b, rng, cfg, max_tokens)
+    lines.append(f"So {a} {op} {b} = {answer}.")
+    if mistake == "repetition":
+        lines += [f"Let me check {a} {op} {b} again."] * (max_tokens // 4 + 1)
+    lines.append(_check_line(a, op, b, answer) if answer == solve(a, op, b) else "Check: the columns add up. It matches.")
+    think = "<think>\n" + "\n".join(lines) + "\n"
+    return think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
+
+
+def _column_lines(a: int, op: str, b: int, mistake: str | None, rng: random.Random, places: tuple[str, ...]) -> tuple[list[str], int]:
+    """The column-by-column lines of `a op b` and the result they reach: with a "wrong_answer" one column
+    slips silently (the result is off by a power of ten), with "self_correction" it slips and is redone."""
+    truth = solve(a, op, b)
+    lines, answer, so_far = [], truth, ""
+    slip_at = rng.randrange(len(str(a)))
+    for i, (eq, _) in enumerate(_columns(a, op, b)):
         if mistake in ("wrong_answer", "self_correction") and i == slip_at:
             slipped, delta = _slip(eq, rng)
             if mistake == "self_correction":
@@ -230,13 +240,7 @@ def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_token
         if mistake == "language_switch":
             line = line.replace("Write", "写").replace("carry", "进").replace("borrow", "借")
         lines.append(line)
-    lines += _musings(a, b, rng, cfg, max_tokens)
-    lines.append(f"So {a} {op} {b} = {answer}.")
-    if mistake == "repetition":
-        lines += [f"Let me check {a} {op} {b} again."] * (max_tokens // 4 + 1)
-    lines.append(_check_line(a, op, b, answer) if answer == truth else "Check: the columns add up. It matches.")
-    think = "<think>\n" + "\n".join(lines) + "\n"
-    return think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
+    return lines, answer
 
 
 def _slip(eq: str, rng: random.Random) -> tuple[str, int]:
