@@ -149,33 +149,30 @@ ZERO3 = ROOT / "pipelines/accelerate/deepspeed_zero3.yaml"
 
 def shipped_student(model: Path, dry: bool, steps: int) -> dict:
     """pipelines/sft/qwen2.5-math-1.5b.yaml on `model` for `steps` steps; the dry run as the CPU tests rehearse it."""
-    from distill.rehearsal import apply
-    from tests import rehearsals
+    from distill.rehearsal import apply, shipped, student
 
     if dry:
-        return rehearsals.student(STUDENT, model, steps)
-    return apply(rehearsals.shipped(STUDENT), "student", {"model": str(model), "training/max_steps": steps})
+        return student(STUDENT, model, steps)
+    return apply(shipped(STUDENT), "student", {"model": str(model), "training/max_steps": steps})
 
 
 def shipped_kd(model: Path, dry: bool, tokens: int) -> dict:
     """pipelines/r1_kd.yaml (read_pipeline) with one step of its run on `model` as student and teacher, no held-out
     problems, at most `tokens` sampled per prompt; the dry run on sdpa."""
     from distill.pipeline import read_pipeline
-    from distill.rehearsal import apply, cpu_attention
-    from tests import rehearsals
+    from distill.rehearsal import apply, cpu_attention, kd_run_changes
 
     shipped = read_pipeline(KD_PIPELINE)
     tokens = min(tokens, shipped["kd"]["runs"][0]["max_completion_length"])
-    ran = apply(shipped, "pipeline", rehearsals.kd_run_changes(shipped, model, model, steps=1, tokens=tokens, heldout=0))
+    ran = apply(shipped, "pipeline", kd_run_changes(shipped, model, model, steps=1, tokens=tokens, heldout=0))
     return cpu_attention(ran, "pipeline") if dry else ran
 
 
 def shipped_zero3(processes: int) -> dict:
     """pipelines/accelerate/deepspeed_zero3.yaml with one process per GPU here."""
-    from distill.rehearsal import apply
-    from tests import rehearsals
+    from distill.rehearsal import apply, shipped
 
-    return apply(rehearsals.shipped(ZERO3), "accelerate", {"num_processes": processes})
+    return apply(shipped(ZERO3), "accelerate", {"num_processes": processes})
 
 
 def sft_section(args, work: Path, model: Path) -> list[tuple]:

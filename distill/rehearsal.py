@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 DROP = object()  # the value that removes a key (or a named list item)
 
@@ -114,6 +117,34 @@ OVERRIDES: dict[str, tuple[Override, ...]] = {
     "generate": GENERATE,  # pipelines/r1_generate*.yaml
     "accelerate": ACCELERATE,  # pipelines/accelerate/*.yaml
 }
+
+
+REHEARSAL_STEPS = 2  # optimizer steps of a CPU rehearsal
+
+
+def shipped(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def student_changes(model: Path, prefix: str = "", steps: int = REHEARSAL_STEPS) -> dict:
+    """A student on another body (`model`): `steps` optimizer steps of one micro-batch each, one tokenizing process."""
+    changes = {"model": str(model), "training/max_steps": steps, "training/gradient_accumulation_steps": 1, "training/dataset_num_proc": 1}
+    return {prefix + k: v for k, v in changes.items()}
+
+
+def student(path: Path, model: Path, steps: int = REHEARSAL_STEPS) -> dict:
+    """A pipelines/sft/*.yaml as `student_changes` says, on sdpa."""
+    return cpu_attention(apply(shipped(path), "student", student_changes(model, steps=steps)), "student")
+
+
+def kd_run_changes(pipeline: dict, student: Path, teacher: Path, steps: int = REHEARSAL_STEPS, tokens: int = 8, heldout: int = 2) -> dict:
+    """The pipeline's first kd run on the two given models, sampling with transformers: `steps` steps of one
+    sample, `tokens` sampled tokens, `heldout` held-out problems."""
+    run = pipeline["kd"]["runs"][0]
+    changes = {"student": str(student), "teacher": str(teacher), "generation": "transformers", "max_completion_length": tokens,
+               "heldout": heldout, "training/max_steps": steps, "training/gradient_accumulation_steps": 1}  # fmt: skip
+    changes.update({f"training/{k}": DROP for k in ("vllm_server_host", "vllm_server_port") if k in run["training"]})
+    return {f"kd/runs/{run['name']}/{k}": v for k, v in changes.items()}
 
 
 def override_for(kind: str, path: str, removed: bool = False) -> Override | None:

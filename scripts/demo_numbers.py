@@ -168,12 +168,11 @@ def timing_line(run: dict | None, times: dict) -> str:
             f"time; per stage, wall / CPU: {stage_times}), and printed {run['lines']} lines.")
 
 
-def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int]) -> str:
+def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int], commit: str) -> str:
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
     start, end = markers(summary["run"])
     times_file = run_dir / "logs" / "times.json"
     times = json.loads(times_file.read_text()) if times_file.exists() else {}
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
     rows = [
         "| distilled | baseline | benchmark | distilled pass@1 [95% CI] | baseline pass@1 [95% CI] | difference, points [95% CI] |",
         "|---|---|---|---|---|---|",
@@ -232,6 +231,8 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="tabulate the run directory (and its seed runs) as they are, without running")
     ap.add_argument("--repro", action="store_true", help="run a second time from scratch and compare every eval sample")
     args = ap.parse_args()
+    # Read before the runs: a commit made while they train is not the code that produced the numbers.
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
     run = repro = None
     seeds = list(range(args.seeds))
     if not args.reuse:
@@ -246,7 +247,7 @@ def main() -> None:
         repro = (f"A second run from scratch gave identical eval samples: {same:,} of {len(a):,}." if same == len(a) == len(b)
                  else f"A second run from scratch differed: {same:,} of {len(a):,} eval samples identical ({len(b):,} in the second run).")
         shutil.rmtree(second)
-    text = block(args.run_dir, run, repro, seeds)
+    text = block(args.run_dir, run, repro, seeds, commit)
     rewrite(args.readme, text)
     print(text)
     if args.readme.resolve() == (ROOT / "README.md").resolve() and summary_run(args.run_dir) == "toy":

@@ -9,13 +9,14 @@ import time
 import psutil
 
 
-def session_processes(session: int) -> list[int]:
-    """Live processes of a session (a launch started with start_new_session: its pid is the session id)."""
+def session_processes(session: int) -> list[psutil.Process]:
+    """Live processes of a session (a launch started with start_new_session: its pid is the session id);
+    zombies are dead, waiting only for their parent to reap them, so they do not count."""
     alive = []
     for p in psutil.process_iter(["pid"]):
         try:
             if os.getsid(p.pid) == session and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p.pid)
+                alive.append(p)
         except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
             pass
     return alive
@@ -38,5 +39,5 @@ def run_launch(cmd: list[str], timeout: float, check_left: bool = False, **kwarg
             os.killpg(proc.pid, signal.SIGKILL)  # workers still alive after the launcher returned, or on timeout
         except ProcessLookupError:
             pass
-    assert not left, f"{cmd[:4]} left processes {left}"
+    assert not left, f"{cmd[:4]} left processes {[p.pid for p in left]}"
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.launch import session_processes
+
 RAY = str(Path(sys.executable).with_name("ray"))
 # Seconds, not the default ~30, before the head declares a node dead and Ray retries its tasks elsewhere.
 FAST_HEALTH = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4", "RAY_health_check_timeout_ms": "500"}
@@ -80,26 +82,16 @@ class TwoNodes:
             time.sleep(2)
         raise RuntimeError(f"the cluster did not reach {n} nodes in {timeout_s} s")
 
-    def tree(self, session: int) -> list[psutil.Process]:
-        out = []
-        for p in psutil.process_iter(["pid"]):
-            try:
-                if os.getsid(p.pid) == session:
-                    out.append(p)
-            except (ProcessLookupError, PermissionError):
-                pass
-        return out
-
     def kill_second_raylet(self) -> int:
-        raylets = [p for p in self.tree(self.sessions[1]) if "raylet" in p.name()]
-        assert len(raylets) == 1, [p.name() for p in self.tree(self.sessions[1])]
+        raylets = [p for p in session_processes(self.sessions[1]) if "raylet" in p.name()]
+        assert len(raylets) == 1, [p.name() for p in session_processes(self.sessions[1])]
         raylets[0].send_signal(signal.SIGKILL)
         return raylets[0].pid
 
     def stop(self) -> None:
         """SIGKILL both trees (second node first), then wait until none of their processes is left."""
         for session in reversed(self.sessions):
-            for p in self.tree(session):
+            for p in session_processes(session):
                 try:
                     p.kill()
                 except psutil.NoSuchProcess:
@@ -107,9 +99,9 @@ class TwoNodes:
         for proc in self.procs:
             proc.wait(timeout=30)
         deadline = time.time() + 30
-        while any(self.tree(s) for s in self.sessions) and time.time() < deadline:
+        while any(session_processes(s) for s in self.sessions) and time.time() < deadline:
             time.sleep(0.5)
         shutil.rmtree(self.ray_tmp, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
-        return [f"{p.pid} {p.name()}" for s in self.sessions for p in self.tree(s)]
+        return [f"{p.pid} {p.name()}" for s in self.sessions for p in session_processes(s)]

@@ -1,6 +1,7 @@
 """The shipped real configs as the CPU tests run them: each built only through distill.rehearsal's list.
 
-One builder per kind of shipped file; the tests that run a real config take it from here, and
+One builder per kind of shipped file (the student and KD ones live in distill.rehearsal, which
+bench/gpu_check.py shares); the tests that run a real config take it from here, and
 tests/test_rehearsal_overrides.py diffs each shipped file against the same builder's output.
 """
 
@@ -8,20 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from distill.rehearsal import DROP, apply, cpu_attention, unlisted_changes
+from distill.rehearsal import DROP, REHEARSAL_STEPS, apply, kd_run_changes, shipped, student, student_changes, unlisted_changes
 from distill.sft.config import StudentConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDENT_CONFIGS = sorted((ROOT / "pipelines" / "sft").glob("*.yaml"))
 GENERATE_CONFIGS = sorted((ROOT / "pipelines").glob("r1_generate*.yaml"))
 ACCELERATE_CONFIGS = sorted((ROOT / "pipelines" / "accelerate").glob("*.yaml"))
-STEPS = 2
-
-
-def shipped(path: Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+STEPS = REHEARSAL_STEPS
 
 
 def real_body(model: str) -> str:
@@ -29,32 +24,11 @@ def real_body(model: str) -> str:
     return model.split("/")[-1].lower()
 
 
-def student_changes(model: Path, prefix: str = "", steps: int = STEPS) -> dict:
-    """A student on a tiny body (`model`): `steps` optimizer steps of one micro-batch each, one tokenizing process."""
-    changes = {"model": str(model), "training/max_steps": steps, "training/gradient_accumulation_steps": 1, "training/dataset_num_proc": 1}
-    return {prefix + k: v for k, v in changes.items()}
-
-
-def student(path: Path, model: Path, steps: int = STEPS) -> dict:
-    """A pipelines/sft/*.yaml as `student_changes` says, on sdpa."""
-    return cpu_attention(apply(shipped(path), "student", student_changes(model, steps=steps)), "student")
-
-
 def student_config(path: Path, models, steps: int = STEPS) -> StudentConfig:
     """`student` on the tiny body of the config's own model (`models`: conftest's fixture), no unlisted change."""
     ran = student(path, models(real_body(shipped(path)["model"])), steps)
     assert not unlisted_changes(shipped(path), ran, "student")
     return StudentConfig(**ran)
-
-
-def kd_run_changes(pipeline: dict, student: Path, teacher: Path, steps: int = STEPS, tokens: int = 8, heldout: int = 2) -> dict:
-    """The pipeline's first kd run on the two given models, sampling with transformers: `steps` steps of one
-    sample, `tokens` sampled tokens, `heldout` held-out problems."""
-    run = pipeline["kd"]["runs"][0]
-    changes = {"student": str(student), "teacher": str(teacher), "generation": "transformers", "max_completion_length": tokens,
-               "heldout": heldout, "training/max_steps": steps, "training/gradient_accumulation_steps": 1}  # fmt: skip
-    changes.update({f"training/{k}": DROP for k in ("vllm_server_host", "vllm_server_port") if k in run["training"]})
-    return {f"kd/runs/{run['name']}/{k}": v for k, v in changes.items()}
 
 
 def generate(path: Path, model: Path | None = None) -> dict:

@@ -11,8 +11,7 @@ A clean trace works column by column inside `<think>`, checks itself, then boxes
     </think>
     47 + 38 = \\boxed{85}
 
-Toy code problems get the program's constant worked out the same way (it is an addition), a check on a
-test input, then a fenced program; toy chat requests, and any task asked with thinking off (an empty think block forced as the
+Toy code problems get the trace of their constant's addition, line for line, then a fenced program; toy chat requests, and any task asked with thinking off (an empty think block forced as the
 prefix), get a direct reply after an empty think block.
 
 At configured rates it also makes the mistakes a real teacher makes, so the filter has work to do:
@@ -28,7 +27,7 @@ import re
 
 from distill.generate.prompting import NO_THINK_PREFIX
 from distill.toy.config import ToyTeacherConfig
-from distill.toy.tasks import CHAT_REPLIES, CODE_TEST_INPUTS, parse_chat_prompt, parse_code_prompt, parse_prompt, solve, task_of
+from distill.toy.tasks import CHAT_REPLIES, parse_chat_prompt, parse_code_prompt, parse_prompt, solve, task_of
 
 PLACES = ("Ones", "Tens", "Hundreds", "Thousands", "Ten-thousands")
 PLACES_ZH = ("个位", "十位", "百位", "千位", "万位")
@@ -187,26 +186,29 @@ def _musings(a: int, b: int, rng: random.Random, cfg: ToyTeacherConfig, max_toke
 
 
 def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
-    """The constant worked out column by column (as an addition), a check on the first test input, then
-    the program."""
+    """The constant's addition worked out exactly as an addition problem's trace, then the program.
+
+    Line for line the trace of "What is x + y?", so the students bring the column skill of thousands of
+    additions to a few hundred programs; the last line restates the program next to the code it becomes.
+    A decorative check on a test input (41 * a, a product the students never learn) made them copy the
+    constant from the wrong line."""
     a, x, y = parse_code_prompt(prompt)
-    n = int(CODE_TEST_INPUTS[0])
-    places = PLACES_ZH if mistake == "language_switch" else PLACES
-    columns, c = _column_lines(x, "+", y, mistake, rng, places)
-    lines = [f"We read n and print n * {a} + c, where c = {x} + {y}.", f"First c = {x} + {y}.", *columns, f"So c = {c}."]
-    lines += _musings(x, y, rng, cfg, max_tokens)
-    lines.append(f"The program prints n * {a} + {c}.")
-    if mistake == "repetition":
-        lines += [f"Let me check n * {a} + {c} again."] * (max_tokens // 4 + 1)
-    lines.append(f"Check with n = {n}: {n} * {a} = {n * a}, plus {c} is {n * a + c}.")
-    if mistake == "language_switch":
-        lines = [line.replace("We read", "我们读").replace("The program prints", "程序输出").replace("Check with", "检查") for line in lines]
+    lines, c = _addition_lines(x, "+", y, mistake, rng, max_tokens, cfg)
+    lines.append(("程序输出" if mistake == "language_switch" else "The program prints") + f" n * {a} + {c}.")
     think = "<think>\n" + "\n".join(lines) + "\n"
     return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(a, c)
 
 
 def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
     a, op, b = parse_prompt(prompt)
+    lines, answer = _addition_lines(a, op, b, mistake, rng, max_tokens, cfg)
+    think = "<think>\n" + "\n".join(lines) + "\n"
+    return think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
+
+
+def _addition_lines(a: int, op: str, b: int, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> tuple[list[str], int]:
+    """The reasoning lines of `a op b` (restated, column by column, re-checks, the result, a check) and the
+    result they reach (wrong after a silent slip)."""
     places = PLACES_ZH if mistake == "language_switch" else PLACES
     columns, answer = _column_lines(a, op, b, mistake, rng, places)
     lines = [f"We need {a} {op} {b}.", *columns]
@@ -215,8 +217,7 @@ def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_token
     if mistake == "repetition":
         lines += [f"Let me check {a} {op} {b} again."] * (max_tokens // 4 + 1)
     lines.append(_check_line(a, op, b, answer) if answer == solve(a, op, b) else "Check: the columns add up. It matches.")
-    think = "<think>\n" + "\n".join(lines) + "\n"
-    return think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
+    return lines, answer
 
 
 def _column_lines(a: int, op: str, b: int, mistake: str | None, rng: random.Random, places: tuple[str, ...]) -> tuple[list[str], int]:
