@@ -18,10 +18,12 @@ TEST_GGUF := gguf==0.19.0
 
 .PHONY: demo test test-all venv venv-test clean
 
+# --no-compile: pip byte-compiles every installed file (~40 CPU s, torch's tests included); Python compiles
+# the modules a run imports on first use.
 $(VENV)/.core:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(PINS) -e '.[dev]'
+	$(PY) -m pip install -q --no-compile $(PINS) -e '.[dev]'
 	touch $@
 
 $(VENV)/.vllm: $(VENV)/.core

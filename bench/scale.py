@@ -111,9 +111,9 @@ def _problem(name: str, rng: random.Random) -> dict:
         a, b = (a, b) if op == "+" or a >= b else (b, a)
         return {"problem": f"{_story(rng)} What is {a} {op} {b}?", "answer": str(a + b if op == "+" else a - b)}
     if name == "code":
-        a, x, y = rng.randrange(2, 10), rng.randrange(100, 1000), rng.randrange(100, 1000)
-        tests = [{"input": i, "output": str(int(i) * a + x + y)} for i in CODE_TEST_INPUTS]
-        return {"problem": f"{_story(rng)} {code_prompt(a, x, y)}", "tests": json.dumps(tests)}
+        x, y = rng.randrange(100, 1000), rng.randrange(100, 1000)
+        tests = [{"input": i, "output": str(int(i) + x + y)} for i in CODE_TEST_INPUTS]
+        return {"problem": f"{_story(rng)} {code_prompt(x, y)}", "tests": json.dumps(tests)}
     verb = rng.choice(list(CHAT_REPLIES))
     who = "".join(rng.choices("bdklmnrstv", k=1)) + "".join(rng.choices("aeiou", k=1)) + "".join(rng.choices("bdklmnrstv", k=1)) + "o"
     return {"problem": f"{_story(rng)}\n{verb} {who.capitalize()}.", "answer": CHAT_REPLIES[verb].format(name=who.capitalize())}

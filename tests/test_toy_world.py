@@ -67,44 +67,48 @@ def test_clean_traces_are_correct_and_well_formed(ops):
         text, finish = write_trace(p["prompt"], random.Random(p["id"]), ToyTeacherConfig(**NO_MISTAKES), 1024)
         reasoning, response = split_think(text)
         assert finish == "stop" and text.startswith("<think>\n")
-        assert reasoning and "Check:" in reasoning
+        assert reasoning and f"So {p['prompt'][8:-1]} = {p['answer']}." in reasoning
         assert boxed(response) == int(p["answer"])
 
 
-def program_of(text):
-    return re.search(r"print\(n \* (\d+) \+ (\d+)\)", text).groups()
+def program_constant(text):
+    return int(re.search(r"print\(n \+ (\d+)\)", text).group(1))
 
 
 def test_a_code_problem_needs_its_constant_computed_and_holds_out_its_addition():
-    """The program's constant is the sum the prompt names, never a number in the prompt, so an answer-only
-    student cannot copy it; held-out programs use held-out additions only."""
+    """The program's constant is the sum the prompt asks for, never a number in the prompt, so an answer-only
+    student cannot copy it; held-out programs use held-out additions only; the reasoning is the addition's."""
     for split in ("train", "test"):
         problems = make_code_problems(200, seed=0, split=split)
         assert len({p["id"] for p in problems}) == 200 and problems == make_code_problems(200, seed=0, split=split)
         for p in problems:
-            a, x, y = parse_code_prompt(p["prompt"])
+            x, y = parse_code_prompt(p["prompt"])
             assert split_of(x, "+", y) == split
-            assert json.loads(p["tests"]) == [{"input": "41", "output": str(41 * a + x + y)}]
-            numbers_in_prompt = set(re.findall(r"\d+", p["prompt"]))
+            assert json.loads(p["tests"]) == [{"input": "41", "output": str(41 + x + y)}]
+            cfg = ToyTeacherConfig(**NO_MISTAKES)
             for thinking in (True, False):
-                text, finish = write_trace(p["prompt"], random.Random(p["id"]), ToyTeacherConfig(**NO_MISTAKES), 1024, thinking)
-                multiplier, constant = program_of(text)
-                assert finish == "stop" and (int(multiplier), int(constant)) == (a, x + y)
-                assert constant not in numbers_in_prompt
-                assert (f"Ones: {x % 10} + {y % 10} = " in text.split("</think>")[0]) == thinking  # worked out, when thinking
-    train = {tuple(parse_code_prompt(p["prompt"])) for p in make_code_problems(300, seed=0)}
-    test = {tuple(parse_code_prompt(p["prompt"])) for p in make_code_problems(50, seed=0, split="test")}
+                text, finish = write_trace(p["prompt"], random.Random(p["id"]), cfg, 1024, thinking)
+                assert finish == "stop" and program_constant(text) == x + y
+                assert str(x + y) not in re.findall(r"\d+", p["prompt"])
+            addition, _ = write_trace(f"What is {x} + {y}?", random.Random(p["id"]), cfg, 1024)
+            assert text_of_thought(write_trace(p["prompt"], random.Random(p["id"]), cfg, 1024)[0]) == text_of_thought(addition) + [f"The program prints n + {x + y}."]
+    train = {parse_code_prompt(p["prompt"]) for p in make_code_problems(300, seed=0)}
+    test = {parse_code_prompt(p["prompt"]) for p in make_code_problems(50, seed=0, split="test")}
     assert train.isdisjoint(test)
 
 
+def text_of_thought(completion):
+    return split_think(completion)[0].strip().splitlines()
+
+
 def test_a_slipped_column_in_a_program_s_constant_reaches_the_program():
-    prompt = "Write a Python program that reads an integer n and prints n * 3 + c, where c = 478 + 365."
+    prompt = "Write a Python program that reads an integer n and prints n + c, where c answers: What is 478 + 365?"
     for seed in range(20):
         text, _ = write_trace(prompt, random.Random(seed), ToyTeacherConfig(**{**NO_MISTAKES, "wrong_answer": 1.0}), 1024)
-        wrong = int(program_of(text)[1])
+        wrong = program_constant(text)
         assert wrong != 843 and abs(wrong - 843) in (1, 10, 100) and f"So 478 + 365 = {wrong}." in text
         text, _ = write_trace(prompt, random.Random(seed), ToyTeacherConfig(**{**NO_MISTAKES, "self_correction": 1.0}), 1024)
-        assert "Wait" in text and program_of(text) == ("3", "843")
+        assert "Wait" in text and program_constant(text) == 843
 
 
 def test_each_mistake_leaves_its_mark():

@@ -1,9 +1,9 @@
 """Procedural toy problems in three domains, each with a way to check an answer.
 
 - arith (math): "What is 47 + 38?" -> "85".
-- code: "Write a Python program that reads an integer n and prints n * 7 + c, where c = 374 + 487." -> tests
-  on stdin/stdout, run in the sandbox like any code problem. The program needs c computed (861): its
-  addition is the reasoning, so an answer-only student cannot copy the program from the prompt.
+- code: "Write a Python program that reads an integer n and prints n + c, where c answers: What is 374 + 487?"
+  -> tests on stdin/stdout, run in the sandbox like any code problem. The program needs c computed (861):
+  its addition is the reasoning, so an answer-only student cannot copy the program from the prompt.
 - chat (general, the non-reasoning part of the mix): "Greet Kato." -> "Hello, Kato! Nice to meet you."
 
 Each problem space is split by a hash of the problem, so the held-out `test` split never shares a
@@ -26,7 +26,7 @@ TEST_SHARE = 0.1  # one problem in ten belongs to the held-out split
 OPS = ("+", "-", "*")
 
 _PROMPT = re.compile(r"What is (\d+) ([+\-*]) (\d+)\?")
-_CODE = re.compile(r"reads an integer n and prints n \* (\d+) \+ c, where c = (\d+) \+ (\d+)\.")
+_CODE = re.compile(r"reads an integer n and prints n \+ c, where c answers: What is (\d+) \+ (\d+)\?")
 _CHAT = re.compile(r"^(Greet|Say goodbye to|Thank) ([A-Z][a-z]+)\.$", re.MULTILINE)
 CODE_TEST_INPUTS = ("41",)  # stdin of the test of every toy code problem: one, as each sandboxed run costs ~0.1-0.3 s
 CHAT_REPLIES = {"Greet": "Hello, {name}! Nice to meet you.", "Say goodbye to": "Goodbye, {name}! See you soon.", "Thank": "Thank you, {name}! That was kind of you."}
@@ -55,16 +55,18 @@ def task_of(prompt: str) -> str:
     return "arith"
 
 
-def code_prompt(a: int, x: int, y: int) -> str:
-    return f"Write a Python program that reads an integer n and prints n * {a} + c, where c = {x} + {y}."
+def code_prompt(x: int, y: int) -> str:
+    """The addition is asked as an addition problem is, so the students copy its operands as they learnt to
+    there (a tiny Qwen2 copied a multiplier from earlier in the prompt right in 12% of programs)."""
+    return f"Write a Python program that reads an integer n and prints n + c, where c answers: {prompt_for(x, '+', y)}"
 
 
-def parse_code_prompt(prompt: str) -> tuple[int, int, int]:
-    """(a, x, y) of a toy code prompt: the program prints n * a + (x + y)."""
+def parse_code_prompt(prompt: str) -> tuple[int, int]:
+    """(x, y) of a toy code prompt: the program prints n + (x + y)."""
     m = _CODE.search(prompt)
     if not m:
         raise DistillError(f"not a toy code prompt: {prompt[:60]!r}")
-    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+    return int(m.group(1)), int(m.group(2))
 
 
 def parse_chat_prompt(prompt: str) -> tuple[str, str]:
@@ -92,17 +94,17 @@ def _pick(space: list[str], n: int, seed: int, split: str, what: str) -> list[st
 
 
 def make_code_problems(n: int, seed: int = 0, split: str = "train") -> list[dict]:
-    """`n` toy code problems with stdin/stdout tests: a multiplier of 2-9 and a constant that is the sum
-    of two 3-digit numbers, whose addition is in `split` (drawn, as the space has ~6M problems)."""
-    rng, prompts = random.Random(f"{seed}-{split}-code"), {}
-    while len(prompts) < n:
-        a, x, y = rng.randrange(2, 10), rng.randrange(100, 1000), rng.randrange(100, 1000)
+    """`n` toy code problems with stdin/stdout tests: n plus a constant that is the sum of two 3-digit
+    numbers, an addition of `split` (drawn until `n`: hashing the whole split would cost ~2 s)."""
+    rng, pairs = random.Random(f"{seed}-{split}-code"), {}
+    while len(pairs) < n:
+        x, y = rng.randrange(100, 1000), rng.randrange(100, 1000)
         if split_of(x, "+", y) == split:
-            prompts.setdefault(code_prompt(a, x, y), (a, x, y))
+            pairs[x, y] = None
     rows = []
-    for prompt, (a, x, y) in prompts.items():
-        tests = [{"input": i, "output": str(int(i) * a + x + y)} for i in CODE_TEST_INPUTS]
-        rows.append(_row(prompt, "code", None, to_json(tests), {"a": a, "x": x, "y": y, "split": split}))
+    for x, y in pairs:
+        tests = [{"input": i, "output": str(int(i) + x + y)} for i in CODE_TEST_INPUTS]
+        rows.append(_row(code_prompt(x, y), "code", None, to_json(tests), {"x": x, "y": y, "split": split}))
     return rows
 
 

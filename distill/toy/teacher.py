@@ -1,18 +1,21 @@
 """A procedural teacher that writes DeepSeek-R1-style traces for the toy tasks, mistakes included.
 
-A clean trace works column by column inside `<think>`, checks itself, then boxes the answer:
+A clean trace works column by column inside `<think>`, then boxes the answer:
 
     <think>
     We need 47 + 38.
     Ones: 7 + 8 = 15. Write 5, carry 1. So far: 5.
     Tens: 4 + 3 = 7, plus 1 = 8. Write 8. So far: 85.
     So 47 + 38 = 85.
-    Check: 85 - 38 = 47. It matches.
     </think>
     47 + 38 = \\boxed{85}
 
-Toy code problems get the trace of their constant's addition, line for line, then a fenced program; toy chat requests, and any task asked with thinking off (an empty think block forced as the
-prefix), get a direct reply after an empty think block.
+It used to end with a check (`Check: 85 - 38 = 47. It matches.`): a subtraction the students never learn,
+so they wrote made-up checks, and it was a tenth of every trace's tokens (the demo's time budget).
+
+Toy code problems get the trace of their constant's addition, line for line, then a fenced program;
+toy chat requests, and any task asked with thinking off (an empty think block forced as the prefix), get
+a direct reply after an empty think block.
 
 At configured rates it also makes the mistakes a real teacher makes, so the filter has work to do:
 a silent arithmetic slip (wrong answer), a slip caught with "Wait" (still correct: R1 does this), a
@@ -89,11 +92,6 @@ def _columns(a: int, op: str, b: int) -> list[tuple[str, int]]:
     return steps
 
 
-def _check_line(a: int, op: str, b: int, result: int) -> str:
-    inverse = {"+": f"{result} - {b} = {result - b}", "-": f"{result} + {b} = {result + b}", "*": f"{result} / {b} = {result / b:g}"}[op]
-    return f"Check: {inverse}. It matches."
-
-
 def _mistake(rng: random.Random, cfg: ToyTeacherConfig) -> str | None:
     mistakes = [
         ("wrong_answer", cfg.wrong_answer),
@@ -141,14 +139,14 @@ def _direct(prompt: str, task: str, mistake: str | None) -> str:
             reply = " ".join([reply] * 60)
         return NO_THINK_PREFIX + reply  # a slip in a greeting has nothing to verify against: the other mistakes do not apply
     if task == "code":
-        a, x, y = parse_code_prompt(prompt)
-        return NO_THINK_PREFIX + _program(a, x + y + (1 if mistake == "wrong_answer" else 0))
+        x, y = parse_code_prompt(prompt)
+        return NO_THINK_PREFIX + _program(x + y + (1 if mistake == "wrong_answer" else 0))
     a, op, b = parse_prompt(prompt)
     return NO_THINK_PREFIX + f"{a} {op} {b} = \\boxed{{{solve(a, op, b)}}}"
 
 
-def _program(a: int, c: int) -> str:
-    return f"```python\nn = int(input())\nprint(n * {a} + {c})\n```"
+def _program(c: int) -> str:
+    return f"```python\nn = int(input())\nprint(n + {c})\n```"
 
 
 _CHARS_PER_TOKEN = 2.4  # of these lines, by `count_tokens` (digits count one each); counting each line costs 3x more
@@ -189,14 +187,12 @@ def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens
     """The constant's addition worked out exactly as an addition problem's trace, then the program.
 
     Line for line the trace of "What is x + y?", so the students bring the column skill of thousands of
-    additions to a few hundred programs; the last line restates the program next to the code it becomes.
-    A decorative check on a test input (41 * a, a product the students never learn) made them copy the
-    constant from the wrong line."""
-    a, x, y = parse_code_prompt(prompt)
+    additions to a few hundred programs; the last line restates the program next to the code it becomes."""
+    x, y = parse_code_prompt(prompt)
     lines, c = _addition_lines(x, "+", y, mistake, rng, max_tokens, cfg)
-    lines.append(("程序输出" if mistake == "language_switch" else "The program prints") + f" n * {a} + {c}.")
+    lines.append(("程序输出" if mistake == "language_switch" else "The program prints") + f" n + {c}.")
     think = "<think>\n" + "\n".join(lines) + "\n"
-    return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(a, c)
+    return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(c)
 
 
 def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
@@ -207,8 +203,8 @@ def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_token
 
 
 def _addition_lines(a: int, op: str, b: int, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> tuple[list[str], int]:
-    """The reasoning lines of `a op b` (restated, column by column, re-checks, the result, a check) and the
-    result they reach (wrong after a silent slip)."""
+    """The reasoning lines of `a op b` (restated, column by column, re-checks, the result) and the result
+    they reach (wrong after a silent slip)."""
     places = PLACES_ZH if mistake == "language_switch" else PLACES
     columns, answer = _column_lines(a, op, b, mistake, rng, places)
     lines = [f"We need {a} {op} {b}.", *columns]
@@ -216,7 +212,6 @@ def _addition_lines(a: int, op: str, b: int, mistake: str | None, rng: random.Ra
     lines.append(f"So {a} {op} {b} = {answer}.")
     if mistake == "repetition":
         lines += [f"Let me check {a} {op} {b} again."] * (max_tokens // 4 + 1)
-    lines.append(_check_line(a, op, b, answer) if answer == solve(a, op, b) else "Check: the columns add up. It matches.")
     return lines, answer
 
 
