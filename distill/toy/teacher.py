@@ -189,7 +189,7 @@ def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens
     Line for line the trace of "What is x + y?", so the students bring the column skill of thousands of
     additions to a few hundred programs; the last line restates the program next to the code it becomes."""
     x, y = parse_code_prompt(prompt)
-    lines, c = _addition_lines(x, "+", y, mistake, rng, max_tokens, cfg)
+    lines, c = _arith_lines(x, "+", y, mistake, rng, max_tokens, cfg)
     lines.append(("程序输出" if mistake == "language_switch" else "The program prints") + f" n + {c}.")
     think = "<think>\n" + "\n".join(lines) + "\n"
     return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(c)
@@ -197,12 +197,12 @@ def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens
 
 def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
     a, op, b = parse_prompt(prompt)
-    lines, answer = _addition_lines(a, op, b, mistake, rng, max_tokens, cfg)
+    lines, answer = _arith_lines(a, op, b, mistake, rng, max_tokens, cfg)
     think = "<think>\n" + "\n".join(lines) + "\n"
     return think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
 
 
-def _addition_lines(a: int, op: str, b: int, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> tuple[list[str], int]:
+def _arith_lines(a: int, op: str, b: int, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> tuple[list[str], int]:
     """The reasoning lines of `a op b` (restated, column by column, re-checks, the result) and the result
     they reach (wrong after a silent slip)."""
     places = PLACES_ZH if mistake == "language_switch" else PLACES
