@@ -38,3 +38,16 @@ def test_stages_accept_a_catalogued_fetch_name_before_converting_it_and_refuse_a
     require_model("fetch:smollm2-135m", "student s")  # converted later, on first use
     with pytest.raises(DistillError, match="^fetch:nope: not a known model"):
         require_model("fetch:nope", "student s")
+
+
+def test_the_report_renders_a_fetched_model_s_prompts_with_its_cached_tokenizer(tmp_path, monkeypatch):
+    """The trace browser shows the prompt a fetch: model saw; it reads the converted directory, never downloads."""
+    from distill.report.traces import _eval_tokenizer
+    from distill.toy.tokenizer import build_tokenizer
+
+    monkeypatch.setenv("DISTILL_MODELS", str(tmp_path))
+    spec = {"model": "fetch:smollm2-135m", "backend": "transformers"}
+    assert _eval_tokenizer(tmp_path / "run", spec) is None  # not converted here: the messages instead, no download
+    build_tokenizer(tmp_path / "smollm2-135m", "qwen2").save_pretrained(tmp_path / "smollm2-135m")
+    tok = _eval_tokenizer(tmp_path / "run", spec)
+    assert tok is not None and "<|im_start|>" in tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)

@@ -121,8 +121,15 @@ def _eval_tokenizer(run_dir: Path, spec: dict):
     """The tokenizer an eval model rendered its prompts with, or None where the backend received messages."""
     if spec.get("backend", "transformers") not in rendered.TEMPLATED_BACKENDS:
         return None
+    from distill.models import PREFIX, cache_root
+
     model = str(spec.get("model") or "")
-    path = run_dir / SFT / model.removeprefix("sft:") / "model" if model.startswith("sft:") else Path(model)
+    if model.startswith("sft:"):
+        path = run_dir / SFT / model.removeprefix("sft:") / "model"
+    elif model.startswith(PREFIX):  # converted when the eval ran; the report never downloads
+        path = cache_root() / model.removeprefix(PREFIX)
+    else:
+        path = Path(model)
     return rendered.load_tokenizer(path if path.exists() else model)
 
 
