@@ -99,6 +99,19 @@ def samples(run_dir: Path) -> dict[tuple, str]:
     return out
 
 
+def closed_thoughts(run_dir: Path) -> str:
+    """One sentence: per model, the samples that wrote `</think>` (strict grading scores no other), read
+    from the eval parts' think_end_token."""
+    import pyarrow.parquet as pq
+
+    shares = []
+    for model in sorted(d for d in (run_dir / "05_eval").iterdir() if d.is_dir()):
+        ends = [t for part in sorted(model.glob("part-*.parquet")) for t in pq.read_table(part, columns=["think_end_token"])["think_end_token"].to_pylist()]
+        if ends:
+            shares.append(f"{model.name} {sum(t is not None for t in ends):,} of {len(ends):,}")
+    return f"Samples that closed their thought with `</think>` (strict grading scores no other): {'; '.join(shares)}." if shares else ""
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -201,6 +214,9 @@ def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int], 
     if f:
         apart = f" {f['not_selected']:,} more passed but another sample of their problem was kept." if f.get("not_selected") else ""
         lines_out.append(f"The filter kept {f['rows_out']:,} of {f['rows_in']:,} traces; rejected: {reasons}.{apart}")
+    closed = closed_thoughts(run_dir)
+    if closed:
+        lines_out.append(closed)
     timing = timing_line(run, times)
     if timing:
         lines_out.append(timing)
