@@ -151,7 +151,7 @@ PROBE_JS = """<script>window.addEventListener('load', () => {
   out.mask = {sup: style('pre .sup'), unsup: style('pre .unsup'), spans: row.querySelectorAll('pre .sup, pre .unsup').length};
   set('tb-group', 'curation');
   out.searchAll = visible().length;
-  set('tb-search', 'print(n *', 'input');
+  set('tb-search', 'print(n +', 'input');
   out.searchCode = visible().map((d) => d.dataset.benchmark);
   const p = document.createElement('pre'); p.id = 'probe'; p.textContent = JSON.stringify(out); p.hidden = true; document.body.appendChild(p);
 });</script>"""
