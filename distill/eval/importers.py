@@ -315,13 +315,13 @@ def _write_shard(stage: StageDir, i: int, spec, pairs: list[tuple[dict, Foreign]
         texts = [_with_think_markers(t, thought_markers) for t in item.completions]
         verdicts = score(spec.scorer, texts, p["answer"], p["tests"], rel_tol=spec.rel_tol, grading=grading)
         for j, (text, v) in enumerate(zip(texts, verdicts)):
-            tokens = count(item.completions[j]) if count else None
-            stored_tokens = tokens if text == item.completions[j] or not count else count(text)  # tokenised once unless rewritten
+            tokens = count(item.completions[j]) if count else item.tokens[j]
+            stored_tokens = tokens if text == item.completions[j] else count(text) if count else None  # tokenised once unless rewritten
             rows.append({
                 "benchmark": spec.name, "problem_id": p["id"], "model": model, "sample_idx": j, "answer": p["answer"],
                 "completion": text, "extracted": v.extracted, "correct": v.correct, "finish_reason": None,
                 "reason": v.reason, "grading": grading,
-                "completion_tokens": tokens if count else item.tokens[j],
+                "completion_tokens": tokens,
                 # positions in the text as stored (a model's own thought markers written as `<think>`), which strict grading reads
                 **token_positions(text, stored_tokens, None, count),
                 "foreign_correct": item.labels[j], "foreign_extracted": item.extracted[j],

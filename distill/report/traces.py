@@ -121,13 +121,13 @@ def _eval_tokenizer(run_dir: Path, spec: dict):
     """The tokenizer an eval model rendered its prompts with, or None where the backend received messages."""
     if spec.get("backend", "transformers") not in rendered.TEMPLATED_BACKENDS:
         return None
-    from distill.models import PREFIX, cache_root
+    from distill.models import PREFIX, converted_dir
 
     model = str(spec.get("model") or "")
     if model.startswith("sft:"):
         path = run_dir / SFT / model.removeprefix("sft:") / "model"
     elif model.startswith(PREFIX):  # converted when the eval ran; the report never downloads
-        path = cache_root() / model.removeprefix(PREFIX)
+        path = converted_dir(model.removeprefix(PREFIX))
     else:
         path = Path(model)
     return rendered.load_tokenizer(path if path.exists() else model)

@@ -191,15 +191,18 @@ def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens
     x, y = parse_code_prompt(prompt)
     lines, c = _arith_lines(x, "+", y, mistake, rng, max_tokens, cfg)
     lines.append(("程序输出" if mistake == "language_switch" else "The program prints") + f" n + {c}.")
-    think = "<think>\n" + "\n".join(lines) + "\n"
-    return think + ("" if mistake == "missing_think_close" else "</think>\n") + _program(c)
+    return _completion(lines, mistake, _program(c))
 
 
 def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
     a, op, b = parse_prompt(prompt)
     lines, answer = _arith_lines(a, op, b, mistake, rng, max_tokens, cfg)
-    think = "<think>\n" + "\n".join(lines) + "\n"
-    return think + ("" if mistake == "missing_think_close" else "</think>\n") + f"{a} {op} {b} = \\boxed{{{answer}}}"
+    return _completion(lines, mistake, f"{a} {op} {b} = \\boxed{{{answer}}}")
+
+
+def _completion(lines: list[str], mistake: str | None, response: str) -> str:
+    """The reasoning lines in a think block (left open by a "missing_think_close"), then the response."""
+    return "<think>\n" + "\n".join(lines) + "\n" + ("" if mistake == "missing_think_close" else "</think>\n") + response
 
 
 def _arith_lines(a: int, op: str, b: int, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> tuple[list[str], int]:
