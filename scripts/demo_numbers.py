@@ -99,16 +99,11 @@ def samples(run_dir: Path) -> dict[tuple, str]:
     return out
 
 
-def closed_thoughts(run_dir: Path) -> str:
-    """One sentence: per model, the samples that wrote `</think>` (strict grading scores no other), read
-    from the eval parts' think_end_token."""
-    import pyarrow.parquet as pq
-
-    shares = []
-    for model in sorted(d for d in (run_dir / "05_eval").iterdir() if d.is_dir()):
-        ends = [t for part in sorted(model.glob("part-*.parquet")) for t in pq.read_table(part, columns=["think_end_token"])["think_end_token"].to_pylist()]
-        if ends:
-            shares.append(f"{model.name} {sum(t is not None for t in ends):,} of {len(ends):,}")
+def closed_thoughts(summary: dict) -> str:
+    """One sentence: per model and benchmark, the share of samples that wrote `</think>` (strict grading
+    scores no other), from the report's summary."""
+    shares = [f"{model} " + ", ".join(f"{pct(v)} ({b})" for b, v in sorted(benches.items()) if v is not None)
+              for model, benches in sorted((summary.get("closed_thought") or {}).items()) if any(v is not None for v in benches.values())]
     return f"Samples that closed their thought with `</think>` (strict grading scores no other): {'; '.join(shares)}." if shares else ""
 
 
@@ -214,7 +209,7 @@ def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int], 
     if f:
         apart = f" {f['not_selected']:,} more passed but another sample of their problem was kept." if f.get("not_selected") else ""
         lines_out.append(f"The filter kept {f['rows_out']:,} of {f['rows_in']:,} traces; rejected: {reasons}.{apart}")
-    closed = closed_thoughts(run_dir)
+    closed = closed_thoughts(summary)
     if closed:
         lines_out.append(closed)
     timing = timing_line(run, times)

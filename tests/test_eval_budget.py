@@ -125,6 +125,8 @@ def test_the_report_plots_each_benchmark_and_names_the_budgets_where_the_distill
     assert summary["budget_curves"] == {name: {"toy_arith": c} for name, c in curves.items()}
     thinks = {name: {"toy_arith": s["termination"]["median_think_tokens"]} for name, s in scores.items()}
     assert summary["median_think_tokens"] == thinks and all(v["toy_arith"] > 0 for v in thinks.values())
+    closes = {name: {"toy_arith": s["termination"]["closed_thought"]} for name, s in scores.items()}
+    assert summary["closed_thought"] == closes and all(0 < v["toy_arith"] <= 1 for v in closes.values())
     assert (d / "report" / "plots" / "budget-toy_arith.png").stat().st_size > 0
     md = (d / "report" / "report.md").read_text()
     (row,) = [line for line in md.splitlines() if line.startswith("| distilled | baseline | ") and "exact" in line]

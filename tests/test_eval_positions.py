@@ -43,4 +43,6 @@ def test_toy_eval_stores_the_positions_of_every_sample(tmp_path):
     assert {r["think_end_token"] is None for r in rows} == {True, False}  # both kinds were sampled
     assert any(r["finish_reason"] == "length" for r in rows) and any(r["answer_end_token"] for r in rows)
     closed = sorted(r["think_end_token"] for r in rows if r["think_end_token"] is not None)
-    assert scores["benchmarks"]["toy_arith"]["termination"]["median_think_tokens"] == float(np.median(closed))  # how long it thinks
+    termination = scores["benchmarks"]["toy_arith"]["termination"]
+    assert termination["median_think_tokens"] == float(np.median(closed))  # how long it thinks
+    assert termination["closed_thought"] == len(closed) / len(rows) < 1  # how often it closes its thought

@@ -204,3 +204,5 @@ def test_demo_numbers_tabulates_the_run_its_machine_and_the_spread_over_seeds(ru
     assert "training seeds 0, 1" in text and "CPU s" in text
     (row,) = [line for line in text.splitlines() if line.startswith("| student | student-ao | toy_arith | ") and " / " in line]
     assert row.count("(range ") == 3
+    closed = json.loads((run / "report" / "summary.json").read_text())["closed_thought"]["student"]["toy_arith"]
+    assert f"closed their thought with `</think>` (strict grading scores no other): student {100 * closed:.1f}% (toy_arith)" in text

@@ -60,6 +60,9 @@ def termination(rows: list[dict]) -> dict:
         "mean_tokens": float(np.mean(tokens)) if tokens else None,
         # tokens of the samples that stopped on their own with an answer: the cost of reaching one
         "mean_tokens_to_answer": float(np.mean(answered)) if answered else None,
+        # samples that wrote `</think>`: strict grading scores no other, so a student that learned the
+        # reasoning but not the format shows here first
+        "closed_thought": len(thoughts) / n,
         # how long the model thinks: tokens up to its closing `</think>`, of the samples that closed it
         "median_think_tokens": float(np.median(thoughts)) if thoughts else None,
     }

@@ -41,7 +41,7 @@ def _signed(x: float) -> str:
 
 def results_table(data: dict) -> tuple[list[str], list[list[str]]]:
     head = ["model", "benchmark", "problems", "k", "pass@1 (%)", "95% CI", "cons@k (%)", "pass@k (%)",
-            "unfinished (%)", "repetition (%)", "tokens to answer", "protocol"]
+            "closed thought (%)", "unfinished (%)", "repetition (%)", "tokens to answer", "protocol"]
     rows = []
     for name, m in data["models"].items():
         for bench, s in sorted(m["scores"]["benchmarks"].items()):
@@ -50,7 +50,7 @@ def results_table(data: dict) -> tuple[list[str], list[list[str]]]:
             tta = t.get("mean_tokens_to_answer")
             departures = r1_departures(s.get("protocol", {}), m.get("templates", {}).get(bench, "r1"))
             rows.append([name, bench, str(s["n_problems"]), kmax, _pct(s["pass@1"]), _ci(*s["pass@1_ci95"]),
-                         _pct(s["cons@k"]), _pct(s["pass@k"].get(kmax)), _pct(t["unfinished"]), _pct(t["repetition"]),
+                         _pct(s["cons@k"]), _pct(s["pass@k"].get(kmax)), _pct(t.get("closed_thought")), _pct(t["unfinished"]), _pct(t["repetition"]),
                          "" if tta is None else f"{tta:.0f}", "not R1: " + ", ".join(departures) if departures else "R1"])
     return head, rows
 
@@ -414,9 +414,14 @@ def summary(data: dict, page: Path) -> dict:
             "sentences": [headline_sentence(p) for p in data["headline"]], "funnel": data["funnel"], "kd": kd,
             "budget_curves": {name: {b: s["budget"] for b, s in m["scores"]["benchmarks"].items() if s.get("budget", {}).get("points")}
                               for name, m in data["models"].items()},
-            # how long each model thinks (tokens up to `</think>`), beside its curves
-            "median_think_tokens": {name: {b: s["termination"].get("median_think_tokens") for b, s in m["scores"]["benchmarks"].items()}
-                                    for name, m in data["models"].items()}}
+            # how often each model closes its thought and how long it thinks (tokens up to `</think>`)
+            "closed_thought": _termination(data, "closed_thought"),
+            "median_think_tokens": _termination(data, "median_think_tokens")}
+
+
+def _termination(data: dict, key: str) -> dict:
+    """model -> benchmark -> one termination metric (None where its scores predate the metric)."""
+    return {name: {b: s["termination"].get(key) for b, s in m["scores"]["benchmarks"].items()} for name, m in data["models"].items()}
 
 
 def run(run_dir: Path, out: Path) -> Path:
