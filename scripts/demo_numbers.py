@@ -196,8 +196,8 @@ def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int], 
     reasons = ", ".join(f"{r} {n:,}" for r, n in sorted((f.get("rejected") or {}).items(), key=lambda kv: -kv[1]))
     lines_out = [
         start,
-        (f"Measured by `scripts/demo_numbers.py` at commit `{commit}`" if run is not None else
-         f"Tabulated by `scripts/demo_numbers.py --reuse` at commit `{commit}` from a run made earlier")
+        (f"Measured by `scripts/demo_numbers.py` at {commit}" if run is not None else
+         f"Tabulated by `scripts/demo_numbers.py --reuse` at {commit} from a run made earlier")
         + f" on {machine_line(run_dir)}; from the run's own `report/summary.json` (pass@1 over k samples per problem at T=0.6,"
         " top-p 0.95; 95% CIs over problems: Wilson for a pass@1, MOVER for the paired difference):",
         "",
@@ -243,7 +243,9 @@ def main() -> None:
     ap.add_argument("--repro", action="store_true", help="run a second time from scratch and compare every eval sample")
     args = ap.parse_args()
     # Read before the runs: a commit made while they train is not the code that produced the numbers.
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = "commit `" + subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip() + "`"
+    if subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip():
+        commit += " with uncommitted changes"  # the numbers are not that commit's
     run = repro = None
     seeds = list(range(args.seeds))
     if not args.reuse:
