@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.rehearsal import DROP, REHEARSAL_STEPS, apply, kd_run_changes, shipped, student, student_changes, unlisted_changes
+from distill.rehearsal import DROP, REHEARSAL_STEPS, apply, shipped, student, unlisted_changes
 from distill.sft.config import StudentConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDENT_CONFIGS = sorted((ROOT / "pipelines" / "sft").glob("*.yaml"))
 GENERATE_CONFIGS = sorted((ROOT / "pipelines").glob("r1_generate*.yaml"))
 ACCELERATE_CONFIGS = sorted((ROOT / "pipelines" / "accelerate").glob("*.yaml"))
-STEPS = REHEARSAL_STEPS
 
 
 def real_body(model: str) -> str:
@@ -24,7 +23,7 @@ def real_body(model: str) -> str:
     return model.split("/")[-1].lower()
 
 
-def student_config(path: Path, models, steps: int = STEPS) -> StudentConfig:
+def student_config(path: Path, models, steps: int = REHEARSAL_STEPS) -> StudentConfig:
     """`student` on the tiny body of the config's own model (`models`: conftest's fixture), no unlisted change."""
     ran = student(path, models(real_body(shipped(path)["model"])), steps)
     assert not unlisted_changes(shipped(path), ran, "student")

@@ -9,10 +9,11 @@ What stays unproven without GPUs: TP 8 x PP 2 placement, FP8 weights, the KV-cac
 
 import pytest
 
+from distill import rehearsal
 from distill.generate.config import RUNTIME_ONLY, GenerateConfig, vllm_engine_args
 from tests import rehearsals
 
-VLLM_CONFIGS = [p for p in rehearsals.GENERATE_CONFIGS if rehearsals.shipped(p)["backend"] == "vllm"]
+VLLM_CONFIGS = [p for p in rehearsals.GENERATE_CONFIGS if rehearsal.shipped(p)["backend"] == "vllm"]
 
 
 def test_every_runtime_only_vllm_key_is_an_engine_argument():
@@ -28,7 +29,7 @@ def test_extra_vllm_keys_parse_where_vllm_is_not_installed(monkeypatch, caplog):
     import distill.generate.config as config
 
     monkeypatch.setattr(config, "vllm_engine_args", lambda: None)
-    cfg = GenerateConfig(**rehearsals.shipped(rehearsals.ROOT / "pipelines" / "r1_generate_h100.yaml"))
+    cfg = GenerateConfig(**rehearsal.shipped(rehearsals.ROOT / "pipelines" / "r1_generate_h100.yaml"))
     assert cfg.vllm.model_extra["pipeline_parallel_size"] == 2
     assert "not checked: vllm is not installed" in caplog.text
 
@@ -38,7 +39,7 @@ def test_r1_is_loaded_without_checkpoint_code():
     from transformers import CONFIG_MAPPING
 
     assert "deepseek_v3" in CONFIG_MAPPING
-    assert all(GenerateConfig(**rehearsals.shipped(p)).vllm.trust_remote_code is False for p in VLLM_CONFIGS)
+    assert all(GenerateConfig(**rehearsal.shipped(p)).vllm.trust_remote_code is False for p in VLLM_CONFIGS)
 
 
 @pytest.mark.vllm
@@ -51,7 +52,7 @@ def test_each_shipped_vllm_block_is_valid_engine_args(tmp_path):
 
     body = build_model("deepseek-r1", tmp_path / "r1")
     for path in VLLM_CONFIGS:
-        shipped = GenerateConfig(**rehearsals.shipped(path))
+        shipped = GenerateConfig(**rehearsal.shipped(path))
         args = vllm.EngineArgs(**engine_kwargs(str(body), shipped.vllm))  # every shipped key and value, as vllm.LLM gets them
         assert args.tensor_parallel_size == shipped.vllm.tensor_parallel_size and args.max_model_len == 36864
         ran = GenerateConfig(**rehearsals.generate(path, body))

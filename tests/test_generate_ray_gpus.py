@@ -3,6 +3,7 @@ while vLLM's Ray executor needs TP x PP more for its workers never starts on a t
 
 import pytest
 
+from distill import rehearsal
 from distill.generate.config import GenerateConfig
 from distill.generate.stage import ray_options
 from tests import rehearsals
@@ -11,8 +12,8 @@ PIPELINES = rehearsals.ROOT / "pipelines"
 
 
 def test_a_pipeline_parallel_engine_reserves_tp_x_pp_gpus_and_a_one_node_engine_tp():
-    assert ray_options(GenerateConfig(**rehearsals.shipped(PIPELINES / "r1_generate_h100.yaml"))) == {"gpu_bundles": 16}
-    assert ray_options(GenerateConfig(**rehearsals.shipped(PIPELINES / "r1_generate.yaml"))) == {"num_gpus": 8}
+    assert ray_options(GenerateConfig(**rehearsal.shipped(PIPELINES / "r1_generate_h100.yaml"))) == {"gpu_bundles": 16}
+    assert ray_options(GenerateConfig(**rehearsal.shipped(PIPELINES / "r1_generate.yaml"))) == {"num_gpus": 8}
 
 
 @pytest.mark.slow

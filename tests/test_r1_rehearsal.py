@@ -32,13 +32,13 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from distill import rehearsal
 from distill.config import parse
 from distill.eval.benchmarks import load_benchmark, load_spec
 from distill.generate.prompting import THINK_PREFIX
 from distill.pipeline import PipelineConfig, read_pipeline
 from distill.rehearsal import DROP, apply, cpu_attention, unlisted_changes
 from distill.stage import StageDir
-from tests import rehearsals
 from tests.real_students import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,7 +233,7 @@ def rehearsal_config(tmp: Path) -> dict:
     for s in data["sft"]["students"]:
         key = f"sft/students/{s['name']}"
         if s["name"] in STUDENTS:
-            changes.update(rehearsals.student_changes(build_model(s["name"], models / s["name"]), f"{key}/"))
+            changes.update(rehearsal.student_changes(build_model(s["name"], models / s["name"]), f"{key}/"))
         else:
             changes[key] = DROP
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from distill import rehearsal
 from distill.pipeline import read_pipeline
 from distill.rehearsal import DROP, OVERRIDES, apply, diff, unlisted_changes
 from tests import rehearsals
@@ -21,7 +22,7 @@ def test_every_override_has_a_reason_and_no_key_is_listed_twice():
 
 
 def test_a_change_outside_the_list_is_refused_and_found_by_the_diff():
-    shipped = rehearsals.shipped(rehearsals.STUDENT_CONFIGS[0])
+    shipped = rehearsal.shipped(rehearsals.STUDENT_CONFIGS[0])
     with pytest.raises(KeyError, match="training/padding_free: not in distill.rehearsal.OVERRIDES"):
         apply(shipped, "student", {"training/padding_free": False})
     ran = {**shipped, "training": {**shipped["training"], "padding_free": False, "bf16": False}}
@@ -32,8 +33,8 @@ def test_a_change_outside_the_list_is_refused_and_found_by_the_diff():
 
 @pytest.mark.parametrize("path", rehearsals.STUDENT_CONFIGS, ids=lambda p: p.stem)
 def test_student_rehearsal_changes_only_listed_keys(path):
-    shipped = rehearsals.shipped(path)
-    ran = rehearsals.student(path, Path("/tmp/tiny"))
+    shipped = rehearsal.shipped(path)
+    ran = rehearsal.student(path, Path("/tmp/tiny"))
     assert not unlisted_changes(shipped, ran, "student")
     changed = {p for _, p in diff(shipped, ran)}
     assert not changed & set(AS_SHIPPED)
@@ -42,12 +43,12 @@ def test_student_rehearsal_changes_only_listed_keys(path):
 
 @pytest.mark.parametrize("path", rehearsals.GENERATE_CONFIGS, ids=lambda p: p.stem)
 def test_generate_rehearsal_changes_only_listed_keys(path):
-    assert not unlisted_changes(rehearsals.shipped(path), rehearsals.generate(path, Path("/tmp/tiny")), "generate")
+    assert not unlisted_changes(rehearsal.shipped(path), rehearsals.generate(path, Path("/tmp/tiny")), "generate")
 
 
 @pytest.mark.parametrize("path", rehearsals.ACCELERATE_CONFIGS, ids=lambda p: p.stem)
 def test_accelerate_rehearsal_changes_only_listed_keys(path):
-    shipped = rehearsals.shipped(path)
+    shipped = rehearsal.shipped(path)
     ran = rehearsals.accelerate(path)
     assert not unlisted_changes(shipped, ran, "accelerate")
     assert ran.get("mixed_precision") == shipped.get("mixed_precision") and ran["distributed_type"] == shipped["distributed_type"]
@@ -67,7 +68,7 @@ def test_r1_kd_rehearsal_changes_only_listed_keys(tmp_path):
     from tests.test_rehearse_kd import REAL
 
     shipped = read_pipeline(REAL)
-    ran = apply(shipped, "pipeline", rehearsals.kd_run_changes(shipped, tmp_path / "student", tmp_path / "teacher"))
+    ran = apply(shipped, "pipeline", rehearsal.kd_run_changes(shipped, tmp_path / "student", tmp_path / "teacher"))
     assert not unlisted_changes(shipped, ran, "pipeline")
 
 

@@ -6,6 +6,7 @@ transformers sampling instead of a `trl vllm-serve` server, few tokens)."""
 
 import pytest
 
+from distill import rehearsal
 from distill.kd.config import KDConfig
 from distill.pipeline import read_pipeline
 from distill.rehearsal import apply, cpu_attention
@@ -39,15 +40,15 @@ def test_r1_kd_run_and_its_sft_control_take_two_optimizer_steps_as_written(tmp_p
     for role in ("student", "teacher"):  # each SFT'd first, as the real run: SFT's own rehearsal of its shipped config
         cfg = sft_student(shipped, kd_shipped[role])
         body = build_model(rehearsals.real_body(cfg.model), tmp_path / "bodies" / cfg.name)
-        cfg = StudentConfig(**cpu_attention(apply(cfg.model_dump(mode="json"), "student", rehearsals.student_changes(body)), "student"))
+        cfg = StudentConfig(**cpu_attention(apply(cfg.model_dump(mode="json"), "student", rehearsal.student_changes(body)), "student"))
         run_sft(cfg, curated, sft_dir / cfg.name, threads=1)
         trained[role] = (cfg, sft_dir / cfg.name / "model")
 
-    ran = cpu_attention(apply(shipped, "pipeline", rehearsals.kd_run_changes(shipped, trained["student"][1], trained["teacher"][1])), "pipeline")
+    ran = cpu_attention(apply(shipped, "pipeline", rehearsal.kd_run_changes(shipped, trained["student"][1], trained["teacher"][1])), "pipeline")
     cfg = KDConfig(**ran["kd"]["runs"][0])
     assert cfg.training["bf16"] and cfg.training["gradient_checkpointing"] and cfg.sft_control is not None
     summary = run_kd(cfg, curated, tmp_path / "04_kd" / cfg.name, threads=1)
-    assert summary["steps"] == rehearsals.STEPS and summary["tokens_generated"] > 0
+    assert summary["steps"] == rehearsal.REHEARSAL_STEPS and summary["tokens_generated"] > 0
     before = AutoModelForCausalLM.from_pretrained(trained["student"][1], dtype=torch.bfloat16)
     after = AutoModelForCausalLM.from_pretrained(tmp_path / "04_kd" / cfg.name / "model", dtype=torch.bfloat16)
     assert any(not torch.equal(p, q) for p, q in zip(before.parameters(), after.parameters())), "KD changed no parameter"

@@ -5,6 +5,7 @@ two steps of one micro-batch)."""
 
 import pytest
 
+from distill import rehearsal
 from distill.sft.data import curated_dataset, tokenized_dataset
 from distill.sft.stage import build_trainer, load_model, load_tokenizer, run, training_args
 from tests import rehearsals
@@ -38,7 +39,7 @@ def test_shipped_student_takes_two_optimizer_steps(path, models, curated, tmp_pa
 
     cfg = rehearsals.student_config(path, models)
     summary = run(cfg, curated, tmp_path / "out", threads=1)
-    assert summary["steps"] == rehearsals.STEPS and summary["rows_too_long"] == 0
+    assert summary["steps"] == rehearsal.REHEARSAL_STEPS and summary["rows_too_long"] == 0
     trained = AutoModelForCausalLM.from_pretrained(tmp_path / "out" / "model", dtype=torch.bfloat16)
     base = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.bfloat16)
     assert trained.dtype == torch.bfloat16  # trained in the shipped dtype

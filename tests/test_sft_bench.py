@@ -30,11 +30,11 @@ def test_gpu_check_validates_its_arguments(gpu_check):
 def test_gpu_check_changes_the_shipped_configs_only_through_the_rehearsal_list(gpu_check, tmp_path):
     """On a GPU: the model and step, sample and process counts; the dry run also sdpa, one micro-batch, one
     tokenizing process. padding_free, max_length, bf16 and checkpointing run as shipped in both."""
+    from distill import rehearsal
     from distill.pipeline import read_pipeline
     from distill.rehearsal import diff, unlisted_changes
-    from tests import rehearsals
 
-    student = rehearsals.shipped(gpu_check.STUDENT)
+    student = rehearsal.shipped(gpu_check.STUDENT)
     kd = read_pipeline(gpu_check.KD_PIPELINE)
     for dry in (False, True):
         ran = gpu_check.shipped_student(tmp_path, dry, steps=10)
@@ -42,7 +42,7 @@ def test_gpu_check_changes_the_shipped_configs_only_through_the_rehearsal_list(g
         attention = {p for _, p in diff(student, ran)} & {"training/model_init_kwargs/attn_implementation"}
         assert bool(attention) == dry and ran["max_length"] == student["max_length"]
         assert not unlisted_changes(kd, gpu_check.shipped_kd(tmp_path, dry, tokens=64), "pipeline")
-    assert not unlisted_changes(rehearsals.shipped(gpu_check.ZERO3), gpu_check.shipped_zero3(1), "accelerate")
+    assert not unlisted_changes(rehearsal.shipped(gpu_check.ZERO3), gpu_check.shipped_zero3(1), "accelerate")
 
 
 def test_gpu_check_without_a_gpu_says_so(gpu_check):

@@ -110,7 +110,7 @@ def test_full_fine_tune_of_a_qwen_math_student_extends_its_context_and_renders_e
     init = cfg.training["model_init_kwargs"]
     assert saved["max_position_embeddings"] == init["max_position_embeddings"] > 4096
     assert saved["rope_parameters"]["rope_theta"] == init["rope_parameters"]["rope_theta"] > 10000
-    assert summary["rows_too_long"] == 0 and summary["steps"] == rehearsals.STEPS
+    assert summary["rows_too_long"] == 0 and summary["steps"] == rehearsal.REHEARSAL_STEPS
     messages = next(r["messages"] for r in curated_rows(4, seed=5) if r["messages"])
     trained_prefix_equals_eval_prompt(tmp_path / "out" / "model", messages)
 
