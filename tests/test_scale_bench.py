@@ -25,7 +25,7 @@ def test_scale_bench_at_two_small_sizes_with_a_kill_in_each_stage(tmp_path):
     for size in ("400", "800"):
         for stage in STAGES:
             s = m[size][stage]
-            assert s["rows"] > 0 and s["seconds"] > 0 and s["peak_mb"] > 50 and s["bytes"] > 0, (size, stage, s)
+            assert s["rows"] > 0 and s["seconds"] > 0 and s["peak_mb"] > 50 and 10 < s["private_mb"] <= s["peak_mb"] * 2 and s["bytes"] > 0, (size, stage, s)
             assert s["kill"]["same_rows"], f"{stage} at {size} traces: the rerun after kill -9 gave other rows"
             assert s["kill"]["rows"] == s["rows"]
     small, large = m["400"], m["800"]
