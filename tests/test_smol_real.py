@@ -46,11 +46,19 @@ def test_converted_model_is_a_working_instruct_model(smol):
     assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
 
 
-def test_sft_check_then_two_steps_on_the_real_weights(smol, tmp_path):
-    curated = write_curated(tmp_path / "03_curated", 16, digits=3)
-    config = str(ROOT / "pipelines/sft/smol/smollm2-135m.yaml")
+@pytest.fixture(scope="module")
+def curated(smol, tmp_path_factory):
+    return write_curated(tmp_path_factory.mktemp("data") / "03_curated", 16, digits=3)
+
+
+def sft_args(curated: Path, out: Path) -> list[str]:
+    """`distill sft` with the shipped config as written (model fetch:smollm2-135m)."""
+    return ["sft", "-c", str(ROOT / "pipelines/sft/smol/smollm2-135m.yaml"), "-i", str(curated), "-o", str(out)]
+
+
+def test_sft_check_then_two_steps_on_the_real_weights(curated, tmp_path):
     out = tmp_path / "04_sft"
-    base = ["sft", "-c", config, "-i", str(curated), "-o", str(out)]  # as shipped: model fetch:smollm2-135m
+    base = sft_args(curated, out)
     result = CliRunner().invoke(app, base + ["--check"])
     assert result.exit_code == 0, result.output
     check = json.loads((out / "check.json").read_text())
@@ -63,3 +71,23 @@ def test_sft_check_then_two_steps_on_the_real_weights(smol, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["smoke"]["prompts"] == 5
     assert summary["smoke"]["sample"].startswith("<think>\n") and 0 <= summary["smoke"]["closed_share"] <= 1
+
+
+def test_on_policy_kd_between_two_sft_checkpoints_of_the_real_model(curated, tmp_path):
+    """kd on real weights: tied embeddings, the added think tokens, ChatML. The teacher is the student
+    trained 4 more steps: same vocabulary and template, so the stage's tokenizer check passes."""
+    from distill.kd.config import KDConfig
+    from distill.kd.stage import run
+
+    steps = ["--set", "training.per_device_train_batch_size=2", "--set", "training.learning_rate=1e-4", "--threads", "2"]
+    for name, n in (("student", 1), ("teacher", 5)):
+        result = CliRunner().invoke(app, sft_args(curated, tmp_path / name) + steps + ["--set", f"training.max_steps={n}"])
+        assert result.exit_code == 0, result.output
+    student, teacher = tmp_path / "student" / "model", tmp_path / "teacher" / "model"
+    training = {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-5, "logging_steps": 1, "save_steps": 2, "eval_steps": 2, "seed": 0}
+    cfg = KDConfig(name="smol-kd", student=str(student), teacher=str(teacher), heldout=4, max_completion_length=16, training=training)
+    summary = run(cfg, curated, tmp_path / "kd", threads=2)
+    assert summary["steps"] == 2 and 0 < summary["tokens_generated"] <= 2 * 2 * 16
+    start, end = summary["heldout_start"]["kl_to_teacher"], summary["heldout_end"]["kl_to_teacher"]
+    assert 0 < start < 10 and 0 < end < 10, (start, end)  # two different checkpoints, finite and close
+    assert (tmp_path / "kd" / "model" / "model.safetensors").stat().st_size > 100e6  # 135M parameters saved whole
