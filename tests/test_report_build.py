@@ -68,7 +68,8 @@ def test_markdown_has_results_with_cis_comparison_reference_funnel_and_loss(run_
     for m, s in scores.items():
         assert results[m][4] == f"{100 * s['pass@1']:.1f}"
         assert results[m][5] == f"[{100 * s['pass@1_ci95'][0]:.1f}, {100 * s['pass@1_ci95'][1]:.1f}]"
-        assert results[m][8] == f"{100 * s['termination']['unfinished']:.1f}"
+        assert results[m][8] == f"{100 * s['termination']['closed_thought']:.1f}"
+        assert results[m][9] == f"{100 * s['termination']['unfinished']:.1f}"
     (cmp_row,) = table(md, "distilled | baseline")
     assert cmp_row[:3] == ["distilled", "baseline", "toy_arith"]
     assert float(cmp_row[4]) == pytest.approx(100 * (scores["distilled"]["pass@1"] - scores["baseline"]["pass@1"]), abs=0.051)
