@@ -74,8 +74,8 @@ def test_sft_check_then_two_steps_on_the_real_weights(curated, tmp_path):
 
 
 def test_on_policy_kd_between_two_sft_checkpoints_of_the_real_model(curated, tmp_path):
-    """kd on real weights: tied embeddings, the added think tokens, ChatML. The teacher is the student
-    trained 4 more steps: same vocabulary and template, so the stage's tokenizer check passes."""
+    """kd on real weights: tied embeddings, the added think tokens, ChatML. Student and teacher are the model
+    after 1 and after 5 SFT steps: one vocabulary and template, so the stage's tokenizer check passes."""
     from distill.kd.config import KDConfig
     from distill.kd.stage import run
 
