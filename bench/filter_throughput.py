@@ -22,11 +22,8 @@ import random
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,6 +32,7 @@ from distill.filter.stage import run  # noqa: E402
 from distill.io import write_parquet  # noqa: E402
 from distill.records import TRACE, to_table  # noqa: E402
 from distill.stage import StageDir  # noqa: E402
+from memory import PeakMemory  # noqa: E402  (bench/memory.py, beside this script)
 
 SAMPLES = 8  # per problem, as in R1-style rejection sampling
 WORDS = (
@@ -94,38 +92,10 @@ def write_input(path: Path, n_traces: int, shard_rows: int) -> None:
     stage.plan(n_shards)
 
 
-class PeakRSS:
-    """Peak resident memory of this process and all its children, sampled every 50 ms."""
-
-    def __init__(self):
-        self.peak, self._stop = 0, threading.Event()
-        self._t = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self):
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
-            self.peak = max(self.peak, total)
-            time.sleep(0.05)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-
-
 def timed_filter(inp: Path, out: Path, workers: int) -> tuple[float, float, int, dict]:
     """(wall seconds, CPU seconds of the shard work, peak RSS bytes, stage totals) of one filter run."""
     shutil.rmtree(out, ignore_errors=True)
-    with PeakRSS() as mem:
+    with PeakMemory() as mem:
         start = time.perf_counter()
         totals = run(FilterConfig(), inp, out, workers=workers)
         seconds = time.perf_counter() - start

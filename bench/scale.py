@@ -161,35 +161,15 @@ def run_stage(stage: str, work: Path, traces: int) -> tuple[int, str | None]:
     return len(rows), h.hexdigest()[:16]
 
 
-def _private_kib(pid: int) -> int:
-    """A process's anonymous resident memory (RssAnon): what it holds, without the file pages it maps."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next((int(line.split()[1]) for line in f if line.startswith("RssAnon:")), 0)
-    except OSError:  # it ended between the listing and the read
-        return 0
-
-
-def _watch_private(peak: list[int], every_s: float = 0.1) -> None:
-    """Keep in peak[0] the largest sum of RssAnon over this process and its workers, sampled."""
-    import psutil
-
-    me = psutil.Process()
-    while True:
-        peak[0] = max(peak[0], sum(_private_kib(p) for p in [me.pid, *(c.pid for c in me.children(recursive=True))]))
-        time.sleep(every_s)
-
-
 def _child(stage: str, work: Path, traces: int) -> None:
-    import threading
+    from memory import PeakMemory  # bench/memory.py, beside this script
 
-    private = [0]
-    threading.Thread(target=_watch_private, args=(private,), daemon=True).start()
-    t0 = time.perf_counter()
-    rows, tokens = run_stage(stage, work, traces)
-    seconds = time.perf_counter() - t0
+    with PeakMemory(private=True, every_s=0.1) as private:
+        t0 = time.perf_counter()
+        rows, tokens = run_stage(stage, work, traces)
+        seconds = time.perf_counter() - t0
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": kib / 1024, "private_mb": private[0] / 1024, "tokens_digest": tokens}))
+    print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": kib / 1024, "private_mb": private.peak / 2**20, "tokens_digest": tokens}))
 
 
 def _start(stage: str, work: Path, traces: int) -> subprocess.Popen:
