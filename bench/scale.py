@@ -225,13 +225,15 @@ def digest(work: Path, stage: str) -> str:
     return h.hexdigest()[:16]
 
 
-def run_path(work: Path, traces: int, kill: bool) -> dict:
+def run_path(work: Path, traces: int, kill: bool, results: dict, save) -> None:
+    """Measure every stage at one size into `results`, calling `save` after each, so a run stopped
+    part-way keeps the stages it finished."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "sources.json").write_text(json.dumps(write_sources(work / "sources", traces)))
-    results = {}
     for stage in STAGES:
         m = measure(stage, work, traces)
         results[stage] = m
+        save()
         print(f"  {traces:>9,} {stage:9s} {m['seconds']:8.1f} s {m['rows']:>9,} rows {m['peak_mb']:7.0f} MB ({m['private_mb']:.0f} private) {m['bytes'] / 2**20:9.1f} MiB", file=sys.stderr)
     if kill:
         again = work.parent / f"{work.name}-killed"
@@ -244,31 +246,35 @@ def run_path(work: Path, traces: int, kill: bool) -> dict:
             else:
                 same = digest(work, stage) == digest(again, stage)
             results[stage]["kill"] = {**k, "same_rows": same}
+            save()
             print(f"  {traces:>9,} {stage:9s} killed={k['killed']} rerun {k['rerun_s']:.1f} s, same rows: {same}", file=sys.stderr)
-    return results
 
 
 def table(sizes: list[int], results: dict[int, dict]) -> str:
+    """The per-stage table; a stage a stopped run did not reach is left out of its size's rows and totals."""
     lines = [f"{'stage':9s} {'traces':>9s} {'seconds':>9s} {'rows out':>9s} {'rows/s':>8s} {'peak RSS MB':>12s} {'private MB':>11s} {'on disk MiB':>12s}"]
     for stage in STAGES:
         for n in sizes:
+            if stage not in results[n]:
+                continue
             m = results[n][stage]
             lines.append(f"{stage:9s} {n:>9,} {m['seconds']:>9.1f} {m['rows']:>9,} {m['rows'] / max(m['seconds'], 1e-9):>8,.0f} {m['peak_mb']:>12,.0f} "
                          f"{m['private_mb']:>11,.0f} {m['bytes'] / 2**20:>12,.1f}")
-    total = {n: sum(results[n][s]["seconds"] for s in STAGES) for n in sizes}
-    lines.append(f"{'total':9s} " + "  ".join(f"{n:,}: {total[n]:.0f} s" for n in sizes))
+    total = {n: sum(results[n][s]["seconds"] for s in STAGES if s in results[n]) for n in sizes}
+    lines.append(f"{'total':9s} " + "  ".join(f"{n:,}: {total[n]:.0f} s" + ("" if len(results[n]) == len(STAGES) else f" ({len(results[n])} of {len(STAGES)} stages)") for n in sizes))
     if len(sizes) == 2:
         a, b = sizes
         lines.append(f"\nratios {b:,} / {a:,} traces (size x{b / a:g}):")
-        for stage in STAGES:
+        for stage in [s for s in STAGES if s in results[a] and s in results[b]]:
             x, y = results[a][stage], results[b][stage]
             lines.append(
                 f"{stage:9s} time x{y['seconds'] / x['seconds']:.2f}  peak RSS x{y['peak_mb'] / x['peak_mb']:.2f}  private x{y['private_mb'] / x['private_mb']:.2f}  "
                 f"disk x{y['bytes'] / max(x['bytes'], 1):.2f}  rows x{y['rows'] / max(x['rows'], 1):.2f}"
             )
-        lines.append(f"{'total':9s} time x{total[b] / total[a]:.2f}")
+        if len(results[a]) == len(results[b]) == len(STAGES):
+            lines.append(f"{'total':9s} time x{total[b] / total[a]:.2f}")
     for n in sizes:
-        kills = {s: results[n][s].get("kill") for s in STAGES if results[n][s].get("kill")}
+        kills = {s: m["kill"] for s, m in results[n].items() if "kill" in m}
         if kills:
             lines.append(f"\nkill -9 once per stage at {n:,} traces, rerun: " + "; ".join(
                 f"{s} {'killed' if k['killed'] else 'finished first'}, rerun {k['rerun_s']:.0f} s, same rows {k['same_rows']}" for s, k in kills.items()))
@@ -316,19 +322,24 @@ def main() -> None:
         return
     import shutil
 
+    from distill.io import write_json
+
     sizes = sorted(parse_size(s) for s in args.size)
     header = f"bench/scale.py --size {' '.join(args.size)}{' --kill-each-stage' if args.kill_each_stage else ''}: {machine()}, {datetime.date.today()}"
     print(header, file=sys.stderr)
     results = {}
+
+    def save() -> None:
+        if args.json:
+            write_json(args.json, {"header": header, **{str(n): r for n, r in results.items()}})
+
     for n in sizes:
         work = args.work / str(n)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(args.work / f"{n}-killed", ignore_errors=True)
-        results[n] = run_path(work, n, args.kill_each_stage)
+        run_path(work, n, args.kill_each_stage, results.setdefault(n, {}), save)
     text = f"{header}\n{table(sizes, results)}"
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps({"header": header, **{str(n): r for n, r in results.items()}}, indent=1))
     if args.readme:
         write_readme(text)
 
