@@ -102,8 +102,11 @@ def samples(run_dir: Path) -> dict[tuple, str]:
 def closed_thoughts(summary: dict) -> str:
     """One sentence: per model and benchmark, the share of samples that wrote `</think>` (strict grading
     scores no other), from the report's summary."""
-    shares = [f"{model} " + ", ".join(f"{pct(v)} ({b})" for b, v in sorted(benches.items()) if v is not None)
-              for model, benches in sorted((summary.get("closed_thought") or {}).items()) if any(v is not None for v in benches.values())]
+    shares = []
+    for model, benches in sorted((summary.get("closed_thought") or {}).items()):
+        known = {b: v for b, v in sorted(benches.items()) if v is not None}
+        if known:
+            shares.append(f"{model} " + ", ".join(f"{pct(v)} ({b})" for b, v in known.items()))
     return f"Samples that closed their thought with `</think>` (strict grading scores no other): {'; '.join(shares)}." if shares else ""
 
 
