@@ -5,6 +5,7 @@
     python scripts/demo_numbers.py --repro          # also a second fresh run, compared sample by sample
     python scripts/demo_numbers.py --reuse          # no run: tabulate the run directory (and seed runs) as they are
     python scripts/demo_numbers.py --pipeline pipelines/toy_kd.yaml --run-dir runs/toy_kd   # the KD comparison's block
+    python scripts/demo_numbers.py --seeds 3 --run-dir runs/toy-xeon --block toy-xeon       # another machine's block
 
 Everything in the block comes from the run's own files: report/summary.json (pass@1 with CIs, the
 paired difference, the funnel), logs/times.json (wall and CPU time per stage), logs/invocations.jsonl
@@ -179,9 +180,10 @@ def timing_line(run: dict | None, times: dict) -> str:
             f"time; per stage, wall / CPU: {stage_times}), and printed {run['lines']} lines.")
 
 
-def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int], commit: str) -> str:
+def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int], commit: str, name: str | None = None) -> str:
+    """The README block of a run; `name` picks its markers (default: the pipeline's name)."""
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
-    start, end = markers(summary["run"])
+    start, end = markers(name or summary["run"])
     times_file = run_dir / "logs" / "times.json"
     times = json.loads(times_file.read_text()) if times_file.exists() else {}
     rows = [
@@ -244,6 +246,8 @@ def main() -> None:
                     "trains and evaluates the students again on its data; the block shows the spread")
     ap.add_argument("--reuse", action="store_true", help="tabulate the run directory (and its seed runs) as they are, without running")
     ap.add_argument("--repro", action="store_true", help="run a second time from scratch and compare every eval sample")
+    ap.add_argument("--block", help="write the README block with this name's markers instead of the pipeline's, e.g. the "
+                    "same demo on another machine beside the main block (the screenshots are then left alone)")
     args = ap.parse_args()
     # Read before the runs: a commit made while they train is not the code that produced the numbers.
     commit = "commit `" + subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip() + "`"
@@ -263,10 +267,10 @@ def main() -> None:
         repro = (f"A second run from scratch gave identical eval samples: {same:,} of {len(a):,}." if same == len(a) == len(b)
                  else f"A second run from scratch differed: {same:,} of {len(a):,} eval samples identical ({len(b):,} in the second run).")
         shutil.rmtree(second)
-    text = block(args.run_dir, run, repro, seeds, commit)
+    text = block(args.run_dir, run, repro, seeds, commit, args.block)
     rewrite(args.readme, text)
     print(text)
-    if args.readme.resolve() == (ROOT / "README.md").resolve() and summary_run(args.run_dir) == "toy":
+    if args.readme.resolve() == (ROOT / "README.md").resolve() and summary_run(args.run_dir) == "toy" and not args.block:
         screenshots(args.run_dir)
 
 

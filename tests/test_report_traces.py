@@ -206,3 +206,11 @@ def test_demo_numbers_tabulates_the_run_its_machine_and_the_spread_over_seeds(ru
     assert row.count("(range ") == 3
     closed = json.loads((run / "report" / "summary.json").read_text())["closed_thought"]["student"]["toy_arith"]
     assert f"closed their thought with `</think>` (strict grading scores no other): student {100 * closed:.1f}% (toy_arith)" in text
+    # --block: another machine's run in its own block beside this one, which stays as it is
+    other_start, other_end = demo_numbers.markers("other-cpu")
+    readme.write_text(text + f"{other_start}\n{other_end}\n")
+    result = subprocess.run([sys.executable, "scripts/demo_numbers.py", "--reuse", "--run-dir", str(run), "--readme", str(readme), "--block", "other-cpu"],
+                            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    both = readme.read_text()
+    assert both.startswith(text) and both.count(f"on {cpu_model()}, ") == 2
