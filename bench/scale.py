@@ -252,29 +252,29 @@ def run_path(work: Path, traces: int, kill: bool, results: dict, save) -> None:
 
 def table(sizes: list[int], results: dict[int, dict]) -> str:
     """The per-stage table; a stage a stopped run did not reach is left out of its size's rows and totals."""
+    done = {n: [s for s in STAGES if s in results[n]] for n in sizes}
+    complete = {n: len(done[n]) == len(STAGES) for n in sizes}
     lines = [f"{'stage':9s} {'traces':>9s} {'seconds':>9s} {'rows out':>9s} {'rows/s':>8s} {'peak RSS MB':>12s} {'private MB':>11s} {'on disk MiB':>12s}"]
     for stage in STAGES:
-        for n in sizes:
-            if stage not in results[n]:
-                continue
+        for n in [n for n in sizes if stage in done[n]]:
             m = results[n][stage]
             lines.append(f"{stage:9s} {n:>9,} {m['seconds']:>9.1f} {m['rows']:>9,} {m['rows'] / max(m['seconds'], 1e-9):>8,.0f} {m['peak_mb']:>12,.0f} "
                          f"{m['private_mb']:>11,.0f} {m['bytes'] / 2**20:>12,.1f}")
-    total = {n: sum(results[n][s]["seconds"] for s in STAGES if s in results[n]) for n in sizes}
-    lines.append(f"{'total':9s} " + "  ".join(f"{n:,}: {total[n]:.0f} s" + ("" if len(results[n]) == len(STAGES) else f" ({len(results[n])} of {len(STAGES)} stages)") for n in sizes))
+    total = {n: sum(results[n][s]["seconds"] for s in done[n]) for n in sizes}
+    lines.append(f"{'total':9s} " + "  ".join(f"{n:,}: {total[n]:.0f} s" + ("" if complete[n] else f" ({len(done[n])} of {len(STAGES)} stages)") for n in sizes))
     if len(sizes) == 2:
         a, b = sizes
         lines.append(f"\nratios {b:,} / {a:,} traces (size x{b / a:g}):")
-        for stage in [s for s in STAGES if s in results[a] and s in results[b]]:
+        for stage in [s for s in done[a] if s in done[b]]:
             x, y = results[a][stage], results[b][stage]
             lines.append(
                 f"{stage:9s} time x{y['seconds'] / x['seconds']:.2f}  peak RSS x{y['peak_mb'] / x['peak_mb']:.2f}  private x{y['private_mb'] / x['private_mb']:.2f}  "
                 f"disk x{y['bytes'] / max(x['bytes'], 1):.2f}  rows x{y['rows'] / max(x['rows'], 1):.2f}"
             )
-        if len(results[a]) == len(results[b]) == len(STAGES):
+        if complete[a] and complete[b]:
             lines.append(f"{'total':9s} time x{total[b] / total[a]:.2f}")
     for n in sizes:
-        kills = {s: m["kill"] for s, m in results[n].items() if "kill" in m}
+        kills = {s: results[n][s]["kill"] for s in done[n] if "kill" in results[n][s]}
         if kills:
             lines.append(f"\nkill -9 once per stage at {n:,} traces, rerun: " + "; ".join(
                 f"{s} {'killed' if k['killed'] else 'finished first'}, rerun {k['rerun_s']:.0f} s, same rows {k['same_rows']}" for s, k in kills.items()))
