@@ -30,7 +30,9 @@ shape ("qwen2.5-math-1.5b-instruct", "llama-3.1-8b-instruct", "deepseek-r1").
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -130,7 +132,6 @@ def tokenizer_dir(family: str, tokenizer_class: str | None = None) -> str:
     if spec is None:
         raise RuntimeError(f"{pin} is not installed: run `make venv-test` (the test venv installs the real tokenizers)")
     src = Path(spec.origin).parent / sub
-    out = Path(tempfile.mkdtemp(prefix=f"distill-tok-{family}-"))
     tok_json = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
     config = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))
     if family != "deepseek-r1":  # the package's template is R1's own (January 2025 release: drops the reasoning of past turns)
@@ -143,10 +144,26 @@ def tokenizer_dir(family: str, tokenizer_class: str | None = None) -> str:
         config.pop("pad_token", None)  # Llama-3.1 ships without one
     if tokenizer_class:
         config["tokenizer_class"] = tokenizer_class
+    files = {"tokenizer.json": json.dumps(tok_json, ensure_ascii=False), "tokenizer_config.json": json.dumps(config, ensure_ascii=False)}
     if family == "deepseek-r1":  # as in R1's snapshot: transformers routes deepseek_v3 to its byte-level backend
-        (out / "config.json").write_text(json.dumps({"model_type": "deepseek_v3"}), encoding="utf-8")
-    (out / "tokenizer.json").write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
-    (out / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+        files["config.json"] = json.dumps({"model_type": "deepseek_v3"})
+    return _content_named_dir(f"distill-tok-{family}-", files)
+
+
+def _content_named_dir(prefix: str, files: dict[str, str]) -> str:
+    """A directory under the temp dir holding `files`, named by their content: every process gets the same
+    path for the same tokenizer (caches keyed by `name_or_path`, such as the SFT data's, hold across
+    processes), and one writer's finished directory is never rewritten under another's reader."""
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    out = Path(tempfile.gettempdir()) / f"{prefix}{digest}"
+    if not out.exists():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}"))
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        try:
+            tmp.rename(out)
+        except OSError:  # another process finished the same directory first
+            shutil.rmtree(tmp)
     return str(out)
 
 

@@ -42,3 +42,29 @@ def test_prepare_tokenizes_once_and_the_training_run_rewrites_nothing(tmp_path):
     assert summary["steps"] == 2 and summary["rows_train"] == prepared["rows_train"]
     after = {p.relative_to(out): p.stat().st_mtime_ns for p in (out / "data").rglob("*") if p.is_file()}
     assert after == files  # the trainer took the rows as they are: no labels pass, no new cache file
+
+
+def test_tokenizing_resumes_chunk_by_chunk_to_the_same_rows(tmp_path, monkeypatch):
+    """A killed run keeps the chunks it finished: only a missing chunk is tokenized again, by the worker pool
+    or in-process, and the rows come out as one pass over all of them would give."""
+    from distill.sft import data
+    from tests.real_students import real_tokenizer
+
+    tokenizer = real_tokenizer("qwen2.5")
+    tokenizer.chat_template = (ROOT / "distill/templates/qwen2.jinja").read_text()
+    conversations, _ = data.curated_dataset(write_curated(tmp_path / "03_curated", 24), "reasoning", tmp_path / "parquet")
+    monkeypatch.setattr(data, "CHUNK_ROWS", 10**9)
+    whole, _ = data.tokenized_dataset(conversations, "src", tokenizer, 4096, tmp_path / "whole")
+
+    monkeypatch.setattr(data, "CHUNK_ROWS", 5)
+    out = tmp_path / "chunked"
+    chunked, _ = data.tokenized_dataset(conversations, "src", tokenizer, 4096, out, num_proc=2)
+    chunks = sorted(out.glob("tokens-*.arrow"))
+    assert len(chunks) == -(-len(conversations) // 5) > 1 and not list(out.glob("tokenizer-*"))
+    assert chunked.to_list() == whole.to_list()
+
+    before = {p: p.stat().st_mtime_ns for p in chunks}
+    chunks[2].unlink()  # as a kill -9 in the middle of that chunk leaves it
+    resumed, _ = data.tokenized_dataset(conversations, "src", tokenizer, 4096, out)
+    assert resumed.to_list() == whole.to_list()
+    assert chunks[2].exists() and all(p.stat().st_mtime_ns == t for p, t in before.items() if p != chunks[2])

@@ -8,21 +8,29 @@ files and reuses them: rank 0 builds them first (`main_process_first`), the othe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
+import pickle
 import random
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError, where
-from distill.stage import StageDir
+from distill.io import write_bytes
+from distill.stage import StageDir, worker_pool
 from distill.think import split_think
+
+log = logging.getLogger(__name__)
 
 # The answer-only control keeps R1's output shape with an empty reasoning block, as R1 itself writes
 # when it skips thinking, so both students see the same template and stop token.
 EMPTY_THINK = "<think>\n\n</think>\n\n"
 IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt, the template's scaffolding)
+# Rows tokenized per cached file: about one filter shard's kept rows, so a kill -9 loses as little as a stage shard.
+CHUNK_ROWS = 2_000
 
 
 def require_curated(inp: Path) -> list[Path]:
@@ -115,32 +123,68 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
     assistant turns), once: the Arrow files are keyed by the rows, the template, the tokenizer and max_length,
     so a restart, another rank or the run after `distill sft --prepare` reuses them, and the trainer is given
     them as they are (skip_prepare_dataset), so no rank rewrites 800k rows behind a barrier.
+
+    The rows are tokenized in chunks of CHUNK_ROWS, each written to its own Arrow file when it is done, so a
+    killed run redoes one chunk per worker at most. One pool of `num_proc` workers serves every chunk and
+    loads the tokenizer once (datasets' own num_proc would start a pool and pickle the tokenizer per chunk).
     """
-    from datasets import Features, Sequence, Value
+    from datasets import Dataset, concatenate_datasets
 
-    from distill.sft.check import render
-
-    key = _key(source, tokenizer.chat_template, tokenizer.name_or_path, len(tokenizer), tokenizer.eos_token, "labels")
-    features = Features({"input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")), "length": Value("int32")})
-    tokens = conversations.map(
-        _tokenize,
-        input_columns="messages",
-        batched=True,
-        fn_kwargs={"tokenizer": tokenizer, "render": render},
-        remove_columns=conversations.column_names,
-        features=features,
-        num_proc=_procs(num_proc, len(conversations)),
-        cache_file_name=str(Path(cache_dir) / f"tokens-{key}.arrow"),
-        desc="Tokenizing",
-    )
+    cache_dir = Path(cache_dir)
+    key = _key(source, tokenizer.chat_template, tokenizer.name_or_path, len(tokenizer), tokenizer.eos_token, "labels", CHUNK_ROWS)
+    chunks = -(-len(conversations) // CHUNK_ROWS)
+    paths = [cache_dir / f"tokens-{key}-{i:05d}-of-{chunks:05d}.arrow" for i in range(chunks)]
+    todo = [i for i, path in enumerate(paths) if not path.exists()]
+    if todo and len(todo) < chunks:
+        log.info("resuming tokenization: %d of %d chunks of %d rows cached in %s", chunks - len(todo), chunks, CHUNK_ROWS, cache_dir)
+    workers = min(num_proc or 1, len(todo))
+    if workers > 1:
+        tokenizer_file = cache_dir / f"tokenizer-{key}.pickle"
+        write_bytes(tokenizer_file, pickle.dumps(tokenizer))
+        with worker_pool(workers) as pool:
+            jobs = [pool.submit(_tokenize_chunk, conversations.shard(chunks, i, contiguous=True), paths[i], tokenizer_file) for i in todo]
+            for job in jobs:
+                job.result()
+        tokenizer_file.unlink()
+    else:
+        for i in todo:
+            _tokenize_chunk(conversations.shard(chunks, i, contiguous=True), paths[i], tokenizer)
+    tokens = concatenate_datasets([Dataset.from_file(str(path)) for path in paths])
     fits = tokens.filter(
         lambda n: [x <= max_length for x in n],
         input_columns="length",
         batched=True,
-        cache_file_name=str(Path(cache_dir) / f"fits-{key}-{max_length}.arrow"),
+        cache_file_name=str(cache_dir / f"fits-{key}-{max_length}.arrow"),
         desc=f"Dropping rows longer than {max_length} tokens",
     )
     return fits.remove_columns("length"), len(tokens) - len(fits)
+
+
+def _tokenize_chunk(rows, path: Path, tokenizer) -> None:
+    """Tokenize `rows` into the Arrow file `path`, which datasets writes under a temporary name and moves in place
+    when done. `tokenizer` is the tokenizer, or in a pool worker the file it was pickled to (loaded once per worker)."""
+    from datasets import Features, Sequence, Value
+
+    from distill.sft.check import render
+
+    if isinstance(tokenizer, Path):
+        tokenizer = _unpickled(tokenizer)
+    features = Features({"input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")), "length": Value("int32")})
+    rows.map(
+        _tokenize,
+        input_columns="messages",
+        batched=True,
+        fn_kwargs={"tokenizer": tokenizer, "render": render},
+        remove_columns=rows.column_names,
+        features=features,
+        cache_file_name=str(path),
+        new_fingerprint=path.stem,  # named, not hashed: datasets would hash the whole tokenizer to name it
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _unpickled(path: Path):
+    return pickle.loads(path.read_bytes())
 
 
 def _tokenize(batch: list[list[dict]], tokenizer, render) -> dict:
