@@ -288,14 +288,9 @@ def machine() -> str:
 
 def write_readme(text: str) -> None:
     """Replace the table between the markers of README.md's scale section."""
-    readme = ROOT / "README.md"
-    start, end = "<!-- bench/scale.py table -->", "<!-- /bench/scale.py table -->"
-    body = readme.read_text()
-    if start not in body or end not in body:
-        raise SystemExit(f"README.md has no {start} ... {end} markers")
-    head, rest = body.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n```\n{text}\n```\n{end}{tail}")
+    from scripts.readme_block import replace_block
+
+    replace_block(ROOT / "README.md", "<!-- bench/scale.py table -->", "<!-- /bench/scale.py table -->", f"\n```\n{text}\n```\n")
 
 
 def main() -> None:

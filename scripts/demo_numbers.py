@@ -34,6 +34,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's distill, whichever one the environment installed
 
+from scripts.readme_block import replace_block  # noqa: E402
+
 
 def markers(pipeline: str) -> tuple[str, str]:
     """The README's marker lines of a pipeline's block (toy.yaml's are the plain ones)."""
@@ -226,16 +228,6 @@ def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int], 
     return "\n".join(lines_out)
 
 
-def rewrite(readme: Path, text: str) -> None:
-    old = readme.read_text()
-    start, end = text.splitlines()[0], text.splitlines()[-1]
-    if start not in old or end not in old:
-        raise SystemExit(f"{readme}: the marker lines are missing; add\n{start}\n{end}\nwhere the numbers belong")
-    head, rest = old.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    readme.write_text(head + text + tail)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pipeline", type=Path, default=ROOT / "pipelines" / "toy.yaml")
@@ -268,7 +260,8 @@ def main() -> None:
                  else f"A second run from scratch differed: {same:,} of {len(a):,} eval samples identical ({len(b):,} in the second run).")
         shutil.rmtree(second)
     text = block(args.run_dir, run, repro, seeds, commit, args.block)
-    rewrite(args.readme, text)
+    start, end = text.splitlines()[0], text.splitlines()[-1]
+    replace_block(args.readme, start, end, text[len(start):-len(end)])
     print(text)
     if args.readme.resolve() == (ROOT / "README.md").resolve() and summary_run(args.run_dir) == "toy" and not args.block:
         screenshots(args.run_dir)
