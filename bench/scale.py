@@ -52,6 +52,7 @@ STORY = (
     "a shop sells apples pears and plums each day the farmer counts baskets of fruit while the children "
     "carry boxes to the market near the river where boats bring more crates every morning at dawn"
 ).split()
+KILL_AT = 0.5  # --kill-each-stage kills a stage at this share of its uninterrupted time
 VOLATILE = ("generated_at",)  # the one column a regenerated row changes
 
 
@@ -240,7 +241,7 @@ def run_path(work: Path, traces: int, kill: bool, results: dict, save) -> None:
         again.mkdir(parents=True, exist_ok=True)
         (again / "sources.json").write_text((work / "sources.json").read_text())
         for stage in STAGES:
-            k = kill_and_rerun(stage, again, traces, results[stage]["seconds"] / 2)
+            k = kill_and_rerun(stage, again, traces, results[stage]["seconds"] * KILL_AT)
             if stage == "sft_data":
                 same = k["rows"] == results[stage]["rows"] and k["tokens_digest"] == results[stage]["tokens_digest"]
             else:
@@ -276,8 +277,10 @@ def table(sizes: list[int], results: dict[int, dict]) -> str:
     for n in sizes:
         kills = {s: results[n][s]["kill"] for s in done[n] if "kill" in results[n][s]}
         if kills:
-            lines.append(f"\nkill -9 once per stage at {n:,} traces, rerun: " + "; ".join(
-                f"{s} {'killed' if k['killed'] else 'finished first'}, rerun {k['rerun_s']:.0f} s, same rows {k['same_rows']}" for s, k in kills.items()))
+            lines.append(f"\nkill -9 once per stage at {n:,} traces (at half its time), rerun; time lost = kill time + rerun - uninterrupted:")
+            for s, k in kills.items():
+                lost = f"time lost {results[n][s]['seconds'] * KILL_AT + k['rerun_s'] - results[n][s]['seconds']:.1f} s" if k["killed"] else "finished first"
+                lines.append(f"{s:9s} rerun {k['rerun_s']:.1f} s of {results[n][s]['seconds']:.1f}, {lost}, same rows {k['same_rows']}")
     return "\n".join(lines)
 
 
@@ -286,11 +289,11 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start"
 
 
-def write_readme(text: str) -> None:
-    """Replace the table between the markers of README.md's scale section."""
+def write_readme(text: str, block: str) -> None:
+    """Replace the table between README.md's `<!-- bench/scale.py BLOCK -->` markers."""
     from scripts.readme_block import replace_block
 
-    replace_block(ROOT / "README.md", "<!-- bench/scale.py table -->", "<!-- /bench/scale.py table -->", f"\n```\n{text}\n```\n")
+    replace_block(ROOT / "README.md", f"<!-- bench/scale.py {block} -->", f"<!-- /bench/scale.py {block} -->", f"\n```\n{text}\n```\n")
 
 
 def main() -> None:
@@ -299,6 +302,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/distill-bench-scale"))
     ap.add_argument("--kill-each-stage", action="store_true")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md")
+    ap.add_argument("--block", default="table", help="with --readme: the README block's marker name (`<!-- bench/scale.py BLOCK -->`)")
     ap.add_argument("--json", type=Path, help="also write the measurements here")
     ap.add_argument("--table-from", type=Path, help="print (and with --readme write) the table of a --json file instead of running")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -313,7 +317,7 @@ def main() -> None:
         text = f"{header}\n{table(sorted(results), results)}"
         print(text)
         if args.readme:
-            write_readme(text)
+            write_readme(text, args.block)
         return
     import shutil
 
@@ -336,7 +340,7 @@ def main() -> None:
     text = f"{header}\n{table(sizes, results)}"
     print(text)
     if args.readme:
-        write_readme(text)
+        write_readme(text, args.block)
 
 
 if __name__ == "__main__":
