@@ -24,7 +24,7 @@ from distill.generate.config import GenerateConfig
 from distill.io import remove_leftover_tmp, write_text
 from distill.machine import record_invocation
 from distill.kd.config import KDConfig
-from distill.layout import CURATED, EVAL, KD, PROMPTS, REPORT, SFT, STAGES, TRACES
+from distill.layout import CURATED, EVAL, KD, PROMPTS, REPORT, SFT, STAGES, TRACES, trained_in_run
 from distill.prompts.config import PromptsConfig
 from distill.sft.config import StudentConfig
 from distill.stage import StageDir, worker_pool
@@ -169,13 +169,13 @@ def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
 
     if spec.model.startswith(PREFIX):
         return spec.model_copy(update={"model": resolve(spec.model)})
-    for prefix, stage in (("sft:", SFT), ("kd:", KD)):
-        if spec.model.startswith(prefix):
-            student = spec.model.removeprefix(prefix)
-            if not (run_dir / stage / student / "done").exists():
-                raise DistillError(f"eval model '{spec.name}': '{student}' has not finished training in {run_dir / stage}")
-            return spec.model_copy(update={"model": str(run_dir / stage / student / "model")})
-    return spec
+    trained = trained_in_run(spec.model)
+    if trained is None:
+        return spec
+    stage, student = trained
+    if not (run_dir / stage / student / "done").exists():
+        raise DistillError(f"eval model '{spec.name}': '{student}' has not finished training in {run_dir / stage}")
+    return spec.model_copy(update={"model": str(run_dir / stage / student / "model")})
 
 
 def _distil_on_policy(cfg: PipelineConfig, run_dir: Path, threads: int, log_settings: dict | None = None) -> None:

@@ -208,8 +208,7 @@ def block(run_dir: Path, run: dict | None, repro: str | None, seeds: list[int], 
         + f" on {machine_line(run_dir)}; from the run's own `report/summary.json` (pass@1 over k samples per problem at T=0.6,"
         " top-p 0.95; 95% CIs over problems: Wilson for a pass@1, MOVER for the paired difference):",
         "",
-        *rows,
-        "",
+        *(rows + [""] if summary["pairs"] else []),  # a KD-only run pairs no distilled student with a baseline
         *kd_rows(summary, run_dir),
         *(seed_spread(run_dir, seeds) if len(seeds) > 1 else []),
     ]

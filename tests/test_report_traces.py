@@ -214,3 +214,14 @@ def test_demo_numbers_tabulates_the_run_its_machine_and_the_spread_over_seeds(ru
     assert result.returncode == 0, result.stderr[-2000:]
     both = readme.read_text()
     assert both.startswith(text) and both.count(f"on {cpu_model()}, ") == 2
+
+
+@pytest.mark.parametrize("ref, stage", [("sft:student", "04_sft/student"), ("kd:student-kd", "04_kd/student-kd")])
+def test_the_browser_renders_eval_prompts_with_a_trained_model_s_saved_tokenizer(ref, stage, tmp_path):
+    """`sft:` and `kd:` models (a kd run and its SFT control) are read from the run, not looked up on the hub."""
+    from distill.report.traces import _eval_tokenizer
+    from tests.real_students import real_tokenizer
+
+    real_tokenizer("qwen2.5").save_pretrained(tmp_path / stage / "model")
+    assert _eval_tokenizer(tmp_path, {"model": ref}) is not None
+    assert _eval_tokenizer(tmp_path / "elsewhere", {"model": ref}) is None  # not trained in that run: logged, not raised

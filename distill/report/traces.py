@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from distill.layout import CURATED, EVAL, SFT
+from distill.layout import CURATED, EVAL, SFT, trained_in_run
 from distill.report import rendered
 from distill.stage import StageDir
 
@@ -124,8 +124,9 @@ def _eval_tokenizer(run_dir: Path, spec: dict):
     from distill.models import PREFIX, converted_dir
 
     model = str(spec.get("model") or "")
-    if model.startswith("sft:"):
-        path = run_dir / SFT / model.removeprefix("sft:") / "model"
+    trained = trained_in_run(model)
+    if trained:
+        path = run_dir.joinpath(*trained, "model")
     elif model.startswith(PREFIX):  # converted when the eval ran; the report never downloads
         path = converted_dir(model.removeprefix(PREFIX))
     else:
