@@ -141,11 +141,13 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
     if workers > 1:
         tokenizer_file = cache_dir / f"tokenizer-{key}.pickle"
         write_bytes(tokenizer_file, pickle.dumps(tokenizer))
-        with worker_pool(workers) as pool:
-            jobs = [pool.submit(_tokenize_chunk, conversations.shard(chunks, i, contiguous=True), paths[i], tokenizer_file) for i in todo]
-            for job in jobs:
-                job.result()
-        tokenizer_file.unlink()
+        try:
+            with worker_pool(workers) as pool:
+                jobs = [pool.submit(_tokenize_chunk, conversations.shard(chunks, i, contiguous=True), paths[i], tokenizer_file) for i in todo]
+                for job in jobs:
+                    job.result()
+        finally:
+            tokenizer_file.unlink()
     else:
         for i in todo:
             _tokenize_chunk(conversations.shard(chunks, i, contiguous=True), paths[i], tokenizer)
