@@ -137,20 +137,20 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
     todo = [i for i, path in enumerate(paths) if not path.exists()]
     if todo and len(todo) < chunks:
         log.info("resuming tokenization: %d of %d chunks of %d rows cached in %s", chunks - len(todo), chunks, CHUNK_ROWS, cache_dir)
-    workers = min(num_proc or 1, len(todo))
+    jobs = [(conversations.shard(chunks, i, contiguous=True), paths[i]) for i in todo]
+    workers = min(num_proc or 1, len(jobs))
     if workers > 1:
         tokenizer_file = cache_dir / f"tokenizer-{key}.pickle"
         write_bytes(tokenizer_file, pickle.dumps(tokenizer))
         try:
             with worker_pool(workers) as pool:
-                jobs = [pool.submit(_tokenize_chunk, conversations.shard(chunks, i, contiguous=True), paths[i], tokenizer_file) for i in todo]
-                for job in jobs:
-                    job.result()
+                for done in [pool.submit(_tokenize_chunk_in_worker, rows, path, tokenizer_file) for rows, path in jobs]:
+                    done.result()
         finally:
             tokenizer_file.unlink()
     else:
-        for i in todo:
-            _tokenize_chunk(conversations.shard(chunks, i, contiguous=True), paths[i], tokenizer)
+        for rows, path in jobs:
+            _tokenize_chunk(rows, path, tokenizer)
     tokens = concatenate_datasets([Dataset.from_file(str(path)) for path in paths])
     fits = tokens.filter(
         lambda n: [x <= max_length for x in n],
@@ -162,15 +162,18 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
     return fits.remove_columns("length"), len(tokens) - len(fits)
 
 
+def _tokenize_chunk_in_worker(rows, path: Path, tokenizer_file: Path) -> None:
+    """`_tokenize_chunk` in a pool worker, with the tokenizer pickled to `tokenizer_file` (loaded once per worker)."""
+    _tokenize_chunk(rows, path, _unpickled(tokenizer_file))
+
+
 def _tokenize_chunk(rows, path: Path, tokenizer) -> None:
     """Tokenize `rows` into the Arrow file `path`, which datasets writes under a temporary name and moves in place
-    when done. `tokenizer` is the tokenizer, or in a pool worker the file it was pickled to (loaded once per worker)."""
+    when done."""
     from datasets import Features, Sequence, Value
 
     from distill.sft.check import render
 
-    if isinstance(tokenizer, Path):
-        tokenizer = _unpickled(tokenizer)
     features = Features({"input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")), "length": Value("int32")})
     rows.map(
         _tokenize,
