@@ -1,10 +1,12 @@
 """Run a multi-process launch (torchrun, accelerate launch, a Slurm script) in its own session, so a timeout or a
 failed assertion never leaves its worker processes behind."""
 
+import json
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 
@@ -41,3 +43,9 @@ def run_launch(cmd: list[str], timeout: float, check_left: bool = False, **kwarg
             pass
     assert not left, f"{cmd[:4]} left processes {[p.pid for p in left]}"
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def rank_reports(folder: Path) -> list[dict]:
+    """The JSON each rank of a launched probe wrote to `folder`/rank-N.json: one file a rank, because the ranks'
+    lines on a shared stdout can run together (CI once read two ranks' JSON as one line)."""
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("rank-*.json"))]

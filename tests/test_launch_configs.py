@@ -22,7 +22,7 @@ from distill.kd.config import KDConfig
 from distill.sft.config import StudentConfig
 from distill.sft.stage import run as run_sft
 from tests.kd_fixtures import kd_fields, models, prompts
-from tests.launch import run_launch
+from tests.launch import rank_reports, run_launch
 from tests.sft_fixtures import write_curated
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,10 +169,10 @@ def test_a_lora_merge_under_zero3_runs_outside_the_job_and_loads(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(ROOT / "tests" / "zero3_merge_probe.py"), str(base), str(adapter), str(tmp_path / "model")]
+           str(ROOT / "tests" / "zero3_merge_probe.py"), str(base), str(adapter), str(tmp_path / "model"), str(tmp_path)]
     proc = run_launch(cmd, timeout=900, cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    ranks = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    ranks = rank_reports(tmp_path)
     assert sorted(r["rank"] for r in ranks) == [0, 1] and all(r["process_group"] and r["zero3"] for r in ranks)
 
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
