@@ -61,10 +61,11 @@ def test_tokenizing_resumes_chunk_by_chunk_to_the_same_rows(tmp_path, monkeypatc
     chunked, _ = data.tokenized_dataset(conversations, "src", tokenizer, 4096, out, num_proc=2)
     chunks = sorted(out.glob("tokens-*.arrow"))
     assert len(chunks) == -(-len(conversations) // 5) > 1 and not list(out.glob("tokenizer-*"))
-    assert chunked.to_list() == whole.to_list()
+    assert chunked.to_list() == whole.to_list() and not list((out / data.PARTIAL).iterdir())
 
     before = {p: p.stat().st_mtime_ns for p in chunks}
-    chunks[2].unlink()  # as a kill -9 in the middle of that chunk leaves it
+    chunks[2].unlink()  # as a kill -9 in the middle of that chunk leaves it: missing, and datasets' temporary file
+    (out / data.PARTIAL / "tmpk1ll3d").write_bytes(b"half a chunk")
     resumed, _ = data.tokenized_dataset(conversations, "src", tokenizer, 4096, out)
-    assert resumed.to_list() == whole.to_list()
+    assert resumed.to_list() == whole.to_list() and not list((out / data.PARTIAL).iterdir())
     assert chunks[2].exists() and all(p.stat().st_mtime_ns == t for p, t in before.items() if p != chunks[2])

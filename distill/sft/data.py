@@ -14,6 +14,7 @@ import json
 import logging
 import pickle
 import random
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -31,6 +32,7 @@ EMPTY_THINK = "<think>\n\n</think>\n\n"
 IGNORE_INDEX = -100  # the label of a token the loss skips (the prompt, the template's scaffolding)
 # Rows tokenized per cached file: about one filter shard's kept rows, so a kill -9 loses as little as a stage shard.
 CHUNK_ROWS = 2_000
+PARTIAL = "partial"  # the folder, in the cache dir, of the chunks being written
 
 
 def require_curated(inp: Path) -> list[Path]:
@@ -125,7 +127,7 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
     them as they are (skip_prepare_dataset), so no rank rewrites 800k rows behind a barrier.
 
     The rows are tokenized in chunks of CHUNK_ROWS, each written to its own Arrow file when it is done, so a
-    killed run redoes one chunk per worker at most. One pool of `num_proc` workers serves every chunk and
+    killed run redoes one chunk per worker at most (a chunk is written in PARTIAL, cleared by the rerun). One pool of `num_proc` workers serves every chunk and
     loads the tokenizer once (datasets' own num_proc would start a pool and pickle the tokenizer per chunk).
     """
     from datasets import Dataset, concatenate_datasets
@@ -137,6 +139,8 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
     todo = [i for i, path in enumerate(paths) if not path.exists()]
     if todo and len(todo) < chunks:
         log.info("resuming tokenization: %d of %d chunks of %d rows cached in %s", chunks - len(todo), chunks, CHUNK_ROWS, cache_dir)
+    if todo:  # only the process that tokenizes gets here (other ranks wait for it): what a killed run left is garbage
+        shutil.rmtree(cache_dir / PARTIAL, ignore_errors=True)
     jobs = [(conversations.shard(chunks, i, contiguous=True), paths[i]) for i in todo]
     workers = min(num_proc or 1, len(jobs))
     if workers > 1:
@@ -168,8 +172,9 @@ def _tokenize_chunk_in_worker(rows, path: Path, tokenizer_file: Path) -> None:
 
 
 def _tokenize_chunk(rows, path: Path, tokenizer) -> None:
-    """Tokenize `rows` into the Arrow file `path`, which datasets writes under a temporary name and moves in place
-    when done."""
+    """Tokenize `rows` into the Arrow file `path`: datasets writes it under a temporary name in the folder it is
+    given, so it is given PARTIAL, where a kill leaves that file for the rerun to clear, and the finished file
+    is moved in place."""
     from datasets import Features, Sequence, Value
 
     from distill.sft.check import render
@@ -182,9 +187,10 @@ def _tokenize_chunk(rows, path: Path, tokenizer) -> None:
         fn_kwargs={"tokenizer": tokenizer, "render": render},
         remove_columns=rows.column_names,
         features=features,
-        cache_file_name=str(path),
+        cache_file_name=str(path.parent / PARTIAL / path.name),
         new_fingerprint=path.stem,  # named, not hashed: datasets would hash the whole tokenizer to name it
     )
+    (path.parent / PARTIAL / path.name).replace(path)
 
 
 @functools.lru_cache(maxsize=1)
