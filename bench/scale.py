@@ -52,6 +52,7 @@ STORY = (
     "a shop sells apples pears and plums each day the farmer counts baskets of fruit while the children "
     "carry boxes to the market near the river where boats bring more crates every morning at dawn"
 ).split()
+OUT_DIRS = {"prompts": "prompts", "generate": "traces", "filter": "curated", "sft_data": "sft_data"}  # each stage's output in a work dir
 KILL_AT = 0.5  # --kill-each-stage kills a stage at this share of its uninterrupted time
 VOLATILE = ("generated_at",)  # the one column a regenerated row changes
 
@@ -186,7 +187,7 @@ def measure(stage: str, work: Path, traces: int) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{stage} failed (exit {proc.returncode}); see {work / f'{stage}.log'}")
     m = json.loads(out.decode().strip().splitlines()[-1])
-    m["bytes"] = du(work / ("sft_data" if stage == "sft_data" else {"prompts": "prompts", "generate": "traces", "filter": "curated"}[stage]))
+    m["bytes"] = du(work / OUT_DIRS[stage])
     return m
 
 
@@ -200,9 +201,20 @@ def kill_and_rerun(stage: str, work: Path, traces: int, after_s: float) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         killed = True
+    at_kill = units_done(stage, work)
     t0 = time.perf_counter()
     m = measure(stage, work, traces)
-    return {"killed": killed, "rerun_s": time.perf_counter() - t0, "rows": m["rows"], "tokens_digest": m["tokens_digest"]}
+    return {"killed": killed, "rerun_s": time.perf_counter() - t0, "rows": m["rows"], "tokens_digest": m["tokens_digest"],
+            "units_at_kill": at_kill, "units": units_done(stage, work)}
+
+
+def units_done(stage: str, work: Path) -> int:
+    """The finished units a rerun keeps: shards of a Parquet stage, tokenized chunks of the SFT data step."""
+    from distill.stage import StageDir
+
+    if stage == "sft_data":
+        return len(list((work / OUT_DIRS[stage]).glob("tokens-*-of-*.arrow")))
+    return len(StageDir(work / OUT_DIRS[stage]).done_shards())
 
 
 def du(path: Path) -> int:
@@ -216,7 +228,7 @@ def digest(work: Path, stage: str) -> str:
     from distill.stage import StageDir
 
     h = hashlib.sha256()
-    d = {"prompts": "prompts", "generate": "traces", "filter": "curated"}[stage]
+    d = OUT_DIRS[stage]
     for part in StageDir(work / d).parts() + StageDir(work / d).rejected_parts():
         t = pq.read_table(part)
         t = t.drop_columns([c for c in VOLATILE if c in t.column_names])
@@ -280,7 +292,8 @@ def table(sizes: list[int], results: dict[int, dict]) -> str:
             lines.append(f"\nkill -9 once per stage at {n:,} traces (at half its time), rerun; time lost = kill time + rerun - uninterrupted:")
             for s, k in kills.items():
                 lost = f"time lost {results[n][s]['seconds'] * KILL_AT + k['rerun_s'] - results[n][s]['seconds']:.1f} s" if k["killed"] else "finished first"
-                lines.append(f"{s:9s} rerun {k['rerun_s']:.1f} s of {results[n][s]['seconds']:.1f}, {lost}, same rows {k['same_rows']}")
+                kept = f", {k['units_at_kill']} of {k['units']} {'chunks' if s == 'sft_data' else 'shards'} kept" if "units" in k else ""
+                lines.append(f"{s:9s} rerun {k['rerun_s']:.1f} s of {results[n][s]['seconds']:.1f}{kept}, {lost}, same rows {k['same_rows']}")
     return "\n".join(lines)
 
 

@@ -28,10 +28,11 @@ def test_scale_bench_at_two_small_sizes_with_a_kill_in_each_stage(tmp_path):
             assert s["rows"] > 0 and s["seconds"] > 0 and s["peak_mb"] > 50 and 10 < s["private_mb"] <= s["peak_mb"] * 2 and s["bytes"] > 0, (size, stage, s)
             assert s["kill"]["same_rows"], f"{stage} at {size} traces: the rerun after kill -9 gave other rows"
             assert s["kill"]["rows"] == s["rows"]
+            assert 0 <= s["kill"]["units_at_kill"] <= s["kill"]["units"] and s["kill"]["units"] > 0, (size, stage, s["kill"])
         assert not list((tmp_path / "w" / f"{size}-killed" / "sft_data" / "partial").glob("*")), "the killed chunk's file was left"
     small, large = m["400"], m["800"]
     assert large["prompts"]["rows"] == 2 * small["prompts"]["rows"] == 200, "quotas: a quarter of the traces, as problems"
     assert 1.6 < large["generate"]["rows"] / small["generate"]["rows"] < 2.4
     assert large["generate"]["bytes"] > 1.5 * small["generate"]["bytes"], "R1-long traces: the bytes grow with the rows"
     assert small["filter"]["rows"] < small["generate"]["rows"], "the filter rejects some (truncated, wrong, unreadable)"
-    assert "ratios 800 / 400 traces" in res.stdout and "same rows True" in res.stdout
+    assert "ratios 800 / 400 traces" in res.stdout and "same rows True" in res.stdout and "shards kept" in res.stdout
