@@ -127,8 +127,9 @@ def tokenized_dataset(conversations, source: str, tokenizer, max_length: int, ca
     them as they are (skip_prepare_dataset), so no rank rewrites 800k rows behind a barrier.
 
     The rows are tokenized in chunks of CHUNK_ROWS, each written to its own Arrow file when it is done, so a
-    killed run redoes one chunk per worker at most (a chunk is written in PARTIAL, cleared by the rerun). One pool of `num_proc` workers serves every chunk and
-    loads the tokenizer once (datasets' own num_proc would start a pool and pickle the tokenizer per chunk).
+    killed run redoes one chunk per worker at most (a chunk is written in PARTIAL, which the rerun clears).
+    One pool of `num_proc` workers serves every chunk and loads the tokenizer once (datasets' own num_proc
+    would start a pool and pickle the tokenizer per chunk).
     """
     from datasets import Dataset, concatenate_datasets
 
