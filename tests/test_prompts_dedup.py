@@ -1,5 +1,5 @@
 """Near-dedup on disk: the same verdicts as the in-memory datasketch `MinHashLSH` index it replaced, on a
-set with planted near-duplicates, and a resume that drops what a killed source added."""
+set with planted near-duplicates, and a resume that drops what a killed shard added and skips the rows judged before it."""
 
 import json
 import pickle
@@ -119,3 +119,46 @@ def test_a_lost_index_is_rebuilt_from_the_first_source(tmp_path, caplog):
         run(cfg, tmp_path / "p")
     assert "resuming at source" not in caplog.text, "a checkpoint whose index is gone is not resumed from"
     assert read_parquets(stage.parts()).equals(read_parquets(StageDir(tmp_path / "fresh").parts()))
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_source_killed_mid_way_resumes_at_its_last_shard_cut(tmp_path, monkeypatch):
+    """The rerun judges only the rows from the last cut on: the ones before it are read past, never
+    fingerprinted, and the index keys the unfinished shard had added are dropped, so the shards, the removed
+    rows and the totals are those of an uninterrupted run."""
+    from distill.prompts import stage as prompts_stage
+
+    monkeypatch.setattr(prompts_stage, "BATCH", 50)
+    texts = _planted(1200, seed=3)
+    sources = [_source(tmp_path / f"s{k}.jsonl", texts[k * 600 : (k + 1) * 600]) for k in range(2)]
+    cfg = PromptsConfig(sources=sources, rows_per_shard=40, dedup={"near": True, "threshold": 0.7})
+    fresh_totals = run(cfg, tmp_path / "fresh")
+
+    real, fingerprinted = prompts_stage._fingerprints, []
+
+    def dies_in_source_2(rows):
+        if sum(fingerprinted) >= 900:
+            raise _Killed
+        fingerprinted.append(len(rows))
+        return real(rows)
+
+    monkeypatch.setattr(prompts_stage, "_fingerprints", dies_in_source_2)
+    try:
+        run(cfg, tmp_path / "p")
+        raise AssertionError("the run was to die in source 2")
+    except _Killed:
+        pass
+    cut = pickle.loads((tmp_path / "p" / "state" / "in-source-001.pkl").read_bytes())
+    assert 0 < cut["position"] < 600 and not (tmp_path / "p" / "state" / "after-source-001.pkl").exists()
+
+    fingerprinted.clear()
+    monkeypatch.setattr(prompts_stage, "_fingerprints", lambda rows: fingerprinted.append(len(rows)) or real(rows))
+    totals = run(cfg, tmp_path / "p")
+    assert sum(fingerprinted) == 600 - cut["position"], "only the rows from the last cut on are judged again"
+    stage, fresh = StageDir(tmp_path / "p"), StageDir(tmp_path / "fresh")
+    assert read_parquets(stage.parts()).equals(read_parquets(fresh.parts()))
+    assert (tmp_path / "p" / REMOVED).read_text() == (tmp_path / "fresh" / REMOVED).read_text()
+    assert totals == fresh_totals

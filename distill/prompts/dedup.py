@@ -8,7 +8,7 @@ band with a kept one is a near-duplicate of it, exactly as `MinHashLSH.query` ju
 The index is a SQLite table of 64-bit keys (one per exact key, one per band of each kept problem) in
 the stage's `state/`: a B-tree on disk, read through a bounded page cache, so near-dedup of 1M
 problems no longer needs the ~5 kB per kept problem the in-memory `MinHashLSH` held (~4.8 GiB).
-Each key records the source that added it, so a resume drops what an unfinished source added.
+Each key records the shard its problem went to, so a resume drops what the unfinished shard added.
 
 Why not the offline band-sort of datatrove (signatures, sort by band, union-find, filter): it needs
 the whole mix before judging any row, so quotas could no longer stop reading a source, and its
@@ -74,8 +74,8 @@ def _hex(signed: int) -> str:
 
 class Deduplicator:
     """Remembers kept problems in the SQLite file `path`; `check` returns (reason, id of the earlier
-    copy) or None. Call `commit` after each batch: until then a kill loses only that batch's keys,
-    which the resume drops anyway (`forget_from`).
+    copy) or None, and remembers a kept one as going to shard `self.shard`. Call `commit` after each batch:
+    until then a kill loses only that batch's keys, which the resume drops anyway (`forget_from`).
 
     The fingerprints (`exact_key`, `band_keys`) are computed by the caller, possibly in worker
     processes; only the lookups, which need everything kept before, run here in order.
@@ -89,20 +89,22 @@ class Deduplicator:
         self._db.execute("PRAGMA synchronous=NORMAL")  # a killed process loses nothing committed
         self._db.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")  # the bound on memory: pages beyond it stay on disk
         for table in ("exact", "band"):
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key INTEGER PRIMARY KEY, id INTEGER NOT NULL, source INTEGER NOT NULL)")
+            columns = [c[1] for c in self._db.execute(f"PRAGMA table_info({table})")]
+            if columns and "shard" not in columns:  # an older version's index (keys by source): rebuilt from the start
+                self._db.execute(f"DROP TABLE {table}")
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key INTEGER PRIMARY KEY, id INTEGER NOT NULL, shard INTEGER NOT NULL)")
         self._db.commit()
-        self.source = 0
+        self.shard = 0
 
-    def forget_from(self, source: int) -> None:
-        """Drop the keys that sources `source`, `source + 1`, ... added: a resume starts at that source."""
+    def forget_from(self, shard: int) -> None:
+        """Drop the keys of the problems kept into shards `shard`, `shard + 1`, ...: a resume starts at that shard."""
         for table in ("exact", "band"):
-            self._db.execute(f"DELETE FROM {table} WHERE source >= ?", (source,))
+            self._db.execute(f"DELETE FROM {table} WHERE shard >= ?", (shard,))
         self._db.commit()
-        self.source = source
 
-    def keys_through(self, source: int) -> int:
-        """How many keys sources 0..`source` added: recorded in each checkpoint, checked on resume."""
-        return sum(self._db.execute(f"SELECT COUNT(*) FROM {t} WHERE source <= ?", (source,)).fetchone()[0] for t in ("exact", "band"))
+    def keys_before(self, shard: int) -> int:
+        """How many keys the shards before `shard` added: recorded in each checkpoint, checked on resume."""
+        return sum(self._db.execute(f"SELECT COUNT(*) FROM {t} WHERE shard < ?", (shard,)).fetchone()[0] for t in ("exact", "band"))
 
     def check(self, pid: str, key: int, bands_: list[int] | None) -> tuple[str, str] | None:
         """Judge a problem against the kept ones; only a kept problem is remembered, so every match
@@ -121,9 +123,9 @@ class Deduplicator:
                 return "near_duplicate", min(_hex(h[0]) for h in hits)
         me = _signed(int(pid, 16))
         if self.exact:
-            db.execute("INSERT OR IGNORE INTO exact VALUES (?, ?, ?)", (_signed(key), me, self.source))
+            db.execute("INSERT OR IGNORE INTO exact VALUES (?, ?, ?)", (_signed(key), me, self.shard))
         if near:
-            db.executemany("INSERT OR IGNORE INTO band VALUES (?, ?, ?)", [(k, me, self.source) for k in keys])
+            db.executemany("INSERT OR IGNORE INTO band VALUES (?, ?, ?)", [(k, me, self.shard) for k in keys])
         return None
 
     def commit(self) -> None:

@@ -3,9 +3,11 @@ source's filter rejects, benchmark contamination and duplicates (over the union 
 each source's quota, and write PROBLEM shards of `rows_per_shard` rows.
 
 Sources are streamed once each, in order; dedup needs everything kept before, so shards are cut as
-the stream goes. After each source its dedup index is checkpointed (`state/`), so a rerun starts at
-the first unfinished source and replays only that one, skipping its shards whose `done/` marker
-exists (the order is deterministic, so a resumed run writes the same shards). `removed.jsonl` lists
+the stream goes. At every cut the position in the source is checkpointed (`state/`: the rows judged,
+the removed.jsonl bytes, the dedup index's key count; the index keys each kept problem by its shard),
+so a rerun resumes at the shard it was on: it skips the rows already judged without fingerprinting them
+and drops the index keys of the unfinished shard (the order is deterministic, so a resumed run writes
+the same shards). `removed.jsonl` lists
 every removed problem with its source, reason (duplicate | near_duplicate | contaminated) and match
 (a contaminated one also with the shared word n-gram, `ngram`);
 `sources.json` holds each source's fingerprint, and a changed source is refused on resume.
@@ -21,12 +23,13 @@ import shutil
 from collections import Counter, deque
 from contextlib import ExitStack
 from functools import partial
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
 from distill.errors import DistillError, where
-from distill.io import _atomic, iter_rows, read_json, tmp_path, write_bytes, write_json, write_parquet
+from distill.io import _atomic, iter_rows, read_json, write_bytes, write_json, write_parquet
 from distill.prompts.config import PromptsConfig
 from distill.prompts.decontam import Decontaminator
 from distill.prompts.dedup import Deduplicator, band_keys, exact_key
@@ -165,9 +168,9 @@ def _guarded(rows: Iterator[dict], label: str, src: str) -> Iterator[dict]:
 def run(cfg: PromptsConfig, out: Path, *, workers: int = 1, executor: str = "local") -> dict:
     """Write the problems of every source of the mix to the stage directory `out`; return the stage totals.
 
-    Sources are read in order; each writes its own shards, and when it is finished the dedup index
-    is checkpointed, so a rerun after a failure in source k neither rereads nor rewrites sources
-    before k. With `workers` > 1 the fingerprints are computed in that many spawned processes while
+    Sources are read in order; each writes its own shards, and each shard cut is checkpointed, so a
+    rerun after a failure in source k neither rereads the sources before k nor judges again the rows of
+    k's finished shards. With `workers` > 1 the fingerprints are computed in that many spawned processes while
     the parent reads the source and applies dedup and decontamination in source order; with
     `executor="ray"` they are tasks of the Ray cluster (the order-dependent part stays here: it is the
     one writer of this stage, so it needs no claims).
@@ -181,7 +184,7 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1, executor: str = "loc
         log.info("%s: already complete", stage.path)
         return _totals(stage.stats())
     quotas = cfg.quotas()
-    first, shard, dedup = _resume_point(stage, cfg)
+    first, shard, dedup, within = _resume_point(stage, cfg)
     with ExitStack() as stack:
         if executor == "ray":
             ray = ray_cluster()
@@ -198,9 +201,9 @@ def run(cfg: PromptsConfig, out: Path, *, workers: int = 1, executor: str = "loc
             fingerprint_all = lambda batches: ((b, _fingerprints(b)) for b in batches)  # noqa: E731
         stack.callback(dedup.close)
         for k in range(first, len(cfg.sources)):
-            shard = _run_source(stage, cfg, k, quotas[k], shard, dedup, fingerprint_all)
+            shard = _run_source(stage, cfg, k, quotas[k], shard, dedup, fingerprint_all, within if k == first else None)
             dedup.commit()
-            write_bytes(_checkpoint(stage, k), pickle.dumps({"next_shard": shard, "index_keys": dedup.keys_through(k)}, protocol=5))
+            write_bytes(_checkpoint(stage, k), pickle.dumps({"next_shard": shard, "index_keys": dedup.keys_before(shard)}, protocol=5))
     if shard == 0:  # every source empty, and allowed to be: one empty shard, so later stages see a finished stage
         write_parquet(to_table([], PROBLEM), stage.part(0))
         stage.finish(0, {"shard": 0, "rows_in": 0, "rows_out": 0, "rejected": {}, "contaminated_by": {}})
@@ -216,38 +219,67 @@ def _checkpoint(stage: StageDir, k: int) -> Path:
     return stage.path / "state" / f"after-source-{k:03d}.pkl"
 
 
-def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Deduplicator]:
-    """(first source to read, its first shard, the dedup index of everything kept before it).
+def _cut(stage: StageDir, k: int) -> Path:
+    """The checkpoint of source k's last shard cut: where in the source a rerun picks up."""
+    return stage.path / "state" / f"in-source-{k:03d}.pkl"
 
-    The checkpoint is a few bytes: the index itself is `state/dedup.sqlite`, whose keys carry the source
-    that added them, so what a killed source had added is dropped here."""
+
+def _removed_partial(stage: StageDir, k: int) -> Path:
+    """Source k's removed rows while it is read (moved to `removed/NNN.jsonl` when it ends): named by the
+    source alone, as a rerun picks it up at its last cut."""
+    return stage.path / "removed" / f"{k:03d}.jsonl.partial"
+
+
+def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Deduplicator, dict | None]:
+    """(first source to read, its first shard, the dedup index of everything kept before that shard, and
+    where in the source to pick up: None for its start).
+
+    The checkpoints are a few bytes: the index itself is `state/dedup.sqlite`, whose keys carry the shard
+    their problem went to, so what a killed shard had added is dropped here."""
     d = cfg.dedup
     dedup = Deduplicator(stage.path / "state" / "dedup.sqlite", d.exact, d.near)
+
+    def valid(path: Path) -> dict | None:
+        try:
+            state = pickle.loads(path.read_bytes())
+        except Exception:  # missing or torn: fall back to an earlier one
+            return None
+        # an index that lost keys (deleted, or a checkpoint of an older version) cannot judge what follows
+        ok = state.get("index_keys") == dedup.keys_before(state["next_shard"]) and all(stage.trusted(i) for i in range(state["next_shard"]))
+        return state if ok else None
+
+    first, shard = 0, 0
     for k in reversed(range(len(cfg.sources))):
-        ckpt = _checkpoint(stage, k)
-        if ckpt.exists() and (stage.path / "removed" / f"{k:03d}.jsonl").exists():
-            try:
-                state = pickle.loads(ckpt.read_bytes())
-            except Exception:  # a torn checkpoint: fall back to an earlier one
-                continue
-            # an index that lost keys (deleted, or a checkpoint of an older version) cannot judge what follows
-            if state.get("index_keys") == dedup.keys_through(k) and all(stage.trusted(i) for i in range(state["next_shard"])):
-                log.info("prompts: sources 1-%d already written, resuming at source %d", k + 1, k + 2)
-                dedup.forget_from(k + 1)
-                return k + 1, state["next_shard"], dedup
-    dedup.forget_from(0)
-    return 0, 0, dedup
+        state = valid(_checkpoint(stage, k)) if (stage.path / "removed" / f"{k:03d}.jsonl").exists() else None
+        if state is not None:
+            log.info("prompts: sources 1-%d already written, resuming at source %d", k + 1, k + 2)
+            first, shard = k + 1, state["next_shard"]
+            break
+    within = valid(_cut(stage, first)) if first < len(cfg.sources) else None
+    removed = _removed_partial(stage, first)
+    if within is not None and within["next_shard"] > shard and removed.exists() and removed.stat().st_size >= within["removed_bytes"]:
+        log.info("prompts: source %d resumes at shard %d, after %d rows already judged", first + 1, within["next_shard"], within["position"])
+        shard = within["next_shard"]
+    else:
+        within = None
+    dedup.forget_from(shard)
+    return first, shard, dedup, within
 
 
-def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, shard: int, dedup: Deduplicator, fingerprint_all) -> int:
-    """Read source k into shards `shard`, `shard + 1`, ...; return the next free shard index."""
+def _run_source(
+    stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, shard: int, dedup: Deduplicator, fingerprint_all, within: dict | None
+) -> int:
+    """Read source k into shards `shard`, `shard + 1`, ...; return the next free shard index. `within`: the
+    checkpoint of a cut to pick up at (its rows already judged are skipped, not fingerprinted)."""
     src = cfg.sources[k]
     label = src.label
     reader = SourceReader(src)
     buffer: list[dict] = []
     counts: Counter = Counter()
     by_benchmark: Counter = Counter()
-    rows_in, kept, filtered_before = 0, 0, 0
+    rows_in, kept, filtered_before, position = 0, 0, 0, 0
+    if within is not None:
+        kept, filtered_before, position = within["kept"], within["filtered"], within["position"]
 
     def flush() -> None:
         nonlocal buffer, counts, by_benchmark, rows_in, shard, filtered_before
@@ -268,16 +300,30 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
             stage.finish(shard, {"shard": shard, **stats})
         buffer, counts, by_benchmark, rows_in, shard = [], Counter(), Counter(), 0, shard + 1
 
+    def checkpoint_cut(at: int) -> None:
+        """At a cut, once the shard before it is written: the row `at` (counted from the source's start) opens
+        the next shard, so a rerun starts by judging it."""
+        removed.flush()
+        dedup.commit()
+        state = {"next_shard": shard, "index_keys": dedup.keys_before(shard), "position": at, "kept": kept,
+                 "filtered": filtered_before, "removed_bytes": os.fstat(removed.fileno()).st_size}
+        write_bytes(_cut(stage, k), pickle.dumps(state, protocol=5))
+
     removed_path = stage.path / "removed" / f"{k:03d}.jsonl"
-    removed_tmp = tmp_path(removed_path)
+    removed_tmp = _removed_partial(stage, k)
     removed_tmp.parent.mkdir(parents=True, exist_ok=True)
-    dedup.source = k
-    with open(removed_tmp, "w", encoding="utf-8") as removed:  # streamed to disk: duplicates can be most of a crawl
-        for batch, prints in fingerprint_all(_batches(_guarded(iter(reader), label, src.source), BATCH)):
+    if within is not None:  # what the killed run wrote after its last cut is judged again
+        os.truncate(removed_tmp, within["removed_bytes"])
+    rows = _guarded(iter(reader), label, src.source)
+    for _ in islice(rows, position):  # judged before the cut: read past, not fingerprinted
+        pass
+    with open(removed_tmp, "a" if within else "w", encoding="utf-8") as removed:  # streamed to disk: duplicates can be most of a crawl
+        for batch, prints in fingerprint_all(_batches(rows, BATCH)):
             dedup.commit()
             for row, (key, near, bench) in zip(batch, prints):
                 if quota is not None and kept >= quota:
                     break
+                position += 1
                 rows_in += 1
                 # contamination first: a benchmark copy is removed as such, and never kept as the
                 # "earlier copy" that later duplicates would point to
@@ -287,6 +333,7 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
                     hit = ("contaminated", bench)
                     by_benchmark[bench.split("/")[0]] += 1
                 else:
+                    dedup.shard = shard + (len(buffer) >= cfg.rows_per_shard)  # where it goes if kept: this row may cut
                     hit = dedup.check(row["id"], key, near)
                 if hit is not None:
                     reason, match = hit
@@ -297,6 +344,7 @@ def _run_source(stage: StageDir, cfg: PromptsConfig, k: int, quota: int | None, 
                 if len(buffer) >= cfg.rows_per_shard:  # cut only when a next row exists, so trailing drops count
                     rows_in -= 1  # this row opens the next shard
                     flush()
+                    checkpoint_cut(position - 1)
                     rows_in = 1
                 buffer.append(row)
                 kept += 1
