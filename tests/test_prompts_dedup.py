@@ -1,5 +1,6 @@
 """Near-dedup on disk: the same verdicts as the in-memory datasketch `MinHashLSH` index it replaced, on a
-set with planted near-duplicates, and a resume that drops what a killed shard added and skips the rows judged before it."""
+set with planted near-duplicates, and a resume that drops what a killed shard added and skips the rows
+judged before it."""
 
 import json
 import pickle
