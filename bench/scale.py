@@ -238,12 +238,12 @@ def digest(work: Path, stage: str) -> str:
     return h.hexdigest()[:16]
 
 
-def run_path(work: Path, traces: int, kill: bool, results: dict, save) -> None:
-    """Measure every stage at one size into `results`, calling `save` after each, so a run stopped
-    part-way keeps the stages it finished."""
+def run_path(work: Path, traces: int, kill: bool, results: dict, save, stages: tuple[str, ...] = STAGES) -> None:
+    """Measure `stages` (the path's first ones) at one size into `results`, calling `save` after each, so a
+    run stopped part-way keeps the stages it finished."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "sources.json").write_text(json.dumps(write_sources(work / "sources", traces)))
-    for stage in STAGES:
+    for stage in stages:
         m = measure(stage, work, traces)
         results[stage] = m
         save()
@@ -252,7 +252,7 @@ def run_path(work: Path, traces: int, kill: bool, results: dict, save) -> None:
         again = work.parent / f"{work.name}-killed"
         again.mkdir(parents=True, exist_ok=True)
         (again / "sources.json").write_text((work / "sources.json").read_text())
-        for stage in STAGES:
+        for stage in stages:
             k = kill_and_rerun(stage, again, traces, results[stage]["seconds"] * KILL_AT)
             if stage == "sft_data":
                 same = k["rows"] == results[stage]["rows"] and k["tokens_digest"] == results[stage]["tokens_digest"]
@@ -314,6 +314,7 @@ def main() -> None:
     ap.add_argument("--size", nargs="+", default=["8k"], help="traces per run: 8k, 80k, 800k (two sizes print ratios)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/distill-bench-scale"))
     ap.add_argument("--kill-each-stage", action="store_true")
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="the path's first stages only (each needs those before it)")
     ap.add_argument("--readme", action="store_true", help="write the table into README.md")
     ap.add_argument("--block", default="table", help="with --readme: the README block's marker name (`<!-- bench/scale.py BLOCK -->`)")
     ap.add_argument("--json", type=Path, help="also write the measurements here")
@@ -336,8 +337,11 @@ def main() -> None:
 
     from distill.io import write_json
 
+    if tuple(args.stages) != STAGES[: len(args.stages)]:
+        raise SystemExit(f"--stages: the path's first stages, in order ({' '.join(STAGES)}), got {' '.join(args.stages)}")
     sizes = sorted(parse_size(s) for s in args.size)
-    header = f"bench/scale.py --size {' '.join(args.size)}{' --kill-each-stage' if args.kill_each_stage else ''}: {machine()}, {datetime.date.today()}"
+    flags = (" --stages " + " ".join(args.stages) if len(args.stages) < len(STAGES) else "") + (" --kill-each-stage" if args.kill_each_stage else "")
+    header = f"bench/scale.py --size {' '.join(args.size)}{flags}: {machine()}, {datetime.date.today()}"
     print(header, file=sys.stderr)
     results = {}
 
@@ -349,7 +353,7 @@ def main() -> None:
         work = args.work / str(n)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(args.work / f"{n}-killed", ignore_errors=True)
-        run_path(work, n, args.kill_each_stage, results.setdefault(n, {}), save)
+        run_path(work, n, args.kill_each_stage, results.setdefault(n, {}), save, tuple(args.stages))
     text = f"{header}\n{table(sizes, results)}"
     print(text)
     if args.readme:

@@ -36,3 +36,14 @@ def test_scale_bench_at_two_small_sizes_with_a_kill_in_each_stage(tmp_path):
     assert large["generate"]["bytes"] > 1.5 * small["generate"]["bytes"], "R1-long traces: the bytes grow with the rows"
     assert small["filter"]["rows"] < small["generate"]["rows"], "the filter rejects some (truncated, wrong, unreadable)"
     assert "ratios 800 / 400 traces" in res.stdout and "same rows True" in res.stdout and "shards kept" in res.stdout
+
+
+def test_scale_bench_runs_the_first_stages_only_and_refuses_a_gap(tmp_path):
+    out = tmp_path / "m.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "bench/scale.py", "--size", "400", "--stages", "prompts", "--work", str(tmp_path / "w"), "--json", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert list(json.loads(out.read_text())["400"]) == ["prompts"] and "(1 of 4 stages)" in res.stdout
+    gap = subprocess.run([sys.executable, "bench/scale.py", "--stages", "generate", "--work", str(tmp_path / "w2")], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert gap.returncode != 0 and "the path's first stages" in gap.stderr and not (tmp_path / "w2").exists()

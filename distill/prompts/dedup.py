@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
@@ -95,16 +96,21 @@ class Deduplicator:
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (key INTEGER PRIMARY KEY, id INTEGER NOT NULL, shard INTEGER NOT NULL)")
         self._db.commit()
         self.shard = 0
+        # keys per shard, read once and kept up to date: every shard cut's checkpoint counts the keys before it
+        self._per_shard = Counter()
+        for table in ("exact", "band"):
+            self._per_shard.update(dict(self._db.execute(f"SELECT shard, COUNT(*) FROM {table} GROUP BY shard")))
 
     def forget_from(self, shard: int) -> None:
         """Drop the keys of the problems kept into shards `shard`, `shard + 1`, ...: a resume starts at that shard."""
         for table in ("exact", "band"):
             self._db.execute(f"DELETE FROM {table} WHERE shard >= ?", (shard,))
         self._db.commit()
+        self._per_shard = Counter({s: n for s, n in self._per_shard.items() if s < shard})
 
     def keys_before(self, shard: int) -> int:
         """How many keys the shards before `shard` added: recorded in each checkpoint, checked on resume."""
-        return sum(self._db.execute(f"SELECT COUNT(*) FROM {t} WHERE shard < ?", (shard,)).fetchone()[0] for t in ("exact", "band"))
+        return sum(n for s, n in self._per_shard.items() if s < shard)
 
     def check(self, pid: str, key: int, bands_: list[int] | None) -> tuple[str, str] | None:
         """Judge a problem against the kept ones; only a kept problem is remembered, so every match
@@ -123,9 +129,9 @@ class Deduplicator:
                 return "near_duplicate", min(_hex(h[0]) for h in hits)
         me = _signed(int(pid, 16))
         if self.exact:
-            db.execute("INSERT OR IGNORE INTO exact VALUES (?, ?, ?)", (_signed(key), me, self.shard))
+            self._per_shard[self.shard] += db.execute("INSERT OR IGNORE INTO exact VALUES (?, ?, ?)", (_signed(key), me, self.shard)).rowcount
         if near:
-            db.executemany("INSERT OR IGNORE INTO band VALUES (?, ?, ?)", [(k, me, self.shard) for k in keys])
+            self._per_shard[self.shard] += db.executemany("INSERT OR IGNORE INTO band VALUES (?, ?, ?)", [(k, me, self.shard) for k in keys]).rowcount
         return None
 
     def commit(self) -> None:
