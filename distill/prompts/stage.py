@@ -224,10 +224,15 @@ def _cut(stage: StageDir, k: int) -> Path:
     return stage.path / "state" / f"in-source-{k:03d}.pkl"
 
 
+def _removed(stage: StageDir, k: int) -> Path:
+    """Source k's removed rows, once the source is read to its end."""
+    return stage.path / "removed" / f"{k:03d}.jsonl"
+
+
 def _removed_partial(stage: StageDir, k: int) -> Path:
-    """Source k's removed rows while it is read (moved to `removed/NNN.jsonl` when it ends): named by the
-    source alone, as a rerun picks it up at its last cut."""
-    return stage.path / "removed" / f"{k:03d}.jsonl.partial"
+    """Source k's removed rows while it is read (moved to `_removed` when it ends): named by the source
+    alone, as a rerun picks it up at its last cut."""
+    return _removed(stage, k).with_suffix(".jsonl.partial")
 
 
 def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Deduplicator, dict | None]:
@@ -250,7 +255,7 @@ def _resume_point(stage: StageDir, cfg: PromptsConfig) -> tuple[int, int, Dedupl
 
     first, shard = 0, 0
     for k in reversed(range(len(cfg.sources))):
-        state = valid(_checkpoint(stage, k)) if (stage.path / "removed" / f"{k:03d}.jsonl").exists() else None
+        state = valid(_checkpoint(stage, k)) if _removed(stage, k).exists() else None
         if state is not None:
             log.info("prompts: sources 1-%d already written, resuming at source %d", k + 1, k + 2)
             first, shard = k + 1, state["next_shard"]
@@ -309,7 +314,7 @@ def _run_source(
                  "filtered": filtered_before, "removed_bytes": os.fstat(removed.fileno()).st_size}
         write_bytes(_cut(stage, k), pickle.dumps(state, protocol=5))
 
-    removed_path = stage.path / "removed" / f"{k:03d}.jsonl"
+    removed_path = _removed(stage, k)
     removed_tmp = _removed_partial(stage, k)
     removed_tmp.parent.mkdir(parents=True, exist_ok=True)
     if within is not None:  # what the killed run wrote after its last cut is judged again
@@ -325,6 +330,9 @@ def _run_source(
                     break
                 position += 1
                 rows_in += 1
+                # the shard is full: this row, if kept, opens the next one (cut only when a next row exists,
+                # so trailing drops count)
+                opens_next = len(buffer) >= cfg.rows_per_shard
                 # contamination first: a benchmark copy is removed as such, and never kept as the
                 # "earlier copy" that later duplicates would point to
                 evidence = {}
@@ -333,7 +341,7 @@ def _run_source(
                     hit = ("contaminated", bench)
                     by_benchmark[bench.split("/")[0]] += 1
                 else:
-                    dedup.shard = shard + (len(buffer) >= cfg.rows_per_shard)  # where it goes if kept: this row may cut
+                    dedup.shard = shard + opens_next  # where it goes if kept
                     hit = dedup.check(row["id"], key, near)
                 if hit is not None:
                     reason, match = hit
@@ -341,7 +349,7 @@ def _run_source(
                     line = {"id": row["id"], "source": label, "reason": reason, "match": match, **evidence, "prompt": row["prompt"][:300]}
                     removed.write(json.dumps(line, ensure_ascii=False) + "\n")
                     continue
-                if len(buffer) >= cfg.rows_per_shard:  # cut only when a next row exists, so trailing drops count
+                if opens_next:
                     rows_in -= 1  # this row opens the next shard
                     flush()
                     checkpoint_cut(position - 1)
@@ -371,7 +379,7 @@ def _merge_removed(stage: StageDir, n_sources: int) -> None:
     def write(tmp):
         with open(tmp, "wb") as out:
             for k in range(n_sources):
-                part = stage.path / "removed" / f"{k:03d}.jsonl"
+                part = _removed(stage, k)
                 if part.exists():
                     with open(part, "rb") as f:
                         shutil.copyfileobj(f, out)

@@ -181,6 +181,7 @@ def _tokenize_chunk(rows, path: Path, tokenizer) -> None:
     from distill.sft.check import render
 
     features = Features({"input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")), "length": Value("int32")})
+    partial = path.parent / PARTIAL / path.name
     rows.map(
         _tokenize,
         input_columns="messages",
@@ -188,10 +189,10 @@ def _tokenize_chunk(rows, path: Path, tokenizer) -> None:
         fn_kwargs={"tokenizer": tokenizer, "render": render},
         remove_columns=rows.column_names,
         features=features,
-        cache_file_name=str(path.parent / PARTIAL / path.name),
+        cache_file_name=str(partial),
         new_fingerprint=path.stem,  # named, not hashed: datasets would hash the whole tokenizer to name it
     )
-    (path.parent / PARTIAL / path.name).replace(path)
+    partial.replace(path)
 
 
 @functools.lru_cache(maxsize=1)
