@@ -9,6 +9,7 @@ import pytest
 from distill.errors import DistillError
 from distill.think import split_think
 from distill.toy import tasks
+from distill.toy.config import ToyTasks
 from distill.toy.tasks import arith_space, make_code_problems, make_problems, parse_code_prompt, parse_prompt, solve, split_of
 from distill.toy.teacher import ToyTeacherConfig, count_tokens, write_trace
 
@@ -61,6 +62,32 @@ def test_asking_for_more_problems_than_exist_is_an_error():
         make_problems(10_000, split="test", digits=2)
 
 
+def test_four_digit_problems_are_drawn_from_their_split_without_listing_the_space(monkeypatch):
+    """81M 4-digit additions are too many to list: they are drawn, distinct, of the asked split, by seed."""
+    monkeypatch.setattr(tasks, "arith_space", lambda *a: pytest.fail("a 4-digit space was listed"))
+    ops = ("+", "-", "*")
+    train, test = make_problems(3000, seed=0, ops=ops, digits=4), make_problems(300, seed=0, split="test", ops=ops, digits=4)
+    assert len({p["id"] for p in train}) == 3000 and {p["id"] for p in train}.isdisjoint({p["id"] for p in test})
+    for split, rows in (("train", train), ("test", test)):
+        for p in rows:
+            a, op, b = parse_prompt(p["prompt"])
+            assert split_of(a, op, b) == split and 1000 <= a <= 9999 and int(p["answer"]) == solve(a, op, b)
+            assert (2 <= b <= 9) if op == "*" else (1000 <= b <= (a if op == "-" else 9999))
+    assert Counter(parse_prompt(p["prompt"])[1] for p in train).keys() == set(ops)
+    assert make_problems(50, seed=1, digits=4) == make_problems(50, seed=1, digits=4) != make_problems(50, seed=2, digits=4)
+    programs = make_code_problems(100, seed=0, split="test", digits=4)
+    assert all(1000 <= v <= 9999 and split_of(x, "+", y) == "test" for x, y in map(parse_code_prompt, (p["prompt"] for p in programs)) for v in (x, y))
+    with pytest.raises(DistillError, match="draw at most half"):
+        make_problems(40_000, ops=("*",), digits=4)  # 72,000 problems in all
+
+
+def test_a_toy_source_s_digits_default_by_task():
+    """Arithmetic defaults to 2 digits and programs to 3, as every run before `digits` applied to programs."""
+    assert make_problems(20, seed=0, split="test", digits=2) == ToyTasks(n=20).make("test")
+    assert make_code_problems(20, seed=0) == ToyTasks(task="code", n=20).make("train")
+    assert make_code_problems(20, seed=0, digits=4) == ToyTasks(task="code", n=20, digits=4).make("train")
+
+
 @pytest.mark.parametrize("ops", [("+",), ("-",), ("*",)])
 def test_clean_traces_are_correct_and_well_formed(ops):
     for p in make_problems(200, seed=3, ops=ops, digits=3):
@@ -72,7 +99,7 @@ def test_clean_traces_are_correct_and_well_formed(ops):
 
 
 def program_constant(text):
-    return int(re.search(r"print\(n \+ (\d+)\)", text).group(1))
+    return int(re.search(r"```python\nc = (\d+)\nn = int\(input\(\)\)\nprint\(n \+ c\)\n```", text).group(1))
 
 
 def test_a_code_problem_needs_its_constant_computed_and_holds_out_its_addition():
@@ -91,7 +118,7 @@ def test_a_code_problem_needs_its_constant_computed_and_holds_out_its_addition()
                 assert finish == "stop" and program_constant(text) == x + y
                 assert str(x + y) not in re.findall(r"\d+", p["prompt"])
             addition, _ = write_trace(f"What is {x} + {y}?", random.Random(p["id"]), cfg, 1024)
-            assert text_of_thought(write_trace(p["prompt"], random.Random(p["id"]), cfg, 1024)[0]) == text_of_thought(addition) + [f"The program prints n + {x + y}."]
+            assert text_of_thought(write_trace(p["prompt"], random.Random(p["id"]), cfg, 1024)[0]) == text_of_thought(addition)
     train = {parse_code_prompt(p["prompt"]) for p in make_code_problems(300, seed=0)}
     test = {parse_code_prompt(p["prompt"]) for p in make_code_problems(50, seed=0, split="test")}
     assert train.isdisjoint(test)
@@ -102,7 +129,7 @@ def text_of_thought(completion):
 
 
 def test_a_slipped_column_in_a_program_s_constant_reaches_the_program():
-    prompt = "Write a Python program that reads an integer n and prints n + c, where c answers: What is 478 + 365?"
+    prompt = tasks.code_prompt(478, 365)
     for seed in range(20):
         text, _ = write_trace(prompt, random.Random(seed), ToyTeacherConfig(**{**NO_MISTAKES, "wrong_answer": 1.0}), 1024)
         wrong = program_constant(text)

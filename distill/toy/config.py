@@ -17,16 +17,16 @@ class ToyTasks(Config):
     n: int = Field(200, ge=1, description="number of problems")
     seed: int = Field(0, description="seed of the problem sampler")
     ops: list[str] = Field(default_factory=lambda: ["+"], description="operations among + - *")
-    digits: int = Field(2, ge=1, le=5, description="digits of the first operand")
+    digits: int | None = Field(None, ge=1, le=5, description="digits of the operands (the first one's for - and *); default 2 for arith, 3 for code")
 
     def make(self, split: str) -> list[dict]:
         from distill.toy.tasks import make_chat_problems, make_code_problems, make_problems
 
         if self.task == "code":
-            return make_code_problems(self.n, seed=self.seed, split=split)
+            return make_code_problems(self.n, seed=self.seed, split=split, digits=self.digits or 3)
         if self.task == "chat":
             return make_chat_problems(self.n, seed=self.seed, split=split)
-        return make_problems(self.n, seed=self.seed, split=split, ops=tuple(self.ops), digits=self.digits)
+        return make_problems(self.n, seed=self.seed, split=split, ops=tuple(self.ops), digits=self.digits or 2)
 
 
 class ToyTeacherConfig(Config):

@@ -1,7 +1,7 @@
 """Procedural toy problems in three domains, each with a way to check an answer.
 
 - arith (math): "What is 47 + 38?" -> "85".
-- code: "Write a Python program that reads an integer n and prints n + c, where c answers: What is 374 + 487?"
+- code: "What is 374 + 487? Call the answer c. Write a Python program that reads an integer n and prints n + c."
   -> tests on stdin/stdout, run in the sandbox like any code problem. The program needs c computed (861):
   its addition is the reasoning, so an answer-only student cannot copy the program from the prompt.
 - chat (general, the non-reasoning part of the mix): "Greet Kato." -> "Hello, Kato! Nice to meet you."
@@ -26,7 +26,7 @@ TEST_SHARE = 0.1  # one problem in ten belongs to the held-out split
 OPS = ("+", "-", "*")
 
 _PROMPT = re.compile(r"What is (\d+) ([+\-*]) (\d+)\?")
-_CODE = re.compile(r"reads an integer n and prints n \+ c, where c answers: What is (\d+) \+ (\d+)\?")
+_CODE = re.compile(r"What is (\d+) \+ (\d+)\? Call the answer c\. Write a Python program that reads an integer n and prints n \+ c\.")
 _CHAT = re.compile(r"^(Greet|Say goodbye to|Thank) ([A-Z][a-z]+)\.$", re.MULTILINE)
 CODE_TEST_INPUTS = ("41",)  # stdin of the test of every toy code problem: one, as each sandboxed run costs ~0.1-0.3 s
 CHAT_REPLIES = {"Greet": "Hello, {name}! Nice to meet you.", "Say goodbye to": "Goodbye, {name}! See you soon.", "Thank": "Thank you, {name}! That was kind of you."}
@@ -56,9 +56,10 @@ def task_of(prompt: str) -> str:
 
 
 def code_prompt(x: int, y: int) -> str:
-    """The addition is asked as an addition problem is, so the students copy its operands as they learnt to
-    there (a tiny Qwen2 copied a multiplier from earlier in the prompt right in 12% of programs)."""
-    return f"Write a Python program that reads an integer n and prints n + c, where c answers: {prompt_for(x, '+', y)}"
+    """The addition is asked first, as an addition problem is, and the program's spec follows it where an
+    addition's instruction does (about as many tokens), so the students read its operands as they learnt
+    to there (asked after the spec, 4-digit operands were miscopied in most programs: pipelines/toy.yaml)."""
+    return f"{prompt_for(x, '+', y)} Call the answer c. Write a Python program that reads an integer n and prints n + c."
 
 
 def parse_code_prompt(prompt: str) -> tuple[int, int]:
@@ -93,16 +94,11 @@ def _pick(space: list[str], n: int, seed: int, split: str, what: str) -> list[st
     return random.Random(f"{seed}-{split}-{what}").sample(space, n)
 
 
-def make_code_problems(n: int, seed: int = 0, split: str = "train") -> list[dict]:
-    """`n` toy code problems with stdin/stdout tests: n plus a constant that is the sum of two 3-digit
-    numbers, an addition of `split` (drawn until `n`: hashing the whole split would cost ~2 s)."""
-    rng, pairs = random.Random(f"{seed}-{split}-code"), {}
-    while len(pairs) < n:
-        x, y = rng.randrange(100, 1000), rng.randrange(100, 1000)
-        if split_of(x, "+", y) == split:
-            pairs[x, y] = None
+def make_code_problems(n: int, seed: int = 0, split: str = "train", digits: int = 3) -> list[dict]:
+    """`n` toy code problems with stdin/stdout tests: n plus a constant that is the sum of two `digits`-digit
+    numbers, an addition of `split` (drawn, not listed: hashing the whole split would cost ~2 s)."""
     rows = []
-    for x, y in pairs:
+    for x, _, y in draw_problems(n, random.Random(f"{seed}-{split}-code"), split, ("+",), digits):
         tests = [{"input": i, "output": str(int(i) + x + y)} for i in CODE_TEST_INPUTS]
         rows.append(_row(code_prompt(x, y), "code", None, to_json(tests), {"x": x, "y": y, "split": split}))
     return rows
@@ -130,9 +126,16 @@ def split_of(a: int, op: str, b: int) -> str:
     return "test" if h % 1000 < TEST_SHARE * 1000 else "train"
 
 
+LISTED_DIGITS = 3  # spaces up to 3-digit operands are listed (810k additions); larger ones are drawn from
+
+
+def _bounds(digits: int) -> tuple[int, int]:
+    return 10 ** (digits - 1), 10**digits
+
+
 def arith_space(ops: tuple[str, ...], digits: int) -> list[tuple[int, str, int]]:
     """Every (a, op, b) problem of these ops and digits, both splits, in a fixed order."""
-    lo, hi = 10 ** (digits - 1), 10**digits
+    lo, hi = _bounds(digits)
     out = []
     for op in ops:
         if op == "*":  # multi-digit times one digit: the carry chain is the lesson, not long multiplication
@@ -142,6 +145,30 @@ def arith_space(ops: tuple[str, ...], digits: int) -> list[tuple[int, str, int]]
         else:
             out += [(a, op, b) for a in range(lo, hi) for b in range(lo, hi)]
     return out
+
+
+def space_size(ops: tuple[str, ...], digits: int) -> int:
+    """len(arith_space(ops, digits)), without listing it."""
+    lo, hi = _bounds(digits)
+    width = hi - lo
+    return sum({"*": width * 8, "-": width * (width + 1) // 2, "+": width * width}[op] for op in ops)
+
+
+def draw_problems(n: int, rng: random.Random, split: str, ops: tuple[str, ...], digits: int) -> list[tuple[int, str, int]]:
+    """`n` distinct (a, op, b) of `split`, drawn at random from the space `arith_space` would list: an op
+    uniformly (no draw for one op, so the programs of earlier runs are drawn as they were), then its
+    operands. For spaces too big to list; at most half a space, so drawing ends soon."""
+    if n > space_size(ops, digits) // 2:
+        raise DistillError(f"asked for {n} toy {split} problems drawn from {space_size(ops, digits)} (ops={ops} digits={digits}): draw at most half")
+    lo, hi = _bounds(digits)
+    picked: dict[tuple[int, str, int], None] = {}
+    while len(picked) < n:
+        op = ops[0] if len(ops) == 1 else rng.choice(ops)
+        a = rng.randrange(lo, hi)
+        b = rng.randrange(2, 10) if op == "*" else rng.randrange(lo, a + 1) if op == "-" else rng.randrange(lo, hi)
+        if split_of(a, op, b) == split:
+            picked[a, op, b] = None
+    return list(picked)
 
 
 @functools.lru_cache(maxsize=4)
@@ -160,10 +187,13 @@ def make_problems(
     bad = [op for op in ops if op not in OPS]
     if bad:
         raise DistillError(f"toy ops must be among {OPS}, got {bad}")
-    space = _split_space(tuple(ops), digits, split)
-    if n > len(space):
-        raise DistillError(f"asked for {n} toy {split} problems but only {len(space)} exist for ops={ops} digits={digits}")
-    picked = random.Random(f"{seed}-{split}").sample(space, n)
+    if digits > LISTED_DIGITS:
+        picked = draw_problems(n, random.Random(f"{seed}-{split}"), split, tuple(ops), digits)
+    else:
+        space = _split_space(tuple(ops), digits, split)
+        if n > len(space):
+            raise DistillError(f"asked for {n} toy {split} problems but only {len(space)} exist for ops={ops} digits={digits}")
+        picked = random.Random(f"{seed}-{split}").sample(space, n)
     rows = []
     for a, op, b in picked:
         prompt = prompt_for(a, op, b)

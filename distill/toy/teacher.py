@@ -140,13 +140,15 @@ def _direct(prompt: str, task: str, mistake: str | None) -> str:
         return NO_THINK_PREFIX + reply  # a slip in a greeting has nothing to verify against: the other mistakes do not apply
     if task == "code":
         x, y = parse_code_prompt(prompt)
-        return NO_THINK_PREFIX + _program(x + y + (1 if mistake == "wrong_answer" else 0))
+        return NO_THINK_PREFIX + _code_response(x, y, x + y + (1 if mistake == "wrong_answer" else 0))
     a, op, b = parse_prompt(prompt)
     return NO_THINK_PREFIX + f"{a} {op} {b} = \\boxed{{{solve(a, op, b)}}}"
 
 
-def _program(c: int) -> str:
-    return f"```python\nn = int(input())\nprint(n + {c})\n```"
+def _code_response(x: int, y: int, c: int) -> str:
+    """The sum restated as an addition's response restates it, then the program with that constant on its
+    first line, so each copy of c follows a ` = ` a few tokens from the last (pipelines/toy.yaml)."""
+    return f"{x} + {y} = {c}.\n```python\nc = {c}\nn = int(input())\nprint(n + c)\n```"
 
 
 _CHARS_PER_TOKEN = 2.4  # of these lines, by `count_tokens` (digits count one each); counting each line costs 3x more
@@ -187,11 +189,10 @@ def _code_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens
     """The constant's addition worked out exactly as an addition problem's trace, then the program.
 
     Line for line the trace of "What is x + y?", so the students bring the column skill of thousands of
-    additions to a few hundred programs; the last line restates the program next to the code it becomes."""
+    additions to a few hundred programs."""
     x, y = parse_code_prompt(prompt)
     lines, c = _arith_lines(x, "+", y, mistake, rng, max_tokens, cfg)
-    lines.append(("程序输出" if mistake == "language_switch" else "The program prints") + f" n + {c}.")
-    return _completion(lines, mistake, _program(c))
+    return _completion(lines, mistake, _code_response(x, y, c))
 
 
 def _arith_trace(prompt: str, mistake: str | None, rng: random.Random, max_tokens: int, cfg: ToyTeacherConfig) -> str:
