@@ -13,7 +13,7 @@ from pathlib import Path
 ARCHS = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "qwen2"), "llama": ("LlamaConfig", "LlamaForCausalLM", "llama3")}
 
 # hidden, layers, heads (head_dim 32), kv heads, MLP width. "tiny" is ~0.9M parameters with the toy
-# vocabulary; it learns 3-digit column addition from ~2.8k traces in a few CPU minutes.
+# vocabulary; it learns 4-digit column addition from ~3k traces in a few CPU minutes (pipelines/toy.yaml).
 SIZES = {
     "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
     # ~0.1M: a student well below the tiny teacher after the same SFT, for the on-policy KD toy (pipelines/toy_kd.yaml)
