@@ -147,7 +147,8 @@ def _direct(prompt: str, task: str, mistake: str | None) -> str:
 
 def _code_response(x: int, y: int, c: int) -> str:
     """The sum restated as an addition's response restates it, then the program with that constant on its
-    first line, so each copy of c follows a ` = ` a few tokens from the last (pipelines/toy.yaml)."""
+    first line: each copy of c is a few tokens after the one before, behind a ` = ` like it (a constant
+    copied further, into a sentence or a `print`, was miscopied in most 4-digit programs: pipelines/toy.yaml)."""
     return f"{x} + {y} = {c}.\n```python\nc = {c}\nn = int(input())\nprint(n + c)\n```"
 
 
