@@ -133,39 +133,35 @@ def _bounds(digits: int) -> tuple[int, int]:
     return 10 ** (digits - 1), 10**digits
 
 
+def _second_operands(op: str, a: int, lo: int, hi: int) -> range:
+    """The b of every problem `a op b` whose operands have digits in [lo, hi): the one definition of the space,
+    which `arith_space` lists and `draw_problems` draws from."""
+    if op == "*":  # multi-digit times one digit: the carry chain is the lesson, not long multiplication
+        return range(2, 10)
+    if op == "-":  # non-negative results only
+        return range(lo, a + 1)
+    return range(lo, hi)
+
+
 def arith_space(ops: tuple[str, ...], digits: int) -> list[tuple[int, str, int]]:
     """Every (a, op, b) problem of these ops and digits, both splits, in a fixed order."""
     lo, hi = _bounds(digits)
-    out = []
-    for op in ops:
-        if op == "*":  # multi-digit times one digit: the carry chain is the lesson, not long multiplication
-            out += [(a, op, b) for a in range(lo, hi) for b in range(2, 10)]
-        elif op == "-":  # non-negative results only
-            out += [(a, op, b) for a in range(lo, hi) for b in range(lo, a + 1)]
-        else:
-            out += [(a, op, b) for a in range(lo, hi) for b in range(lo, hi)]
-    return out
-
-
-def space_size(ops: tuple[str, ...], digits: int) -> int:
-    """len(arith_space(ops, digits)), without listing it."""
-    lo, hi = _bounds(digits)
-    width = hi - lo
-    return sum({"*": width * 8, "-": width * (width + 1) // 2, "+": width * width}[op] for op in ops)
+    return [(a, op, b) for op in ops for a in range(lo, hi) for b in _second_operands(op, a, lo, hi)]
 
 
 def draw_problems(n: int, rng: random.Random, split: str, ops: tuple[str, ...], digits: int) -> list[tuple[int, str, int]]:
     """`n` distinct (a, op, b) of `split`, drawn at random from the space `arith_space` would list: an op
     uniformly (no draw for one op, so the programs of earlier runs are drawn as they were), then its
     operands. For spaces too big to list; at most half a space, so drawing ends soon."""
-    if n > space_size(ops, digits) // 2:
-        raise DistillError(f"asked for {n} toy {split} problems drawn from {space_size(ops, digits)} (ops={ops} digits={digits}): draw at most half")
     lo, hi = _bounds(digits)
+    size = sum(len(_second_operands(op, a, lo, hi)) for op in ops for a in range(lo, hi))
+    if n > size // 2:
+        raise DistillError(f"asked for {n} toy {split} problems drawn from {size} (ops={ops} digits={digits}): draw at most half")
     picked: dict[tuple[int, str, int], None] = {}
     while len(picked) < n:
         op = ops[0] if len(ops) == 1 else rng.choice(ops)
         a = rng.randrange(lo, hi)
-        b = rng.randrange(2, 10) if op == "*" else rng.randrange(lo, a + 1) if op == "-" else rng.randrange(lo, hi)
+        b = rng.choice(_second_operands(op, a, lo, hi))
         if split_of(a, op, b) == split:
             picked[a, op, b] = None
     return list(picked)
