@@ -45,6 +45,8 @@ class KDSection(Config):
 
 class EvalSection(EvalConfig):
     models: list[ModelSpec] = Field(description="models to evaluate; `sft:<student>` names a student of this run")
+    parallel: int = Field(1, ge=1, description="models evaluated at once, one process each, sharing the run's --workers "
+                                              "(CPU backends; a GPU engine takes the whole device: keep 1)")
 
     @model_validator(mode="after")
     def _pairs_name_listed_models(self) -> "EvalSection":
@@ -160,6 +162,16 @@ def _train(student: StudentConfig, inp: Path, out: Path, threads: int, log: dict
 
     console.worker_setup(**log)
     return run_sft(student, inp, out, threads=threads)
+
+
+def _evaluate(cfg: EvalConfig, model: ModelSpec, out: Path, workers: int, log: dict) -> dict:
+    """One model's eval in its own process (as `_train`): several models then share the cores, and the
+    worker processes a model's shards would each start (importing torch and loading the model) start once."""
+    from distill import console
+    from distill.eval.stage import run as run_eval
+
+    console.worker_setup(**log)
+    return run_eval(cfg, model, out, workers=workers)
 
 
 def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
@@ -281,14 +293,25 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
     if "eval" in wanted:
         models = cfg.eval.models
         poll = lambda: [progress.eval_model(run_dir / EVAL / m.name) for m in models]  # noqa: E731
-        with stage("eval", f"eval: {len(models)} models (logs: {logs}/eval-*.log)", poll, per_unit_logs=True):
-            for spec in models:
-                with console.log_file(logs / f"eval-{spec.name}.log"):
-                    resolved = _resolve_model(spec, run_dir)
-                    scores = run_eval(cfg.eval, resolved, run_dir / EVAL / spec.name, workers=workers)
-                card = Path(resolved.model) / "README.md"
-                if resolved is not spec and scores and card.exists():  # a model trained in this run
-                    add_eval_results(card, spec.name, scores)
+        parallel = min(cfg.eval.parallel, len(models))
+        title = f"eval: {len(models)} models" + (f", {parallel} at a time" if parallel > 1 else "") + f" (logs: {logs}/eval-*.log)"
+        with stage("eval", title, poll, per_unit_logs=True):
+            resolved = [_resolve_model(spec, run_dir) for spec in models]  # every model trained, before any eval starts
+            if parallel > 1:
+                with worker_pool(parallel) as pool:
+                    futures = [pool.submit(_evaluate, cfg.eval, m, run_dir / EVAL / m.name, max(1, workers // parallel),
+                                           {**console.worker_settings(), "log_file": str(logs / f"eval-{m.name}.log")})
+                               for m in resolved]
+                    scores = [f.result() for f in futures]
+            else:
+                scores = []
+                for m in resolved:
+                    with console.log_file(logs / f"eval-{m.name}.log"):
+                        scores.append(run_eval(cfg.eval, m, run_dir / EVAL / m.name, workers=workers))
+            for spec, m, s in zip(models, resolved, scores):
+                card = Path(m.model) / "README.md"
+                if m is not spec and s and card.exists():  # a model trained in this run
+                    add_eval_results(card, spec.name, s)
     _record_pipeline(cfg)
     if "report" in wanted:
         with console.log_file(logs / "report.log"):

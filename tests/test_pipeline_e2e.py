@@ -61,6 +61,31 @@ def test_every_shipped_pipeline_config_loads():
             load_pipeline(path)
 
 
+def test_models_evaluated_side_by_side_sample_as_one_at_a_time(tmp_path):
+    """`eval.parallel` evaluates each model in a worker process of its own, its log apart; samples are keyed by
+    problem, sample and batch, not by process or worker count, so they are those of one model after another."""
+    from distill.config import parse
+    from distill.eval.stage import load_samples
+    from distill.pipeline import PipelineConfig, run_pipeline
+
+    models = [{"name": "teacher", "model": "toy-teacher", "backend": "toy"},
+              {"name": "teacher-short", "model": "toy-teacher", "backend": "toy", "max_tokens": 48}]
+    samples = {}
+    for parallel in (1, 2):
+        run_dir = tmp_path / f"parallel{parallel}"
+        cfg = {"name": "evals", "run_dir": str(run_dir), "prompts": {"source": "toy"}, "generate": {"backend": "toy"}, "filter": {},
+               "sft": {"students": []},
+               "eval": {"benchmarks": ["toy_arith"], "overrides": {"toy_arith": {"limit": 5, "k": 2}}, "max_tokens": 160,
+                        "problems_per_shard": 2, "parallel": parallel, "models": models}}
+        run_pipeline(parse(PipelineConfig, cfg, "evals.yaml"), workers=2, only=["eval"])
+        samples[parallel] = {(m["name"], r["problem_id"], r["sample_idx"]): r["completion"]
+                             for m in models for r in load_samples(run_dir / "05_eval" / m["name"])}
+        for m in models:  # each model's records in its own log: its 3 shards (5 problems, 2 a shard), not the other's
+            assert (run_dir / "logs" / f"eval-{m['name']}.log").read_text().count("toy_arith shard") == 3
+    assert len(samples[1]) == 2 * 5 * 2 and samples[2] == samples[1]
+    assert any(len(c) < len(samples[1][("teacher", p, i)]) for (name, p, i), c in samples[1].items() if name == "teacher-short")
+
+
 @pytest.mark.slow
 def test_cli_runs_the_whole_pipeline_and_a_rerun_does_nothing(tmp_path):
     cfg = tiny_pipeline(tmp_path)
