@@ -6,6 +6,7 @@
     python scripts/demo_numbers.py --reuse          # no run: tabulate the run directory (and seed runs) as they are
     python scripts/demo_numbers.py --pipeline pipelines/toy_kd.yaml --run-dir runs/toy_kd   # the KD comparison's block
     python scripts/demo_numbers.py --seeds 3 --run-dir runs/toy-xeon --block toy-xeon       # another machine's block
+    python scripts/demo_numbers.py --fresh-clone /tmp/demo --block toy-amd   # `make demo` as a newcomer runs it, timed
 
 Everything in the block comes from the run's own files: report/summary.json (pass@1 with CIs, the
 paired difference, the funnel), logs/times.json (wall and CPU time per stage), logs/invocations.jsonl
@@ -13,7 +14,8 @@ paired difference, the funnel), logs/times.json (wall and CPU time per stage), l
 summary.json (torch threads) and the eval parts (the sample-by-sample comparison). A seed run
 (`<run-dir>-seed<N>`) reuses the main run's prompts, traces and curated data (hard links) and trains
 every student with `training.seed: N`, which draws a toy student's initialisation and the Trainer's
-data order. The block sits between the two marker lines below in README.md; the rest of the README is
+data order. `--fresh-clone DIR` clones this commit into DIR and runs the demo there as `make demo` does
+(`make venv`, its install timed, then the pipeline in that venv): the time a newcomer waits. The block sits between the two marker lines below in README.md; the rest of the README is
 left alone. Works for any number of students, models and benchmarks.
 """
 
@@ -51,15 +53,16 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_demo(pipeline: Path, run_dir: Path, workers: int, fresh: bool = True) -> dict:
-    """One `distill run` (from scratch unless `fresh` is False); returns its wall and CPU seconds, the load
-    average when it started (a shared machine stretches the wall time, not the CPU time) and the lines it printed."""
+def run_demo(pipeline: Path, run_dir: Path, workers: int, fresh: bool = True, root: Path = ROOT, python: str = sys.executable) -> dict:
+    """One `distill run` (from scratch unless `fresh` is False) of the checkout at `root` with its `python`; returns
+    its wall and CPU seconds, the load average when it started (a shared machine stretches the wall time, not the
+    CPU time) and the lines it printed."""
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "distill.cli", "run", str(pipeline), "--workers", str(workers), "--set", f"run_dir={run_dir}"]
+    cmd = [python, "-m", "distill.cli", "run", str(pipeline), "--workers", str(workers), "--set", f"run_dir={run_dir}"]
     load, cpu, start = os.getloadavg()[0], _children_cpu(), time.time()
-    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     seconds, cpu = time.time() - start, _children_cpu() - cpu
     sys.stderr.write(result.stderr)
     sys.stdout.write(result.stdout)
@@ -68,11 +71,22 @@ def run_demo(pipeline: Path, run_dir: Path, workers: int, fresh: bool = True) ->
     return {"seconds": seconds, "cpu_seconds": cpu, "load": load, "lines": len((result.stdout + result.stderr).splitlines())}
 
 
+def install_clone(dest: Path) -> float:
+    """Clone this commit into `dest` and build its venv as `make demo` does (`make venv`); returns the install's
+    seconds. The demo then runs with `dest/.venv/bin/python`, as `make demo` runs `.venv/bin/distill`."""
+    if dest.exists():
+        raise SystemExit(f"--fresh-clone {dest}: exists; give a new directory")
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    start = time.time()
+    subprocess.run(["make", "venv"], cwd=dest, check=True, stdout=subprocess.DEVNULL)
+    return time.time() - start
+
+
 def seed_dir(run_dir: Path, seed: int) -> Path:
     return run_dir.with_name(f"{run_dir.name}-seed{seed}")
 
 
-def run_seed(pipeline: Path, run_dir: Path, seed: int, workers: int) -> dict:
+def run_seed(pipeline: Path, run_dir: Path, seed: int, workers: int, root: Path = ROOT, python: str = sys.executable) -> dict:
     """The students trained and evaluated again with training seed `seed`, on the main run's data (linked, not
     regenerated: the data stages are seeded apart and would be identical)."""
     from distill.pipeline import read_pipeline
@@ -87,7 +101,7 @@ def run_seed(pipeline: Path, run_dir: Path, seed: int, workers: int) -> dict:
         student.setdefault("training", {})["seed"] = seed
     seeded = out / f"pipeline-seed{seed}.yaml"
     seeded.write_text(yaml.safe_dump(data, sort_keys=False))
-    return run_demo(seeded, out, workers, fresh=False)
+    return run_demo(seeded, out, workers, fresh=False, root=root, python=python)
 
 
 def samples(run_dir: Path) -> dict[tuple, str]:
@@ -172,12 +186,18 @@ def timing_line(run: dict | None, times: dict) -> str:
     """Wall and CPU time of the run (or, tabulating an earlier run, of its stages), with the load it met."""
     stage_times = ", ".join(f"{k} {v['seconds']:.0f} s" + (f" / {v['cpu_seconds']:.0f} CPU s" if "cpu_seconds" in v else "")
                             for k, v in times.items())
+    install = run and run.get("install_seconds")
+    if install:  # --fresh-clone: the newcomer's `make demo`, install included
+        total = (install + run["seconds"]) / 60
+        make = f"From a fresh clone, `make demo` took {total:.1f} min: the install (`make venv`) {install:.0f} s, then the pipeline. "
+    else:
+        make = ""
     if run is None:  # --reuse: the stages' own record (a resumed stage's times add up over its attempts)
         if not times:
             return ""
         cpu = (f" and {sum(v['cpu_seconds'] for v in times.values()):,.0f} CPU-seconds" if all("cpu_seconds" in v for v in times.values()) else "")
         return f"Its stages took {sum(v['seconds'] for v in times.values()) / 60:.1f} min wall{cpu} (per stage, wall / CPU: {stage_times})."
-    return (f"The run took {run['seconds'] / 60:.1f} min wall and {run['cpu_seconds']:,.0f} CPU-seconds, with a load average of "
+    return (f"{make}The run took {run['seconds'] / 60:.1f} min wall and {run['cpu_seconds']:,.0f} CPU-seconds, with a load average of "
             f"{run['load']:.1f} on {os.cpu_count()} cores when it started (a busy machine stretches the wall time, hardly the CPU "
             f"time; per stage, wall / CPU: {stage_times}), and printed {run['lines']} lines.")
 
@@ -237,22 +257,34 @@ def main() -> None:
                     "trains and evaluates the students again on its data; the block shows the spread")
     ap.add_argument("--reuse", action="store_true", help="tabulate the run directory (and its seed runs) as they are, without running")
     ap.add_argument("--repro", action="store_true", help="run a second time from scratch and compare every eval sample")
+    ap.add_argument("--fresh-clone", type=Path, metavar="DIR", help="clone this commit into DIR (new) and run the demo there as "
+                    "`make demo` does, install timed; its run directory is DIR/runs/<pipeline's name> (not --run-dir)")
     ap.add_argument("--block", help="write the README block with this name's markers instead of the pipeline's, e.g. the "
                     "same demo on another machine beside the main block (the screenshots are then left alone)")
     args = ap.parse_args()
     # Read before the runs: a commit made while they train is not the code that produced the numbers.
     commit = "commit `" + subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip() + "`"
-    if subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip():
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    if dirty and not args.fresh_clone:  # a clone holds the commit only
         commit += " with uncommitted changes"  # the numbers are not that commit's
     run = repro = None
     seeds = list(range(args.seeds))
+    root, python, install = ROOT, sys.executable, None
+    if args.fresh_clone:
+        if args.reuse:
+            raise SystemExit("--fresh-clone runs the demo; --reuse runs nothing")
+        root = args.fresh_clone.resolve()
+        install = install_clone(root)
+        python = str(root / ".venv" / "bin" / "python")
+        args.pipeline = root / args.pipeline.resolve().relative_to(ROOT)
+        args.run_dir = root / "runs" / yaml.safe_load(args.pipeline.read_text())["name"]
     if not args.reuse:
-        run = run_demo(args.pipeline, args.run_dir, args.workers)
+        run = {**run_demo(args.pipeline, args.run_dir, args.workers, root=root, python=python), "install_seconds": install}
         for seed in seeds[1:]:
-            run_seed(args.pipeline, args.run_dir, seed, args.workers)
+            run_seed(args.pipeline, args.run_dir, seed, args.workers, root=root, python=python)
     if args.repro:
         second = args.run_dir.with_name(args.run_dir.name + "-repro")
-        run_demo(args.pipeline, second, args.workers)
+        run_demo(args.pipeline, second, args.workers, root=root, python=python)
         a, b = samples(args.run_dir), samples(second)
         same = sum(a[k] == b.get(k) for k in a)
         repro = (f"A second run from scratch gave identical eval samples: {same:,} of {len(a):,}." if same == len(a) == len(b)

@@ -216,6 +216,20 @@ def test_demo_numbers_tabulates_the_run_its_machine_and_the_spread_over_seeds(ru
     assert both.startswith(text) and both.count(f"on {cpu_model()}, ") == 2
 
 
+def test_a_fresh_clone_s_block_states_make_demo_with_its_install(tmp_path):
+    """`--fresh-clone`: the time a newcomer waits is the install and the pipeline; an existing directory is refused."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import demo_numbers
+
+    times = {"sft": {"seconds": 500.0, "cpu_seconds": 990.0}}
+    run = {"seconds": 540.0, "cpu_seconds": 1000.0, "load": 0.2, "lines": 30}
+    line = demo_numbers.timing_line({**run, "install_seconds": 60.0}, times)
+    assert line.startswith("From a fresh clone, `make demo` took 10.0 min: the install (`make venv`) 60 s, then the pipeline. The run took 9.0 min")
+    assert demo_numbers.timing_line({**run, "install_seconds": None}, times).startswith("The run took 9.0 min")
+    with pytest.raises(SystemExit, match="exists"):
+        demo_numbers.install_clone(tmp_path)
+
+
 @pytest.mark.parametrize("ref, stage", [("sft:student", "04_sft/student"), ("kd:student-kd", "04_kd/student-kd")])
 def test_the_browser_renders_eval_prompts_with_a_trained_model_s_saved_tokenizer(ref, stage, tmp_path):
     """`sft:` and `kd:` models (a kd run and its SFT control) are read from the run, not looked up on the hub."""
