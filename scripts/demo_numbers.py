@@ -15,8 +15,9 @@ summary.json (torch threads) and the eval parts (the sample-by-sample comparison
 (`<run-dir>-seed<N>`) reuses the main run's prompts, traces and curated data (hard links) and trains
 every student with `training.seed: N`, which draws a toy student's initialisation and the Trainer's
 data order. `--fresh-clone DIR` clones this commit into DIR and runs the demo there as `make demo` does
-(`make venv`, its install timed, then the pipeline in that venv): the time a newcomer waits. The block sits between the two marker lines below in README.md; the rest of the README is
-left alone. Works for any number of students, models and benchmarks.
+(`make venv`, its install timed, then the pipeline in that venv): the time a newcomer waits. The block
+sits between the two marker lines below in README.md; the rest of the README is left alone. Works for
+any number of students, models and benchmarks.
 """
 
 from __future__ import annotations
