@@ -187,17 +187,14 @@ def timing_line(run: dict | None, times: dict) -> str:
     """Wall and CPU time of the run (or, tabulating an earlier run, of its stages), with the load it met."""
     stage_times = ", ".join(f"{k} {v['seconds']:.0f} s" + (f" / {v['cpu_seconds']:.0f} CPU s" if "cpu_seconds" in v else "")
                             for k, v in times.items())
-    install = run and run.get("install_seconds")
-    if install:  # --fresh-clone: the newcomer's `make demo`, install included
-        total = (install + run["seconds"]) / 60
-        make = f"From a fresh clone, `make demo` took {total:.1f} min: the install (`make venv`) {install:.0f} s, then the pipeline. "
-    else:
-        make = ""
     if run is None:  # --reuse: the stages' own record (a resumed stage's times add up over its attempts)
         if not times:
             return ""
         cpu = (f" and {sum(v['cpu_seconds'] for v in times.values()):,.0f} CPU-seconds" if all("cpu_seconds" in v for v in times.values()) else "")
         return f"Its stages took {sum(v['seconds'] for v in times.values()) / 60:.1f} min wall{cpu} (per stage, wall / CPU: {stage_times})."
+    install = run.get("install_seconds")  # --fresh-clone: the newcomer's `make demo`, install included
+    make = (f"From a fresh clone, `make demo` took {(install + run['seconds']) / 60:.1f} min: the install (`make venv`) {install:.0f} s, "
+            "then the pipeline. " if install else "")
     return (f"{make}The run took {run['seconds'] / 60:.1f} min wall and {run['cpu_seconds']:,.0f} CPU-seconds, with a load average of "
             f"{run['load']:.1f} on {os.cpu_count()} cores when it started (a busy machine stretches the wall time, hardly the CPU "
             f"time; per stage, wall / CPU: {stage_times}), and printed {run['lines']} lines.")
