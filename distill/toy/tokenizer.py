@@ -1,11 +1,14 @@
 """A small byte-level BPE tokenizer for the toy world, with a Qwen2.5 or Llama-3 family's special tokens.
 
 Like the real families it is byte-level (any text encodes, Chinese from the teacher's language switch
-included) and, like Qwen2, it splits digits one by one so column arithmetic is learnable. Its merges
-are trained on toy-teacher traces of all three domains: ~2.4 tokens per word on additions (one per digit),
-~1.8 on programs and ~2.1 on greetings, instead of ~5 bytes. `<think>`
-and `</think>` are added as non-special tokens: one id each, and `decode(skip_special_tokens=True)`
-keeps them, as in the DeepSeek-R1 distilled models.
+included) and, like Qwen2, it splits digits one by one so column arithmetic is learnable. Its words stay
+apart as in GPT-2 and Qwen2 (no token spans two words): transformers 5 loads a qwen2 model
+directory's tokenizer as Qwen2Tokenizer, which keeps these merges but rebuilds Qwen2's own pre-tokenizer
+over them, so a toy pre-tokenizer that merged across words (~0.63x the tokens of a trace) would be trained
+one way and used another (a test loads both). Its merges are trained on toy-teacher traces of all three
+domains: ~2.4 tokens per word on additions (one per digit), ~1.8 on programs and ~2.1 on greetings,
+instead of ~5 bytes. `<think>` and `</think>` are added as non-special tokens: one id each, and
+`decode(skip_special_tokens=True)` keeps them, as in the DeepSeek-R1 distilled models.
 """
 
 from __future__ import annotations
