@@ -154,24 +154,21 @@ def load_pipeline(path: Path, overrides: list[str] | None = None) -> PipelineCon
     return parse(PipelineConfig, apply_overrides(read_pipeline(path), overrides or []), path)
 
 
-def _train(student: StudentConfig, inp: Path, out: Path, threads: int, log: dict) -> dict:
-    """One student in its own process, pinned to `threads` cores so several can train side by side;
-    everything the libraries print goes to the student's log file (see distill.console)."""
+def _worker_log(path: Path) -> dict:
+    """What `_in_worker` needs to send a worker's output to `path`, with this process's console settings."""
     from distill import console
-    from distill.sft.stage import run as run_sft
+
+    return {**console.worker_settings(), "log_file": str(path)}
+
+
+def _in_worker(log: dict, fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` in a pool worker whose library output goes to its own log file (`_worker_log`, see
+    distill.console): students or models then run side by side, each log apart, and a crash in native code
+    cannot take the run down."""
+    from distill import console
 
     console.worker_setup(**log)
-    return run_sft(student, inp, out, threads=threads)
-
-
-def _evaluate(cfg: EvalConfig, model: ModelSpec, out: Path, workers: int, log: dict) -> dict:
-    """One model's eval in its own process (as `_train`): several models then share the cores, and the
-    worker processes a model's shards would each start (importing torch and loading the model) start once."""
-    from distill import console
-    from distill.eval.stage import run as run_eval
-
-    console.worker_setup(**log)
-    return run_eval(cfg, model, out, workers=workers)
+    return fn(*args, **kwargs)
 
 
 def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
@@ -190,15 +187,11 @@ def _resolve_model(spec: ModelSpec, run_dir: Path) -> ModelSpec:
     return spec.model_copy(update={"model": str(run_dir / stage / student / "model")})
 
 
-def _distil_on_policy(cfg: PipelineConfig, run_dir: Path, threads: int, log_settings: dict | None = None) -> None:
-    """Each kd run, then its matched-compute SFT control, one after the other on `threads` cores (equal footing);
-    with `log_settings`, in a worker process whose library output goes to the kd log (as `_train`)."""
-    from distill import console
+def _distil_on_policy(cfg: PipelineConfig, run_dir: Path, threads: int) -> None:
+    """Each kd run, then its matched-compute SFT control, one after the other on `threads` cores (equal footing)."""
     from distill.kd.stage import run as run_kd
     from distill.kd.stage import run_control
 
-    if log_settings is not None:
-        console.worker_setup(**log_settings)
     inp = {"curated": run_dir / CURATED, "prompts": run_dir / PROMPTS}.get(cfg.kd.prompts, Path(cfg.kd.prompts))
     students = {s.name: s for s in cfg.sft.students}
     for r in cfg.kd.runs:
@@ -273,8 +266,8 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
             if todo:
                 with worker_pool(min(cfg.sft.parallel, len(todo)), threads) as pool:
                     futures = [
-                        pool.submit(_train, s, run_dir / CURATED, run_dir / SFT / s.name, threads,
-                                    {**console.worker_settings(), "log_file": str(logs / f"sft-{s.name}.log")})
+                        pool.submit(_in_worker, _worker_log(logs / f"sft-{s.name}.log"), run_sft, s, run_dir / CURATED,
+                                    run_dir / SFT / s.name, threads=threads)
                         for s in todo
                     ]
                     for f in futures:
@@ -289,7 +282,7 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
                     _distil_on_policy(cfg, run_dir, threads)  # only the config checks run: no worker to start
             else:
                 with worker_pool(1, threads) as pool:
-                    pool.submit(_distil_on_policy, cfg, run_dir, threads, {**console.worker_settings(), "log_file": str(logs / "kd.log")}).result()
+                    pool.submit(_in_worker, _worker_log(logs / "kd.log"), _distil_on_policy, cfg, run_dir, threads).result()
     if "eval" in wanted:
         models = cfg.eval.models
         poll = lambda: [progress.eval_model(run_dir / EVAL / m.name) for m in models]  # noqa: E731
@@ -299,8 +292,10 @@ def run_pipeline(cfg: PipelineConfig, *, workers: int = 1, only: list[str] | Non
             resolved = [_resolve_model(spec, run_dir) for spec in models]  # every model trained, before any eval starts
             if parallel > 1:
                 with worker_pool(parallel) as pool:
-                    futures = [pool.submit(_evaluate, cfg.eval, m, run_dir / EVAL / m.name, max(1, workers // parallel),
-                                           {**console.worker_settings(), "log_file": str(logs / f"eval-{m.name}.log")})
+                    # each model's shards in its one process: their worker processes (importing torch, loading the
+                    # model) would each start anew
+                    futures = [pool.submit(_in_worker, _worker_log(logs / f"eval-{m.name}.log"), run_eval, cfg.eval, m,
+                                           run_dir / EVAL / m.name, workers=max(1, workers // parallel))
                                for m in resolved]
                     scores = [f.result() for f in futures]
             else:
