@@ -12,10 +12,12 @@ from pathlib import Path
 # built, so parsing a config that names `toy:*` loads neither torch nor transformers.
 ARCHS = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "qwen2"), "llama": ("LlamaConfig", "LlamaForCausalLM", "llama3")}
 
-# hidden, layers, heads (head_dim 32), kv heads, MLP width. "tiny" is ~0.9M parameters with the toy
-# vocabulary; it learns 4-digit column addition from ~3k traces in a few CPU minutes (pipelines/toy.yaml).
+# hidden, layers, heads (head_dim 32), kv heads, MLP width. "tiny" is ~0.85M parameters with the toy
+# vocabulary: the default, and the on-policy KD toy's teacher (pipelines/toy_kd.yaml).
 SIZES = {
     "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
+    # ~0.5M: tiny at three quarters of its width, a step ~30% cheaper: the demo's students (pipelines/sft/toy/)
+    "narrow": dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=3, num_key_value_heads=1, intermediate_size=288),
     # ~0.1M: a student well below the tiny teacher after the same SFT, for the on-policy KD toy (pipelines/toy_kd.yaml)
     "micro": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=192),
     "small": dict(hidden_size=256, num_hidden_layers=6, num_attention_heads=8, num_key_value_heads=4, intermediate_size=768),
