@@ -6,7 +6,7 @@
     python scripts/demo_numbers.py --reuse          # no run: tabulate the run directory (and seed runs) as they are
     python scripts/demo_numbers.py --pipeline pipelines/toy_kd.yaml --run-dir runs/toy_kd   # the KD comparison's block
     python scripts/demo_numbers.py --seeds 3 --run-dir runs/toy-xeon --block toy-xeon       # another machine's block
-    python scripts/demo_numbers.py --fresh-clone /tmp/demo --block toy-amd   # `make demo` as a newcomer runs it, timed
+    python scripts/demo_numbers.py --fresh-clone /tmp/demo --seeds 3      # `make demo` as a newcomer runs it, timed
 
 Everything in the block comes from the run's own files: report/summary.json (pass@1 with CIs, the
 paired difference, the funnel), logs/times.json (wall and CPU time per stage), logs/invocations.jsonl
