@@ -16,7 +16,7 @@ ARCHS = {"qwen2": ("Qwen2Config", "Qwen2ForCausalLM", "qwen2"), "llama": ("Llama
 # vocabulary: the default, and the on-policy KD toy's teacher (pipelines/toy_kd.yaml).
 SIZES = {
     "tiny": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=384),
-    # ~0.5M: tiny at three quarters of its width, a step ~30% cheaper: the demo's students (pipelines/sft/toy/)
+    # ~0.48M: tiny at three quarters of its width, a step ~30% cheaper: the demo's students (pipelines/sft/toy/)
     "narrow": dict(hidden_size=96, num_hidden_layers=4, num_attention_heads=3, num_key_value_heads=1, intermediate_size=288),
     # ~0.1M: a student well below the tiny teacher after the same SFT, for the on-policy KD toy (pipelines/toy_kd.yaml)
     "micro": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=192),
